@@ -1,0 +1,38 @@
+"""Encryption at rest for API keys (Fernet: AES-128-CBC with HMAC-SHA256)."""
+
+import base64
+import hashlib
+from functools import cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+
+
+@cache
+def _fernet() -> MultiFernet:
+    keys = list(settings.ENCRYPTION_KEYS)
+    if not keys:
+        digest = hashlib.sha256(("threadsite-api-keys:" + settings.SECRET_KEY).encode()).digest()
+        keys = [base64.urlsafe_b64encode(digest).decode()]
+    return MultiFernet([Fernet(key) for key in keys])
+
+
+def encrypt(plaintext: str) -> str:
+    return _fernet().encrypt(plaintext.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    try:
+        return _fernet().decrypt(token.encode()).decode()
+    except InvalidToken:
+        raise ValueError(
+            "The stored API key cannot be decrypted: THREADSITE_ENCRYPTION_KEYS or SECRET_KEY changed"
+        ) from None
+
+
+def mask(key: str) -> str:
+    """`sk-…abcd`: enough to tell keys apart, never enough to use one."""
+    if not key:
+        return ""
+    prefix = "sk-" if key.startswith("sk-") else ""
+    return f"{prefix}…{key[-4:]}"

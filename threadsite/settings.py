@@ -1,0 +1,163 @@
+"""Settings, read from the environment. `.env.example` lists every variable.
+
+Embedded default (nothing set): SQLite in the project folder, tasks run in-process.
+DATABASE_URL=postgres://… and REDIS_URL=redis://… switch to PostgreSQL, a Redis broker and
+separate Celery worker and beat processes.
+"""
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .env import beat_schedule, database_settings, envbool, envint, envlist, envsecret, envstr
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+TESTING = envbool("THREADSITE_TESTING", False)
+DEBUG = envbool("DEBUG", False)
+
+_DEV_SECRET = "dev-only-insecure-secret-key-change-me"
+SECRET_KEY = envsecret("SECRET_KEY", _DEV_SECRET)
+if SECRET_KEY == _DEV_SECRET and not DEBUG and envbool("THREADSITE_REQUIRE_SECRET", False):
+    raise ImproperlyConfigured("Set SECRET_KEY: the development default must not be used in production")
+
+# Key for the API keys stored in the database (Fernet, urlsafe base64 of 32 bytes). Several keys,
+# comma-separated, allow rotation: the first encrypts, all decrypt. Without it, a key derived from
+# SECRET_KEY is used, which ties the stored API keys to SECRET_KEY.
+ENCRYPTION_KEYS = envlist("THREADSITE_ENCRYPTION_KEYS", [])
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "threads_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "threadsite.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "threadsite.wsgi.application"
+
+DATABASES = {"default": database_settings(envstr("DATABASE_URL"), BASE_DIR)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = envstr("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG or TESTING
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+# Without collectstatic (the demo, tests) whitenoise serves straight from the finders.
+WHITENOISE_USE_FINDERS = True
+
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+
+# --- Task queue -----------------------------------------------------------------------------------
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+REDIS_URL = envstr("REDIS_URL")
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-url
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Without a broker, tasks run in the calling process (see threads_app.tasks.dispatch).
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-always-eager
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+# JSON only: pickle on a reachable broker allows remote code execution.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-serializer
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# Job state lives in our own models; Celery's result backend is not consulted.
+CELERY_TASK_IGNORE_RESULT = True
+# A task is acknowledged only after it finishes, so a worker that dies mid-task hands it back.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-late
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-connection-retry-on-startup
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = TIME_ZONE
+# https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html
+CELERY_BEAT_SCHEDULE = beat_schedule()
+# In embedded mode, dispatch() runs tasks on this many background threads of the web process;
+# tests set 0 to run them inline.
+THREADSITE_INPROCESS_WORKERS = envint("THREADSITE_INPROCESS_WORKERS", 0 if TESTING else 2, minimum=0)
+
+# --- OpenAI API -----------------------------------------------------------------------------------
+OPENAI_DEFAULT_BASE_URL = envstr("OPENAI_BASE_URL", "https://api.openai.com/v1")
+OPENAI_CONNECT_TIMEOUT = envint("OPENAI_CONNECT_TIMEOUT", 5, minimum=1)
+OPENAI_READ_TIMEOUT = envint("OPENAI_READ_TIMEOUT", 30, minimum=1)
+OPENAI_MAX_RETRIES = envint("OPENAI_MAX_RETRIES", 2, minimum=0)
+# Imports of more IDs than this are checked against the API by a background task.
+IMPORT_INLINE_CHECK_LIMIT = envint("THREADSITE_IMPORT_INLINE_CHECK_LIMIT", 20, minimum=0)
+# Largest import accepted at once, in bytes.
+IMPORT_MAX_BYTES = envint("THREADSITE_IMPORT_MAX_BYTES", 64 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_BYTES
+
+if TESTING:
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    # urllib3 logs URLs only (never headers), but keep it quiet: retries are logged by our client.
+    "loggers": {"urllib3": {"level": "WARNING"}},
+}
