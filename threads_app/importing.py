@@ -1,0 +1,318 @@
+"""Getting threads into the registry: by hand, or many at once from text, CSV or JSON Lines.
+
+The page, the `import_threads` command and the tests all call `import_threads()`. Parsing is separate from
+registering so that a bad input is refused whole before anything is written.
+
+Accepted input, detected line by line:
+- free text (log lines, notes, a list of IDs): every ID-shaped token is picked out of it;
+- CSV with a header row naming an ID column (`id`, `thread_id`, `conversation_id`, `remote_id`), and optional
+  `title`, `owner`, `end_user` (or `user`) and `metadata` (a JSON object) columns;
+- JSON Lines: one object a line with an ID field like the CSV's and the same optional fields.
+"""
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import ids
+from .models import Credential, Thread
+
+ID_FIELDS = ("id", "thread_id", "conversation_id", "remote_id")
+SAMPLE_SIZE = 20
+# Rows are looked up and written in batches: SQLite allows at most 32766 bound parameters, and 1000-row
+# INSERTs are where both backends stop getting faster.
+BATCH = 1000
+
+METADATA_MAX_PAIRS = 16
+METADATA_MAX_KEY = 64
+METADATA_MAX_VALUE = 512
+
+
+class ImportRefused(ValueError):
+    """The input as a whole cannot be imported; nothing was written. `errors` lists every reason."""
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        super().__init__("; ".join(self.errors[:5]))
+
+
+@dataclass
+class Row:
+    remote_id: str
+    kind: str
+    line: int
+    title: str = ""
+    owner: str = ""
+    end_user: str = ""
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class Parsed:
+    rows: dict = field(default_factory=dict)  # remote_id -> Row, first occurrence wins
+    duplicates: list = field(default_factory=list)  # remote IDs repeated in the input
+    refused: list = field(default_factory=list)  # (line, message) for IDs of other objects
+    errors: list = field(default_factory=list)  # problems that refuse the whole input
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    added_sample: list = field(default_factory=list)
+    already_tracked: int = 0
+    already_tracked_sample: list = field(default_factory=list)
+    tracked_elsewhere: list = field(default_factory=list)  # (remote_id, credential name)
+    duplicates: int = 0
+    duplicates_sample: list = field(default_factory=list)
+    refused: list = field(default_factory=list)  # (line, message), at most SAMPLE_SIZE
+    refused_count: int = 0
+
+    def summary(self) -> str:
+        parts = [f"{self.added} added", f"{self.already_tracked} already tracked"]
+        if self.tracked_elsewhere:
+            parts.append(f"{len(self.tracked_elsewhere)} tracked under another credential")
+        parts.append(f"{self.duplicates} duplicates in the input")
+        parts.append(f"{self.refused_count} refused")
+        return ", ".join(parts)
+
+
+def decode(data: bytes) -> str:
+    """Uploaded bytes as text: UTF-8 (with or without BOM), else a clear refusal."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportRefused([f"The file is not UTF-8 text (byte {exc.start} cannot be read)."]) from None
+
+
+def parse(text: str) -> Parsed:
+    parsed = Parsed()
+    if "\x00" in text:
+        parsed.errors.append("The input contains NUL bytes: it looks like a binary file, not text.")
+        return parsed
+    lines = text.splitlines()
+    header = _csv_header(lines)
+    if header is not None:
+        _parse_csv(lines, header, parsed)
+    else:
+        for number, line in enumerate(lines, start=1):
+            stripped = line.strip()
+            if stripped.startswith("{") and stripped.endswith("}"):
+                record = _json_record(stripped)
+                if record is not None:
+                    _add_record(parsed, record, number)
+                    continue
+            _scan(parsed, line, number)
+    if not parsed.rows and not parsed.errors:
+        if parsed.refused:
+            parsed.errors.append("The input holds no thread IDs, only IDs of other objects (listed below).")
+        else:
+            parsed.errors.append(f"The input holds no thread IDs. {ids.ACCEPTED_HELP}")
+    return parsed
+
+
+def _csv_header(lines):
+    first = next((line for line in lines if line.strip()), "")
+    if "," not in first and "\t" not in first and ";" not in first:
+        return None
+    # The header row alone decides the delimiter; quoting follows the CSV standard (RFC 4180).
+    delimiter = max(",;\t", key=first.count)
+    names = [name.strip().lower() for name in next(csv.reader([first], delimiter=delimiter))]
+    if not any(name in ID_FIELDS for name in names):
+        return None
+    return names, delimiter
+
+
+def _parse_csv(lines, header, parsed):
+    names, delimiter = header
+    start = next(i for i, line in enumerate(lines) if line.strip())
+    reader = csv.reader(lines[start + 1 :], delimiter=delimiter)
+    for offset, values in enumerate(reader):
+        number = start + 2 + offset
+        if not any(value.strip() for value in values):
+            continue
+        record = dict(zip(names, (value.strip() for value in values), strict=False))
+        if "metadata" in record and record["metadata"]:
+            try:
+                record["metadata"] = json.loads(record["metadata"])
+            except json.JSONDecodeError:
+                parsed.errors.append(f"Line {number}: the metadata column is not a JSON object.")
+                continue
+        _add_record(parsed, record, number)
+
+
+def _json_record(text):
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(record, dict) or not any(isinstance(record.get(f), str) for f in ID_FIELDS):
+        return None
+    return record
+
+
+def _add_record(parsed, record, number):
+    remote_id = next(str(record[f]).strip() for f in ID_FIELDS if record.get(f))
+    try:
+        kind = ids.kind_of(remote_id)
+    except ids.InvalidId as exc:
+        parsed.refused.append((number, str(exc)))
+        return
+    metadata = record.get("metadata") or {}
+    problem = metadata_problem(metadata)
+    if problem:
+        parsed.errors.append(f"Line {number} ({remote_id}): {problem}")
+        return
+    row = Row(
+        remote_id=remote_id,
+        kind=kind,
+        line=number,
+        title=_text(record.get("title"), 300),
+        owner=_text(record.get("owner"), 150),
+        end_user=_text(record.get("end_user") or record.get("user"), 200),
+        metadata=metadata,
+    )
+    _keep(parsed, row)
+
+
+def _text(value, limit):
+    return str(value).strip()[:limit] if value is not None else ""
+
+
+def _scan(parsed, line, number):
+    for remote_id, kind, refusal in ids.find_ids(line):
+        if refusal:
+            parsed.refused.append((number, refusal))
+        else:
+            _keep(parsed, Row(remote_id=remote_id, kind=kind, line=number))
+
+
+def _keep(parsed, row):
+    if row.remote_id in parsed.rows:
+        parsed.duplicates.append(row.remote_id)
+    else:
+        parsed.rows[row.remote_id] = row
+
+
+def metadata_problem(metadata) -> str:
+    """Why `metadata` would be refused by the API (16 pairs, keys ≤ 64, string values ≤ 512), or ""."""
+    if not isinstance(metadata, dict):
+        return "metadata must be a JSON object of string keys and string values."
+    if len(metadata) > METADATA_MAX_PAIRS:
+        return f"metadata has {len(metadata)} pairs; at most {METADATA_MAX_PAIRS} are allowed."
+    for key, value in metadata.items():
+        if not key or len(key) > METADATA_MAX_KEY:
+            return f"metadata key “{key[:70]}” must be 1 to {METADATA_MAX_KEY} characters long."
+        if not isinstance(value, str):
+            return f"metadata value of “{key}” must be a string."
+        if len(value) > METADATA_MAX_VALUE:
+            return f"metadata value of “{key}” is {len(value)} characters; at most {METADATA_MAX_VALUE}."
+    return ""
+
+
+def import_threads(
+    text: str,
+    *,
+    credential: Credential,
+    owner=None,
+    added_by=None,
+    source: str = Thread.Source.IMPORT,
+) -> ImportReport:
+    """Register every thread ID found in `text` under `credential`. Refuses the whole input (ImportRefused)
+    when it has no IDs or a row is invalid; otherwise adds the new IDs and reports the rest."""
+    parsed = parse(text)
+    owners = _resolve_owners(parsed)
+    if parsed.errors:
+        raise ImportRefused(parsed.errors + [message for _, message in parsed.refused[:SAMPLE_SIZE]])
+
+    report = ImportReport(
+        duplicates=len(parsed.duplicates),
+        duplicates_sample=parsed.duplicates[:SAMPLE_SIZE],
+        refused=parsed.refused[:SAMPLE_SIZE],
+        refused_count=len(parsed.refused),
+    )
+    remote_ids = list(parsed.rows)
+    existing = {}
+    for start in range(0, len(remote_ids), BATCH):
+        chunk = remote_ids[start : start + BATCH]
+        existing.update(
+            Thread.objects.filter(remote_id__in=chunk).values_list("remote_id", "credential__name")
+        )
+    for remote_id, credential_name in existing.items():
+        if credential_name == credential.name:
+            report.already_tracked += 1
+            if len(report.already_tracked_sample) < SAMPLE_SIZE:
+                report.already_tracked_sample.append(remote_id)
+        elif len(report.tracked_elsewhere) < SAMPLE_SIZE:
+            report.tracked_elsewhere.append((remote_id, credential_name))
+    now = timezone.now()
+    new = [
+        Thread(
+            remote_id=row.remote_id,
+            kind=row.kind,
+            credential=credential,
+            owner=owners.get(row.owner, owner),
+            title=row.title,
+            end_user=row.end_user,
+            metadata=row.metadata,
+            source=source,
+            added_by=added_by,
+            added_at=now,
+        )
+        for row in parsed.rows.values()
+        if row.remote_id not in existing
+    ]
+    with transaction.atomic():
+        for start in range(0, len(new), BATCH):
+            # ignore_conflicts: an import running at the same time may have added some of these.
+            Thread.objects.bulk_create(new[start : start + BATCH], ignore_conflicts=True)
+    report.added = len(new)
+    report.added_sample = [thread.remote_id for thread in new[:SAMPLE_SIZE]]
+    return report
+
+
+def _resolve_owners(parsed) -> dict:
+    names = {row.owner for row in parsed.rows.values() if row.owner}
+    if not names:
+        return {}
+    users = {user.get_username(): user for user in get_user_model().objects.filter(username__in=names)}
+    for name in sorted(names - users.keys()):
+        lines = [str(row.line) for row in parsed.rows.values() if row.owner == name][:5]
+        parsed.errors.append(f"Unknown owner “{name}” (line {', '.join(lines)}): no team member has that name.")
+    return users
+
+
+class AlreadyTracked(ValueError):
+    def __init__(self, thread):
+        self.thread = thread
+        super().__init__(f"{thread.remote_id} is already tracked (credential {thread.credential.name}).")
+
+
+def add_thread(
+    remote_id: str, *, credential: Credential, owner=None, title="", end_user="", added_by=None
+) -> Thread:
+    """Register one thread by hand. Raises ids.InvalidId or AlreadyTracked, writing nothing."""
+    remote_id = remote_id.strip()
+    kind = ids.kind_of(remote_id)
+    existing = Thread.objects.select_related("credential").filter(remote_id=remote_id).first()
+    if existing is not None:
+        raise AlreadyTracked(existing)
+    try:
+        with transaction.atomic():
+            return Thread.objects.create(
+                remote_id=remote_id,
+                kind=kind,
+                credential=credential,
+                owner=owner,
+                title=title,
+                end_user=end_user,
+                source=Thread.Source.MANUAL,
+                added_by=added_by,
+            )
+    except IntegrityError:
+        # Someone added it between the lookup and the insert.
+        raise AlreadyTracked(Thread.objects.select_related("credential").get(remote_id=remote_id)) from None
