@@ -1,0 +1,518 @@
+"""The HTTP client for the OpenAI API (and servers that speak it): pooled sessions, retries, typed errors.
+
+It knows nothing of threads: `kinds.py` says which paths and beta headers each kind uses. Its retry rules
+follow OpenAI's own client: 408, 409, 429, 5xx and connection failures are retried, waiting what the server
+asks for (`retry-after-ms`, then `retry-after`, then for 429s `x-ratelimit-reset-requests`) or else backing
+off 0.5 s × 2ⁿ up to 8 s with jitter. A server that asks for more than two minutes is not waited for: the
+error is raised with `.retry_after`, so a task can be rescheduled instead of holding a worker.
+
+API keys never leave this module except in the request headers: not in URLs, logs or error messages.
+"""
+
+import email.utils
+import logging
+import math
+import random
+import re
+import threading
+import time
+from collections import OrderedDict
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+INITIAL_RETRY_WAIT = 0.5
+MAX_BACKOFF_WAIT = 8.0
+# Server-directed waits above this are not slept through (OpenAI's client uses the same limit).
+MAX_RETRY_AFTER = 120.0
+RETRY_STATUSES = frozenset({408, 409, 429})
+USER_AGENT = "Threadsite (+requests)"
+# Error messages and HTML excerpts are shown to people; keep them to one readable line.
+MAX_MESSAGE_LENGTH = 300
+
+
+class APIError(Exception):
+    """A request to the API failed. `.message` is the API's own words where it gave any."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        type: str | None = None,
+        param: str | None = None,
+        request_id: str | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.type = type
+        self.param = param
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        details = [f"HTTP {self.status}"] if self.status else []
+        if self.code:
+            details.append(self.code)
+        return f"{self.message} ({', '.join(details)})" if details else self.message
+
+
+class BadRequest(APIError):
+    pass
+
+
+class AuthenticationError(APIError):
+    pass
+
+
+class PermissionDenied(APIError):
+    pass
+
+
+class NotFound(APIError):
+    pass
+
+
+class Conflict(APIError):
+    pass
+
+
+class RateLimited(APIError):
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(RateLimited):
+    """The account is out of credit or over its spend limit: waiting will not help."""
+
+
+class ServerError(APIError):
+    pass
+
+
+class InvalidResponse(ServerError):
+    """A success status whose body is not the JSON object the API promises (a proxy's page, a truncation)."""
+
+
+class APIConnectionError(APIError):
+    """No HTTP answer: refused, dropped, timed out, or a URL that cannot be reached at all."""
+
+
+ERRORS_BY_STATUS = {
+    400: BadRequest,
+    401: AuthenticationError,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    422: BadRequest,
+    429: RateLimited,
+}
+
+
+# --- Reading responses ----------------------------------------------------------------------------
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_duration(value: str) -> float | None:
+    """Seconds in a Go-style duration as OpenAI sends in x-ratelimit-reset-*: `6m0s`, `1.5s`, `250ms`."""
+    text = value.strip().lower()
+    if not text:
+        return None
+    try:
+        return float(text)  # A bare number: seconds.
+    except ValueError:
+        pass
+    position, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            return None
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    return total if position == len(text) else None
+
+
+def _finite(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def retry_after(headers, *, status: int | None = None, now: float | None = None) -> float | None:
+    """Seconds the server asks the client to wait, from the headers of its answer, or None if it does not say.
+
+    `x-ratelimit-reset-requests` is the time until the request window refills; it only says how long to
+    wait when the request was refused for that reason (a 429).
+    """
+    value = headers.get("retry-after-ms")
+    if value is not None and (ms := _finite(value)) is not None:
+        return ms / 1000
+    value = headers.get("retry-after")
+    if value is not None:
+        if (seconds := _finite(value)) is not None:
+            return seconds
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is not None:
+            try:
+                moment = email.utils.mktime_tz(parsed)
+            except (OverflowError, ValueError):
+                moment = None
+            if moment is not None:
+                return max(0.0, moment - (time.time() if now is None else now))
+    if status == 429 and (value := headers.get("x-ratelimit-reset-requests")):
+        return parse_duration(value)
+    return None
+
+
+def backoff(attempt: int) -> float:
+    """The wait before retry number `attempt` (0-based) when the server named none: 0.5 s × 2ⁿ, at most 8 s.
+
+    Up to a quarter is taken off at random, so that clients refused together do not return together.
+    """
+    return min(INITIAL_RETRY_WAIT * 2.0**attempt, MAX_BACKOFF_WAIT) * (1 - 0.25 * random.random())
+
+
+class _TextOfHTML(HTMLParser):
+    """Collects the title and visible text of an HTML error page."""
+
+    def __init__(self):
+        super().__init__()
+        self.title, self.text, self._skip, self._in_title = "", [], 0, False
+
+    def handle_starttag(self, tag, attrs):
+        if tag in {"script", "style"}:
+            self._skip += 1
+        self._in_title = self._in_title or tag == "title"
+
+    def handle_endtag(self, tag):
+        if tag in {"script", "style"} and self._skip:
+            self._skip -= 1
+        if tag == "title":
+            self._in_title = False
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+        elif not self._skip:
+            self.text.append(data)
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE_LENGTH else text[: MAX_MESSAGE_LENGTH - 1] + "…"
+
+
+def _describe_body(response: requests.Response) -> str:
+    """A short readable account of a body that is not the API's JSON."""
+    body = response.text if response.content else ""
+    content_type = response.headers.get("content-type", "").split(";")[0].strip()
+    if not body.strip():
+        return f"an empty answer with status {response.status_code} {response.reason or ''}".strip()
+    if "html" in content_type or body.lstrip()[:1] == "<":
+        page = _TextOfHTML()
+        page.feed(body[:100_000])
+        summary = _one_line(page.title) or _one_line(" ".join(page.text))
+        return f"an HTML page ({summary})" if summary else "an HTML page"
+    return _one_line(body)
+
+
+def error_from_response(response: requests.Response) -> APIError:
+    """The typed error for a failed response, keeping the API's own message, code, type and param."""
+    status = response.status_code
+    request_id = response.headers.get("x-request-id")
+    fields = {}
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        detail = payload.get("error", payload)
+        if isinstance(detail, dict):
+            fields = detail
+        elif isinstance(detail, str):
+            fields = {"message": detail}
+        # Servers other than OpenAI's answer {"detail": "…"} (FastAPI) or {"message": "…"}.
+        if not isinstance(fields.get("message"), str) or not fields.get("message"):
+            for key in ("message", "detail", "error_description", "title"):
+                if isinstance(payload.get(key), str) and payload[key]:
+                    fields = {**fields, "message": payload[key]}
+                    break
+    message = fields.get("message")
+    if isinstance(message, str) and message.strip():
+        message = _one_line(message)
+    else:
+        what = _describe_body(response) if payload is None else "an error without a message"
+        message = f"The API answered {status} {response.reason or ''} with {what}".replace("  ", " ")
+
+    def text_field(name):
+        value = fields.get(name)
+        return str(value) if value not in (None, "") else None
+
+    code, error_type, param = text_field("code"), text_field("type"), text_field("param")
+    common = {"status": status, "code": code, "type": error_type, "param": param, "request_id": request_id}
+    if status == 429:
+        if "insufficient_quota" in (code, error_type):
+            return QuotaExceeded(message, **common)
+        return RateLimited(message, retry_after=retry_after(response.headers, status=429), **common)
+    if status >= 500:
+        return ServerError(message, **common)
+    return ERRORS_BY_STATUS.get(status, APIError)(message, **common)
+
+
+def _describe_connection_failure(error: requests.RequestException, timeout) -> str:
+    connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+    if isinstance(error, requests.ConnectTimeout):
+        return f"could not connect within {connect:g} s"
+    if isinstance(error, requests.ReadTimeout):
+        return f"no answer within {read:g} s"
+    reason = repr(error)
+    if "RemoteDisconnected" in reason or "Connection aborted" in reason or "reset by peer" in reason:
+        return "the connection was closed without an answer"
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return "the answer was cut off"
+    if "NameResolutionError" in reason or "Name or service not known" in reason or "getaddrinfo" in reason:
+        return "the host name could not be resolved"
+    if "Connection refused" in reason:
+        return "the connection was refused"
+    if isinstance(error, requests.exceptions.SSLError):
+        return "the TLS handshake failed"
+    return "the connection failed"
+
+
+# --- Sessions -------------------------------------------------------------------------------------
+
+_sessions: OrderedDict = OrderedDict()
+_sessions_lock = threading.Lock()
+MAX_POOLED_SESSIONS = 64
+
+
+def new_session() -> requests.Session:
+    session = requests.Session()
+    # Retries are this module's job, with the API's own rules; urllib3 must not retry underneath.
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def session_for(credential) -> requests.Session:
+    """The pooled session of a saved credential; a new one for each version of it (edits change the key).
+
+    The session carries no secrets (headers go with each request); it is kept only for its connection pool.
+    """
+    if credential.pk is None:
+        return new_session()
+    version = (credential.pk, credential.updated_at, credential.base_url)
+    with _sessions_lock:
+        session = _sessions.get(version)
+        if session is not None:
+            _sessions.move_to_end(version)
+            return session
+        for stale in [key for key in _sessions if key[0] == credential.pk]:
+            del _sessions[stale]
+        session = _sessions[version] = new_session()
+        while len(_sessions) > MAX_POOLED_SESSIONS:
+            _sessions.popitem(last=False)
+        return session
+
+
+# --- The client -----------------------------------------------------------------------------------
+
+
+class _KeyAuth(requests.auth.AuthBase):
+    """Puts the key on each request. Being the request's auth, it also keeps requests from adding a .netrc
+    login of its own (proxy settings from the environment still apply)."""
+
+    def __init__(self, api_key: str, azure: bool):
+        self.api_key, self.azure = api_key, azure
+
+    def __call__(self, request):
+        if self.azure:
+            request.headers["api-key"] = self.api_key
+        else:
+            request.headers["Authorization"] = f"Bearer {self.api_key}"
+        return request
+
+    def __repr__(self) -> str:
+        return "<_KeyAuth>"
+
+
+class Client:
+    """One credential's view of the API. `get`/`post`/`delete` return the decoded JSON object or raise."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        organization: str = "",
+        project: str = "",
+        azure_api_version: str = "",
+        timeout: tuple[float, float] | None = None,
+        max_retries: int | None = None,
+        session: requests.Session | None = None,
+        sleep=time.sleep,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self._auth = _KeyAuth(api_key, azure=bool(azure_api_version))
+        self.organization = organization
+        self.project = project
+        self.azure_api_version = azure_api_version
+        self.timeout = timeout or (settings.OPENAI_CONNECT_TIMEOUT, settings.OPENAI_READ_TIMEOUT)
+        self.max_retries = settings.OPENAI_MAX_RETRIES if max_retries is None else max_retries
+        self.session = session or new_session()
+        self.sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"<Client {self.base_url} project={self.project or '-'}>"
+
+    @classmethod
+    def for_credential(cls, credential, **options) -> "Client":
+        return cls(
+            base_url=credential.base_url,
+            api_key=credential.api_key,
+            organization=credential.organization_id,
+            project=credential.project_id,
+            azure_api_version=credential.azure_api_version,
+            session=options.pop("session", None) or session_for(credential),
+            **options,
+        )
+
+    def get(self, path: str, *, params: dict | None = None, beta: str | None = None) -> dict:
+        return self.request("GET", path, params=params, beta=beta)
+
+    def post(self, path: str, *, json: dict | None = None, beta: str | None = None) -> dict:
+        return self.request("POST", path, json=json if json is not None else {}, beta=beta)
+
+    def delete(self, path: str, *, beta: str | None = None) -> dict:
+        return self.request("DELETE", path, beta=beta)
+
+    def headers(self, beta: str | None = None) -> dict:
+        """Every header but the key's (which `_KeyAuth` adds), so that these may be shown or logged."""
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if self.organization:
+            headers["OpenAI-Organization"] = self.organization
+        if self.project:
+            headers["OpenAI-Project"] = self.project
+        if beta:
+            headers["OpenAI-Beta"] = beta
+        return headers
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def request(self, method: str, path: str, *, params=None, json=None, beta=None) -> dict:
+        params = {key: value for key, value in (params or {}).items() if value is not None}
+        if self.azure_api_version:
+            params["api-version"] = self.azure_api_version
+        url = self.url(path)
+        shown_path = urlsplit(url).path
+        attempt = 0
+        while True:
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params or None,
+                    json=json,
+                    headers=self.headers(beta),
+                    auth=self._auth,
+                    timeout=self.timeout,
+                    # A redirect would carry the key to wherever it points (requests strips only
+                    # Authorization, not Azure's api-key); a base URL that redirects is a mistake to report.
+                    allow_redirects=False,
+                )
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as e:
+                error = APIConnectionError(
+                    f"Could not reach {urlsplit(url).netloc}: {_describe_connection_failure(e, self.timeout)}"
+                )
+                if attempt >= self.max_retries:
+                    raise error from e
+                wait = backoff(attempt)
+                logger.warning(
+                    "%s %s failed (%s); retry %d of %d in %.2f s",
+                    method,
+                    shown_path,
+                    error.message,
+                    attempt + 1,
+                    self.max_retries,
+                    wait,
+                )
+            except requests.RequestException as e:
+                # Invalid URLs and the like: retrying cannot help.
+                raise APIConnectionError(
+                    f"Cannot send the request to {self.base_url}: {type(e).__name__}"
+                ) from e
+            else:
+                if response.status_code < 300:
+                    return self._decode(response)
+                if 300 <= response.status_code < 400:
+                    location = response.headers.get("location", "")
+                    raise APIError(
+                        f"The API redirected to {urlsplit(location).netloc or location or 'elsewhere'}; "
+                        "check the credential's base URL",
+                        status=response.status_code,
+                    )
+                error = error_from_response(response)
+                wait = self._retry_wait(response, error, attempt)
+                if wait is None:
+                    raise error
+                logger.warning(
+                    "%s %s answered %s; retry %d of %d in %.2f s",
+                    method,
+                    shown_path,
+                    response.status_code,
+                    attempt + 1,
+                    self.max_retries,
+                    wait,
+                )
+            self.sleep(wait)
+            attempt += 1
+
+    def _retry_wait(self, response: requests.Response, error: APIError, attempt: int) -> float | None:
+        """Seconds to wait before retrying, or None when the error should be raised now."""
+        if attempt >= self.max_retries or isinstance(error, QuotaExceeded):
+            return None
+        should_retry = response.headers.get("x-should-retry")
+        if should_retry == "false":
+            return None
+        status = response.status_code
+        if should_retry != "true" and status not in RETRY_STATUSES and status < 500:
+            return None
+        asked = retry_after(response.headers, status=status)
+        if asked is None or asked <= 0:
+            return backoff(attempt)
+        return asked if asked <= MAX_RETRY_AFTER else None
+
+    @staticmethod
+    def _decode(response: requests.Response) -> dict:
+        if response.status_code == 204 or not response.content.strip():
+            # Some servers answer DELETE with no body at all.
+            return {}
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            what = _describe_body(response) if payload is None else "JSON that is not an object"
+            raise InvalidResponse(
+                f"The API answered {response.status_code} with {what} instead of a JSON object",
+                status=response.status_code,
+                request_id=response.headers.get("x-request-id"),
+            )
+        return payload
