@@ -18,7 +18,7 @@ DEBUG = envbool("DEBUG", False)
 
 _DEV_SECRET = "dev-only-insecure-secret-key-change-me"
 SECRET_KEY = envsecret("SECRET_KEY", _DEV_SECRET)
-if SECRET_KEY == _DEV_SECRET and not DEBUG and envbool("THREADSITE_REQUIRE_SECRET", False):
+if SECRET_KEY in (_DEV_SECRET, "change-me", "") and envbool("THREADSITE_REQUIRE_SECRET", False):
     raise ImproperlyConfigured("Set SECRET_KEY: the development default must not be used in production")
 
 # Key for the API keys stored in the database (Fernet, urlsafe base64 of 32 bytes). Several keys,
