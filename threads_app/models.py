@@ -129,6 +129,9 @@ class Thread(models.Model):
             # The list page's default order, and keyset paging over it.
             models.Index(fields=["-last_activity_at", "-id"], name="thread_activity_idx"),
             models.Index(fields=["-added_at", "-id"], name="thread_added_idx"),
+            # The list page's other sort orders (listing.SORTS), read forwards or backwards.
+            models.Index(fields=["-remote_created_at", "-id"], name="thread_created_idx"),
+            models.Index(fields=["title", "id"], name="thread_title_idx"),
             # Team members' "my threads", filtered by status, newest activity first.
             models.Index(fields=["owner", "status", "-last_activity_at"], name="thread_owner_idx"),
             models.Index(fields=["credential", "status", "-last_activity_at"], name="thread_cred_idx"),

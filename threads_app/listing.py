@@ -1,0 +1,263 @@
+"""The thread list's query: filters, sort orders, keyset pages and a bounded count.
+
+Built to stay fast with a million tracked threads: every sort order is backed by an index, pages are
+found by keyset (the last row's sort value and id, carried in the URL) so a deep page costs what the first
+one does, and the total is counted only up to a cap, beyond which PostgreSQL's planner estimate is shown.
+"""
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from urllib.parse import urlencode
+
+from django.db import connection
+from django.db.models import CharField, F, Func, Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from .models import Thread
+
+PAGE_SIZE = 50
+# Up to this many matches are counted exactly; beyond it, a count would have to visit every match.
+COUNT_CAP = 1000
+
+
+@dataclass(frozen=True)
+class SortKey:
+    field: str
+    label: str
+    nullable: bool = False
+    # A unique field orders rows by itself; the others need the id as a tie-breaker.
+    unique: bool = False
+    is_datetime: bool = False
+
+
+# Each order is served by an index read forwards or backwards: thread_activity_idx, thread_created_idx,
+# thread_title_idx and the unique index of remote_id.
+SORTS = {
+    "activity": SortKey("last_activity_at", "Last activity", nullable=True, is_datetime=True),
+    "created": SortKey("remote_created_at", "Created", nullable=True, is_datetime=True),
+    "title": SortKey("title", "Title"),
+    "id": SortKey("remote_id", "ID", unique=True),
+}
+DEFAULT_SORT = "-activity"
+SORT_CHOICES = [
+    (f"{prefix}{name}", f"{key.label} {arrow}")
+    for name, key in SORTS.items()
+    for prefix, arrow in (("-", "↓"), ("", "↑"))
+]
+
+
+def parse_sort(value: str) -> tuple[SortKey, bool]:
+    """(key, descending) of a sort parameter such as `-activity`."""
+    descending = value.startswith("-")
+    return SORTS[value.lstrip("-")], descending
+
+
+# --- Cursors --------------------------------------------------------------------------------------------
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(sort_key: SortKey, thread: Thread) -> str:
+    value = getattr(thread, sort_key.field)
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    raw = json.dumps([value, thread.pk], separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(sort_key: SortKey, token: str) -> tuple:
+    """(sort value, id) from a cursor, checked against the sort it must belong to."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        value, pk = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError):
+        raise BadCursor("not a page cursor") from None
+    if not isinstance(pk, int) or isinstance(pk, bool) or pk < 1:
+        raise BadCursor("its row id is not a positive number")
+    if value is None:
+        if not sort_key.nullable:
+            raise BadCursor(f"{sort_key.label.lower()} cannot be empty")
+    elif sort_key.is_datetime:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise BadCursor("its position is not a date and time")
+        value = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.UTC)
+    elif not isinstance(value, str) or len(value) > 300:
+        raise BadCursor("its position is not text")
+    return value, pk
+
+
+# --- Filters --------------------------------------------------------------------------------------------
+
+
+class SearchText(Func):
+    """The lowercased text a search looks in: remote ID, title, end user and the metadata values.
+
+    On PostgreSQL this is the SQL function `threadsite_search_text()` (migration 0002), which a trigram GIN
+    index covers, so that `LIKE '%term%'` over a million rows is an index scan; the query must use the very
+    expression that is indexed. On SQLite the same text is assembled inline, unindexed.
+    """
+
+    function = "threadsite_search_text"
+    output_field = CharField()
+
+    def __init__(self):
+        super().__init__(F("remote_id"), F("title"), F("end_user"), F("metadata"))
+
+    def as_sqlite(self, compiler, connection, **extra):
+        compiled = [compiler.compile(expression) for expression in self.get_source_expressions()]
+        (remote_id, title, end_user, metadata), params = zip(*compiled, strict=True)
+        # Only compiled column references are interpolated; the search term is a parameter of the lookup.
+        metadata_values = f"(SELECT group_concat(value, ' ') FROM json_each({metadata}))"  # noqa: S608
+        sql = f"LOWER({remote_id} || char(10) || {title} || char(10) || {end_user} || char(10) || "
+        sql += f"COALESCE({metadata_values}, ''))"
+        return sql, [param for group in params for param in group]
+
+
+def day_start(day):
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def apply_filters(threads, data: dict, user):
+    """Narrow `threads` by the cleaned data of ThreadFilterForm."""
+    owner = data.get("owner")
+    if owner == "none":
+        threads = threads.filter(owner__isnull=True)
+    elif owner == "me":
+        threads = threads.filter(owner=user)
+    elif owner:
+        threads = threads.filter(owner_id=int(owner))
+    if data.get("credential"):
+        threads = threads.filter(credential_id=int(data["credential"]))
+    if data.get("project"):
+        threads = threads.filter(credential__project_id=data["project"])
+    if data.get("kind"):
+        threads = threads.filter(kind=data["kind"])
+    if data.get("status"):
+        threads = threads.filter(status=data["status"])
+    if data.get("created_from"):
+        threads = threads.filter(remote_created_at__gte=day_start(data["created_from"]))
+    if data.get("created_to"):
+        threads = threads.filter(remote_created_at__lt=day_start(data["created_to"] + timedelta(days=1)))
+    if data.get("active_from"):
+        threads = threads.filter(last_activity_at__gte=day_start(data["active_from"]))
+    if data.get("active_to"):
+        threads = threads.filter(last_activity_at__lt=day_start(data["active_to"] + timedelta(days=1)))
+    if data.get("inactive_days") is not None:
+        threads = threads.filter(last_activity_at__lt=timezone.now() - timedelta(days=data["inactive_days"]))
+    if data.get("q"):
+        threads = threads.alias(search_text=SearchText()).filter(search_text__contains=data["q"].lower())
+    return threads
+
+
+# --- Pages ----------------------------------------------------------------------------------------------
+
+
+def ordering(sort_key: SortKey, descending: bool) -> list:
+    # NULLs (activity or creation time not known yet) come first when descending and last when ascending:
+    # that is PostgreSQL's default for a DESC index, so both directions read thread_activity_idx as it is.
+    if descending:
+        order = [F(sort_key.field).desc(nulls_first=True) if sort_key.nullable else F(sort_key.field).desc()]
+    else:
+        order = [F(sort_key.field).asc(nulls_last=True) if sort_key.nullable else F(sort_key.field).asc()]
+    if not sort_key.unique:
+        order.append(F("id").desc() if descending else F("id").asc())
+    return order
+
+
+def after_position(sort_key: SortKey, descending: bool, value, pk) -> Q:
+    """Rows that come after (value, pk) in the given order."""
+    name = sort_key.field
+    if sort_key.unique:
+        return Q(**{f"{name}__lt" if descending else f"{name}__gt": value})
+    if value is None:
+        within_nulls = Q(**{f"{name}__isnull": True}) & Q(id__lt=pk) if descending else Q(id__gt=pk)
+        if descending:
+            return within_nulls | Q(**{f"{name}__isnull": False})
+        return Q(**{f"{name}__isnull": True}) & within_nulls
+    # `field <= value` first: an index condition that starts the scan at the cursor, where an OR alone
+    # would make the planner walk the index from its beginning and filter.
+    if descending:
+        position = Q(**{f"{name}__lte": value}) & (Q(**{f"{name}__lt": value}) | Q(id__lt=pk))
+    else:
+        position = Q(**{f"{name}__gte": value}) & (Q(**{f"{name}__gt": value}) | Q(id__gt=pk))
+        if sort_key.nullable:
+            position |= Q(**{f"{name}__isnull": True})
+    return position
+
+
+@dataclass
+class Page:
+    threads: list
+    sort: str
+    next_cursor: str = ""
+    previous_cursor: str = ""
+    is_first: bool = True
+    count: int | None = None
+    count_is_estimate: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def keyset_page(threads, sort: str, *, after=None, before=None, size: int = PAGE_SIZE) -> Page:
+    """One page of `threads` in `sort` order, after or before a decoded cursor position (value, id)."""
+    sort_key, descending = parse_sort(sort)
+    if before is not None:
+        rows = list(
+            threads.filter(after_position(sort_key, not descending, *before)).order_by(
+                *ordering(sort_key, not descending)
+            )[: size + 1]
+        )
+        has_previous = len(rows) > size
+        rows = rows[:size][::-1]
+        if not has_previous:
+            # Back at the start: show a full first page rather than the few rows before the cursor.
+            return keyset_page(threads, sort, size=size)
+        has_next = True
+    else:
+        if after is not None:
+            threads = threads.filter(after_position(sort_key, descending, *after))
+        rows = list(threads.order_by(*ordering(sort_key, descending))[: size + 1])
+        has_next = len(rows) > size
+        rows = rows[:size]
+        has_previous = after is not None
+    return Page(
+        threads=rows,
+        sort=sort,
+        next_cursor=encode_cursor(sort_key, rows[-1]) if has_next and rows else "",
+        previous_cursor=encode_cursor(sort_key, rows[0]) if has_previous and rows else "",
+        is_first=not has_previous,
+    )
+
+
+def bounded_count(threads) -> tuple[int, bool]:
+    """(count, is_estimate): exact up to COUNT_CAP; above it the planner's estimate on PostgreSQL, or the cap.
+
+    A full COUNT(*) reads every matching row; at a million threads that is what would make each page slow.
+    """
+    threads = threads.order_by()
+    count = threads.values("id")[: COUNT_CAP + 1].count()
+    if count <= COUNT_CAP:
+        return count, False
+    if connection.vendor == "postgresql":
+        sql, params = threads.values("id").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+            plan = cursor.fetchone()[0]
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        estimate = int(plan[0]["Plan"]["Plan Rows"])
+        return max(estimate, count), True
+    return count, True
+
+
+def querystring(params: dict, **overrides) -> str:
+    """`?a=1&b=2` of the non-empty params with overrides applied (None removes a param)."""
+    merged = {**params, **overrides}
+    pairs = [(key, value) for key, value in merged.items() if value not in (None, "")]
+    return "?" + urlencode(pairs) if pairs else "?"
