@@ -40,7 +40,9 @@ def test_a_run_id_refusal_points_at_the_thread_id():
         ids.kind_of("run_abc123XYZ456")
 
 
-@pytest.mark.parametrize("value", ["", "hello", "thread_", "thread_ab", "thread_abc 123", "x" * 500, "thread_abc$123"])
+@pytest.mark.parametrize(
+    "value", ["", "hello", "thread_", "thread_ab", "thread_abc 123", "x" * 500, "thread_abc$123"]
+)
 def test_it_refuses_garbage_with_a_clear_message(value):
     with pytest.raises(ids.InvalidId, match="is not a thread ID"):
         ids.kind_of(value)

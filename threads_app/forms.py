@@ -58,14 +58,18 @@ class CredentialForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["api_key"].required = False
-            self.fields["api_key"].help_text = (
+            self.fields[
+                "api_key"
+            ].help_text = (
                 f"Now {self.instance.masked_key}. Leave blank to keep it; type a new key to replace it."
             )
 
     def clean_base_url(self):
         url = self.cleaned_data["base_url"].rstrip("/")
         if not url.startswith(("https://", "http://")):
-            raise forms.ValidationError("The base URL must start with https:// (or http:// for a local server).")
+            raise forms.ValidationError(
+                "The base URL must start with https:// (or http:// for a local server)."
+            )
         return url
 
     def clean_api_key(self):

@@ -11,7 +11,6 @@ Accepted input, detected line by line:
 """
 
 import csv
-import io
 import json
 from dataclasses import dataclass, field
 
@@ -282,7 +281,9 @@ def _resolve_owners(parsed) -> dict:
     users = {user.get_username(): user for user in get_user_model().objects.filter(username__in=names)}
     for name in sorted(names - users.keys()):
         lines = [str(row.line) for row in parsed.rows.values() if row.owner == name][:5]
-        parsed.errors.append(f"Unknown owner “{name}” (line {', '.join(lines)}): no team member has that name.")
+        parsed.errors.append(
+            f"Unknown owner “{name}” (line {', '.join(lines)}): no team member has that name."
+        )
     return users
 
 

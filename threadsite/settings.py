@@ -16,7 +16,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 TESTING = envbool("THREADSITE_TESTING", False)
 DEBUG = envbool("DEBUG", False)
 
-_DEV_SECRET = "dev-only-insecure-secret-key-change-me"
+_DEV_SECRET = "dev-only-insecure-secret-key-change-me"  # noqa: S105 (refused in production)
 SECRET_KEY = envsecret("SECRET_KEY", _DEV_SECRET)
 if SECRET_KEY in (_DEV_SECRET, "change-me", "") and envbool("THREADSITE_REQUIRE_SECRET", False):
     raise ImproperlyConfigured("Set SECRET_KEY: the development default must not be used in production")

@@ -1,0 +1,78 @@
+"""Admin pages for API credentials. Keys go in through a password field and never come back out."""
+
+from django.contrib import messages
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import sync, tasks
+from .forms import CredentialForm
+from .models import Credential
+from .permissions import admin_required
+
+
+@require_GET
+@admin_required
+def credential_list(request):
+    credentials = Credential.objects.annotate(thread_count=Count("threads")).select_related("created_by")
+    return render(request, "threads_app/credential_list.html", {"credentials": credentials})
+
+
+@require_http_methods(["GET", "POST"])
+@admin_required
+def credential_form(request, pk=None):
+    credential = get_object_or_404(Credential, pk=pk) if pk else None
+    form = CredentialForm(request.POST or None, instance=credential)
+    if request.method == "POST" and form.is_valid():
+        is_new = credential is None
+        credential = form.save(commit=False)
+        if is_new:
+            credential.created_by = request.user
+        credential.save()
+        ok, message = sync.verify_credential(credential)
+        level = messages.SUCCESS if ok else messages.WARNING
+        messages.add_message(request, level, f"{'Added' if is_new else 'Saved'} {credential.name}. {message}")
+        return redirect("credential_list")
+    return render(request, "threads_app/credential_form.html", {"form": form, "credential": credential})
+
+
+@require_POST
+@admin_required
+def credential_verify(request, pk):
+    credential = get_object_or_404(Credential, pk=pk)
+    ok, message = sync.verify_credential(credential)
+    if request.htmx:
+        return render(
+            request,
+            "threads_app/credential_list.html#credential-row",
+            {"credential": Credential.objects.annotate(thread_count=Count("threads")).get(pk=pk)},
+        )
+    messages.add_message(
+        request, messages.SUCCESS if ok else messages.WARNING, f"{credential.name}: {message}"
+    )
+    return redirect("credential_list")
+
+
+@require_POST
+@admin_required
+def credential_discover(request, pk):
+    credential = get_object_or_404(Credential, pk=pk)
+    tasks.dispatch(tasks.discover_threads, credential.pk)
+    messages.info(request, f"Listing the ChatKit threads of {credential.name} in the background.")
+    return redirect("credential_list")
+
+
+@require_POST
+@admin_required
+def credential_delete(request, pk):
+    credential = get_object_or_404(Credential.objects.annotate(thread_count=Count("threads")), pk=pk)
+    if credential.thread_count:
+        messages.error(
+            request,
+            f"{credential.name} still tracks {credential.thread_count} threads; "
+            "delete or reassign them before removing it.",
+        )
+    else:
+        credential.delete()
+        messages.success(request, f"Removed {credential.name}.")
+    return redirect("credential_list")

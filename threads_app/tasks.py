@@ -1,0 +1,83 @@
+"""Celery tasks: thin wrappers that take primary keys, re-fetch their rows and call plain functions.
+
+`dispatch()` is how the rest of the code starts one. With a broker (REDIS_URL) it queues the task once the
+current transaction commits; in the embedded default it runs the task on a small pool of threads inside
+this process, so the dashboard never waits on the API for background work.
+"""
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+
+from celery import shared_task
+from django.conf import settings
+from django.db import close_old_connections, transaction
+
+from . import sync
+from .client import APIConnectionError, RateLimited, ServerError
+from .models import Credential
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT = (RateLimited, ServerError, APIConnectionError)
+RETRY = {
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 30,
+    "retry_backoff_max": 15 * 60,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+@cache
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(
+        max_workers=settings.THREADSITE_INPROCESS_WORKERS, thread_name_prefix="threadsite-task"
+    )
+
+
+def _run_inprocess(task, args):
+    try:
+        task.apply(args=args, throw=True)
+    except Exception:
+        logger.exception("Background task %s%r failed", task.name, args)
+    finally:
+        close_old_connections()
+
+
+def dispatch(task, *args) -> None:
+    """Start `task(*args)` in the background once the current transaction has committed."""
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        transaction.on_commit(lambda: task.delay(*args))
+    elif settings.THREADSITE_INPROCESS_WORKERS:
+        transaction.on_commit(lambda: _executor().submit(_run_inprocess, task, args))
+    else:
+        transaction.on_commit(lambda: task.apply(args=args, throw=True))
+
+
+@shared_task(**RETRY)
+def check_threads(credential_id: int) -> str:
+    credential = Credential.objects.filter(pk=credential_id).first()
+    if credential is None:
+        return "credential gone"
+    report = sync.check_unchecked(credential)
+    logger.info("Checked threads of credential %s: %s", credential.name, report.summary())
+    return report.summary()
+
+
+@shared_task(**RETRY)
+def discover_threads(credential_id: int) -> str:
+    credential = Credential.objects.filter(pk=credential_id).first()
+    if credential is None:
+        return "credential gone"
+    report = sync.discover(credential)
+    logger.info("Discovery for credential %s: %s", credential.name, report.summary())
+    return report.summary()
+
+
+@shared_task
+def discover_all() -> int:
+    credential_ids = list(Credential.objects.values_list("pk", flat=True))
+    for credential_id in credential_ids:
+        dispatch(discover_threads, credential_id)
+    return len(credential_ids)
