@@ -1,0 +1,488 @@
+"""The API client: header parsing, error mapping, retries and what it sends.
+
+Shapes the simulator never produces (JSON errors without `error`, HTTP-date Retry-After, HTML with status
+200, redirects) come from crafted responses or from `scripted_server`, a stdlib HTTP server in this module
+that answers from a script. Waits are recorded by an injected sleep, never slept.
+"""
+
+import email.utils
+import json
+import logging
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from requests.structures import CaseInsensitiveDict
+
+from threads_app import client as client_module
+from threads_app.client import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    BadRequest,
+    Client,
+    Conflict,
+    InvalidResponse,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    RateLimited,
+    ServerError,
+    backoff,
+    error_from_response,
+    parse_duration,
+    retry_after,
+)
+
+KEY = "sk-test-secret-key-do-not-leak-9876"
+
+
+class Waits(list):
+    """An injected sleep: records each wait instead of sleeping."""
+
+    def __call__(self, seconds):
+        self.append(seconds)
+
+
+def crafted(status, body=b"", headers=None, reason="") -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response.headers = CaseInsensitiveDict(headers or {})
+    response.reason = reason
+    response.encoding = "utf-8"
+    return response
+
+
+# --- Parsing the server's waits -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("6m0s", 360.0),
+        ("1.5s", 1.5),
+        ("250ms", 0.25),
+        ("1h2m3s", 3723.0),
+        ("20ms", 0.02),
+        ("2", 2.0),
+        ("0s", 0.0),
+    ],
+)
+def test_it_reads_go_durations_as_openai_sends_them(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "soon", "5 s", "1x", "m5"])
+def test_it_refuses_durations_it_cannot_read(text):
+    assert parse_duration(text) is None
+
+
+def test_it_prefers_retry_after_ms_to_retry_after():
+    assert retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+
+
+def test_it_reads_retry_after_in_seconds_including_fractions():
+    assert retry_after({"retry-after": "3"}) == 3.0
+    assert retry_after({"retry-after": "0.25"}) == 0.25
+
+
+def test_it_reads_retry_after_as_an_http_date():
+    now = 1_800_000_000.0
+    header = email.utils.formatdate(now + 42, usegmt=True)
+    assert retry_after({"retry-after": header}, now=now) == pytest.approx(42)
+
+
+def test_a_retry_after_date_in_the_past_asks_for_no_wait():
+    now = 1_800_000_000.0
+    assert retry_after({"retry-after": email.utils.formatdate(now - 60, usegmt=True)}, now=now) == 0.0
+
+
+def test_it_uses_the_request_window_reset_only_for_429():
+    headers = {"x-ratelimit-reset-requests": "6m0s"}
+    assert retry_after(headers, status=429) == 360.0
+    assert retry_after(headers, status=503) is None
+
+
+def test_unreadable_wait_headers_count_as_none():
+    assert retry_after({"retry-after": "whenever", "x-ratelimit-reset-requests": "later"}, status=429) is None
+    assert retry_after({"retry-after-ms": "nan"}) is None
+
+
+def test_backoff_doubles_from_half_a_second_with_up_to_a_quarter_of_jitter():
+    for attempt, full in [(0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (10, 8.0)]:
+        waits = [backoff(attempt) for _ in range(50)]
+        assert all(0.75 * full <= wait <= full for wait in waits)
+
+
+# --- Mapping error responses ----------------------------------------------------------------------
+
+
+def openai_error(message, *, type="invalid_request_error", code=None, param=None):
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (400, BadRequest),
+        (422, BadRequest),
+        (401, AuthenticationError),
+        (403, PermissionDenied),
+        (404, NotFound),
+        (409, Conflict),
+        (429, RateLimited),
+        (500, ServerError),
+        (503, ServerError),
+        (418, APIError),
+    ],
+)
+def test_it_maps_statuses_to_typed_errors(status, error_class):
+    error = error_from_response(crafted(status, openai_error("Something went wrong.")))
+    assert type(error) is error_class
+    assert error.status == status
+    assert error.message == "Something went wrong."
+
+
+def test_it_keeps_the_apis_own_message_code_type_param_and_request_id():
+    body = openai_error("No thread found with id 'thread_abc123'.", code="not_found", param="thread_id")
+    error = error_from_response(crafted(404, body, {"x-request-id": "req_42"}))
+    assert isinstance(error, NotFound)
+    assert (error.message, error.code, error.type, error.param, error.request_id) == (
+        "No thread found with id 'thread_abc123'.",
+        "not_found",
+        "invalid_request_error",
+        "thread_id",
+        "req_42",
+    )
+    assert str(error) == "No thread found with id 'thread_abc123'. (HTTP 404, not_found)"
+
+
+def test_an_insufficient_quota_429_is_a_quota_error():
+    body = openai_error(
+        "You exceeded your current quota.", type="insufficient_quota", code="insufficient_quota"
+    )
+    error = error_from_response(crafted(429, body))
+    assert isinstance(error, QuotaExceeded)
+    assert isinstance(error, RateLimited)
+
+
+def test_a_rate_limit_error_carries_the_wait_the_server_asked_for():
+    error = error_from_response(crafted(429, openai_error("Slow down."), {"retry-after": "7"}))
+    assert type(error) is RateLimited
+    assert error.retry_after == 7.0
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"detail": "Thread not found"}, "Thread not found"),
+        ({"message": "No such thread"}, "No such thread"),
+        ({"error": "thread missing"}, "thread missing"),
+        ({"error": {"code": "gone"}, "detail": "Gone for good"}, "Gone for good"),
+    ],
+)
+def test_it_reads_messages_of_json_errors_without_an_error_object(body, message):
+    error = error_from_response(crafted(404, body))
+    assert isinstance(error, NotFound)
+    assert error.message == message
+
+
+def test_a_json_error_without_any_message_still_explains_itself():
+    error = error_from_response(crafted(400, {"ok": False}, reason="Bad Request"))
+    assert isinstance(error, BadRequest)
+    assert error.message == "The API answered 400 Bad Request with an error without a message"
+
+
+def test_an_html_502_from_a_proxy_becomes_a_short_server_error():
+    page = (
+        b"<html><head><title>502 Bad Gateway</title><style>body{color:red}</style></head>"
+        b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
+    )
+    error = error_from_response(crafted(502, page, {"content-type": "text/html"}, reason="Bad Gateway"))
+    assert isinstance(error, ServerError)
+    assert error.message == "The API answered 502 Bad Gateway with an HTML page (502 Bad Gateway)"
+    assert "\n" not in str(error)
+
+
+def test_plain_text_and_empty_error_bodies_become_readable_messages():
+    text = error_from_response(
+        crafted(404, b"404 page not found\n", {"content-type": "text/plain"}, "Not Found")
+    )
+    assert isinstance(text, NotFound)
+    assert text.message == "The API answered 404 Not Found with 404 page not found"
+    empty = error_from_response(crafted(503, b"", reason="Service Unavailable"))
+    assert isinstance(empty, ServerError)
+    assert (
+        empty.message
+        == "The API answered 503 Service Unavailable with an empty answer with status 503 Service Unavailable"
+    )
+
+
+def test_an_enormous_error_message_is_cut_to_one_line():
+    error = error_from_response(crafted(400, openai_error("bad\n" + "x" * 5000)))
+    assert len(error.message) <= client_module.MAX_MESSAGE_LENGTH
+    assert "\n" not in error.message
+
+
+# --- A scripted server for what the simulator never does ------------------------------------------
+
+
+class ScriptedServer:
+    """Answers each request with the next scripted (status, headers, body); records what it received."""
+
+    def __init__(self):
+        self.script = []
+        self.received = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def answer(self):
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                server.received.append((self.command, self.path, dict(self.headers), body))
+                status, headers, payload = server.script.pop(0) if server.script else (200, {}, {})
+                if isinstance(payload, dict | list):
+                    payload = json.dumps(payload).encode()
+                    headers = {"content-type": "application/json", **headers}
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_DELETE = answer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
+
+    def then(self, status, payload=b"", **headers):
+        self.script.append((status, {k.replace("_", "-"): v for k, v in headers.items()}, payload))
+        return self
+
+
+@pytest.fixture
+def scripted_server():
+    server = ScriptedServer()
+    server.thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+
+
+@pytest.fixture
+def waits():
+    return Waits()
+
+
+def make_client(base_url, waits, **options):
+    return Client(base_url=base_url, api_key=KEY, sleep=waits, timeout=(2, 5), **options)
+
+
+def test_it_sends_the_key_scope_and_beta_headers(scripted_server, waits):
+    scripted_server.then(200, {"id": "thread_abc123"})
+    client = make_client(scripted_server.base_url, waits, organization="org-1", project="proj_1")
+    assert client.get("/threads/thread_abc123", beta="assistants=v2") == {"id": "thread_abc123"}
+    method, path, headers, _ = scripted_server.received[0]
+    assert (method, path) == ("GET", "/v1/threads/thread_abc123")
+    assert headers["Authorization"] == f"Bearer {KEY}"
+    assert headers["OpenAI-Organization"] == "org-1"
+    assert headers["OpenAI-Project"] == "proj_1"
+    assert headers["OpenAI-Beta"] == "assistants=v2"
+
+
+def test_it_sends_no_beta_or_scope_headers_unless_asked(scripted_server, waits):
+    scripted_server.then(200, {"id": "conv_abc123"})
+    make_client(scripted_server.base_url, waits).get("/conversations/conv_abc123")
+    headers = scripted_server.received[0][2]
+    assert not {"OpenAI-Beta", "OpenAI-Organization", "OpenAI-Project"} & set(headers)
+
+
+def test_it_posts_json_and_sends_query_parameters_without_empty_ones(scripted_server, waits):
+    scripted_server.then(200, {"ok": True}).then(200, {"data": []})
+    client = make_client(scripted_server.base_url, waits)
+    client.post("/conversations/conv_abc123", json={"metadata": {"a": "b"}})
+    client.get("/chatkit/threads", params={"limit": 5, "after": None, "user": "u 1"})
+    (_, _, headers, body), (_, path, _, _) = scripted_server.received
+    assert json.loads(body) == {"metadata": {"a": "b"}}
+    assert headers["Content-Type"] == "application/json"
+    assert path == "/v1/chatkit/threads?limit=5&user=u+1"
+
+
+def test_azure_credentials_send_an_api_key_header_and_the_api_version(scripted_server, waits):
+    scripted_server.then(200, {"id": "thread_abc123"})
+    client = make_client(scripted_server.base_url, waits, azure_api_version="2024-05-01-preview")
+    client.get("/threads/thread_abc123", params={"limit": 1})
+    _, path, headers, _ = scripted_server.received[0]
+    assert headers["api-key"] == KEY
+    assert "Authorization" not in headers
+    assert path == "/v1/threads/thread_abc123?limit=1&api-version=2024-05-01-preview"
+
+
+def test_it_retries_a_429_after_the_http_date_it_names(scripted_server, waits):
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    scripted_server.then(429, openai_error("Rate limit reached"), retry_after=when).then(200, {"ok": 1})
+    assert make_client(scripted_server.base_url, waits).get("/x") == {"ok": 1}
+    assert len(waits) == 1
+    assert 27 <= waits[0] <= 30
+
+
+def test_it_does_not_wait_for_more_than_two_minutes(scripted_server, waits):
+    scripted_server.then(429, openai_error("Rate limit reached"), retry_after="600")
+    with pytest.raises(RateLimited) as caught:
+        make_client(scripted_server.base_url, waits).get("/x")
+    assert caught.value.retry_after == 600
+    assert waits == []
+    assert len(scripted_server.received) == 1
+
+
+def test_it_obeys_x_should_retry(scripted_server, waits):
+    scripted_server.then(503, openai_error("down"), x_should_retry="false")
+    with pytest.raises(ServerError):
+        make_client(scripted_server.base_url, waits).get("/x")
+    assert len(scripted_server.received) == 1
+    scripted_server.then(400, openai_error("try again"), x_should_retry="true").then(200, {"ok": 1})
+    assert make_client(scripted_server.base_url, waits).get("/x") == {"ok": 1}
+
+
+def test_it_does_not_retry_client_errors(scripted_server, waits):
+    scripted_server.then(400, openai_error("Invalid limit", param="limit"))
+    with pytest.raises(BadRequest) as caught:
+        make_client(scripted_server.base_url, waits).get("/x")
+    assert caught.value.param == "limit"
+    assert waits == []
+
+
+def test_it_gives_up_after_max_retries_with_the_last_error(scripted_server, waits):
+    for _ in range(4):
+        scripted_server.then(500, openai_error("The server had an error", type="server_error"))
+    with pytest.raises(ServerError) as caught:
+        make_client(scripted_server.base_url, waits, max_retries=2).get("/x")
+    assert caught.value.message == "The server had an error"
+    assert len(scripted_server.received) == 3
+    assert len(waits) == 2
+    assert 0.375 <= waits[0] <= 0.5 and 0.75 <= waits[1] <= 1.0
+
+
+def test_a_200_that_is_not_json_is_a_typed_error_not_retried(scripted_server, waits):
+    scripted_server.then(200, b"<html><title>Sign in to the Wi-Fi</title></html>", content_type="text/html")
+    with pytest.raises(InvalidResponse) as caught:
+        make_client(scripted_server.base_url, waits).get("/x")
+    assert isinstance(caught.value, ServerError)
+    assert "Sign in to the Wi-Fi" in caught.value.message
+    assert len(scripted_server.received) == 1
+
+
+def test_a_200_with_json_that_is_not_an_object_is_a_typed_error(scripted_server, waits):
+    scripted_server.then(200, [1, 2, 3])
+    with pytest.raises(InvalidResponse):
+        make_client(scripted_server.base_url, waits).get("/x")
+
+
+def test_an_empty_success_answer_is_an_empty_object(scripted_server, waits):
+    scripted_server.then(204).then(200)
+    client = make_client(scripted_server.base_url, waits)
+    assert client.delete("/threads/thread_abc123") == {}
+    assert client.delete("/threads/thread_abc123") == {}
+
+
+def test_it_does_not_follow_redirects_that_would_carry_the_key_away(scripted_server, waits):
+    scripted_server.then(301, location="https://elsewhere.example/v1/x")
+    with pytest.raises(APIError) as caught:
+        make_client(scripted_server.base_url, waits).get("/x")
+    assert caught.value.status == 301
+    assert "elsewhere.example" in caught.value.message
+    assert len(scripted_server.received) == 1
+
+
+def test_a_refused_connection_is_retried_then_a_connection_error(waits):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = make_client(f"http://127.0.0.1:{port}/v1", waits, max_retries=1)
+    with pytest.raises(APIConnectionError) as caught:
+        client.get("/threads/thread_abc123")
+    assert caught.value.status is None
+    assert caught.value.message == f"Could not reach 127.0.0.1:{port}: the connection was refused"
+    assert len(waits) == 1
+
+
+def test_an_unusable_base_url_fails_at_once(waits):
+    client = make_client("notaurl", waits)
+    with pytest.raises(APIConnectionError):
+        client.get("/x")
+    assert waits == []
+
+
+def test_retries_are_logged_without_the_key(scripted_server, waits, caplog):
+    scripted_server.then(503, openai_error("busy"), retry_after_ms="250").then(200, {"ok": 1})
+    with caplog.at_level(logging.DEBUG):
+        make_client(scripted_server.base_url, waits, project="proj_1").get("/threads/thread_abc123")
+    assert waits == [0.25]
+    assert "GET /v1/threads/thread_abc123 answered 503; retry 1 of 2 in 0.25 s" in caplog.text
+    assert KEY not in caplog.text
+    assert "Bearer" not in caplog.text
+
+
+def test_the_client_does_not_show_its_key():
+    client = Client(base_url="http://127.0.0.1:9/v1", api_key=KEY)
+    assert KEY not in repr(client)
+    assert KEY not in repr(vars(client))
+    assert KEY not in json.dumps(client.headers("assistants=v2"))
+
+
+# --- Sessions per credential ----------------------------------------------------------------------
+
+
+def test_a_credential_keeps_its_session_until_it_is_edited(credential):
+    first = Client.for_credential(credential)
+    again = Client.for_credential(credential)
+    assert first.session is again.session
+    credential.project_id = "proj_other"
+    credential.save()
+    edited = Client.for_credential(credential)
+    assert edited.session is not first.session
+    assert edited.project == "proj_other"
+
+
+def test_a_client_for_a_credential_uses_its_url_scope_and_azure_version(credential):
+    credential.organization_id = "org-9"
+    credential.azure_api_version = "2024-05-01-preview"
+    client = Client.for_credential(credential, max_retries=0)
+    assert (client.base_url, client.organization, client.project) == (
+        "http://127.0.0.1:9/v1",
+        "org-9",
+        "proj_alpha",
+    )
+    assert client.azure_api_version == "2024-05-01-preview"
+    assert client.max_retries == 0
+
+
+def test_an_unsaved_credential_gets_a_session_of_its_own(db):
+    from threads_app.models import Credential
+
+    draft = Credential(name="draft", base_url="http://127.0.0.1:9/v1")
+    draft.api_key = "sk-draft-0000"
+    assert Client.for_credential(draft).session is not Client.for_credential(draft).session
+
+
+def test_it_retries_408_and_409_but_never_an_insufficient_quota_429(scripted_server, waits):
+    scripted_server.then(408, b"").then(409, openai_error("locked")).then(200, {"ok": 1})
+    assert make_client(scripted_server.base_url, waits).get("/x") == {"ok": 1}
+    assert len(waits) == 2
+    quota = openai_error(
+        "You exceeded your current quota.", type="insufficient_quota", code="insufficient_quota"
+    )
+    scripted_server.then(429, quota, retry_after="1")
+    with pytest.raises(QuotaExceeded):
+        make_client(scripted_server.base_url, waits).get("/x")
+    assert len(waits) == 2
+    assert len(scripted_server.received) == 4
