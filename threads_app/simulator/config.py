@@ -1,0 +1,39 @@
+"""The knobs of the simulated remote: latency, rate limit, faults, dropped connections."""
+
+from dataclasses import dataclass
+
+# The faults `SimulatorState.enqueue_faults` accepts, besides "slow:SECONDS".
+FAULTS = ("429", "429_ms", "429_quota", "500", "503", "502_html", "drop")
+# What `fault_rate` picks from, at random.
+RANDOM_FAULTS = ("500", "503", "502_html")
+
+
+@dataclass
+class SimulatorConfig:
+    """Mutable on purpose: tests may turn a knob while the simulator runs; each request reads them anew."""
+
+    latency_ms: int = 0
+    rate_limit_per_minute: int = 0  # 0 = off; counted per project
+    fault_rate: float = 0.0  # share of requests answered 500, 503 or an HTML 502
+    drop_rate: float = 0.0  # share of requests whose connection is closed with no answer
+    seed: int | None = None  # makes the random faults, and the IDs of a fresh state, repeatable
+
+    def __post_init__(self):
+        if self.latency_ms < 0 or self.rate_limit_per_minute < 0:
+            raise ValueError("latency_ms and rate_limit_per_minute must be 0 or more")
+        for name in ("fault_rate", "drop_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+
+
+def check_fault(fault: str) -> str:
+    if fault in FAULTS:
+        return fault
+    if fault.startswith("slow:"):
+        try:
+            seconds = float(fault.removeprefix("slow:"))
+        except ValueError:
+            seconds = -1.0
+        if seconds >= 0:
+            return fault
+    raise ValueError(f"Unknown fault {fault!r}: use one of {', '.join(FAULTS)} or slow:SECONDS")
