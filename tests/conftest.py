@@ -2,6 +2,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from threads_app.models import Credential
+from threads_app.simulator import SimulatorConfig, running_simulator
 
 
 @pytest.fixture
@@ -20,3 +21,32 @@ def credential(db):
     cred.api_key = "sk-test-alpha-key-1234"
     cred.save()
     return cred
+
+
+# --- Offline simulator of the OpenAI API ----------------------------------------------------------
+# Two projects; proj_alpha's key is the `credential` fixture's, so that credential works against it.
+SIMULATOR_KEYS = {"proj_alpha": "sk-test-alpha-key-1234", "proj_beta": "sk-test-beta-key-5678"}
+
+
+@pytest.fixture
+def simulator():
+    """The offline API served on a free port: `.base_url`, `.state` (seed objects, queue faults, move
+    `.state.clock`), `.config` (turn knobs while it runs). Keys: `sim_key("proj_alpha")`."""
+    with running_simulator(SimulatorConfig(seed=1234)) as sim:
+        for project_id, api_key in SIMULATOR_KEYS.items():
+            sim.state.add_key(api_key, project_id)
+        yield sim
+
+
+@pytest.fixture
+def sim_key():
+    """The simulator's API key for a project: `sim_key("proj_beta")`."""
+    return SIMULATOR_KEYS.__getitem__
+
+
+@pytest.fixture
+def sim_credential(credential, simulator):
+    """The `credential` fixture pointed at the simulator (project proj_alpha)."""
+    credential.base_url = simulator.base_url
+    credential.save()
+    return credential
