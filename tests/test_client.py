@@ -11,6 +11,7 @@ import logging
 import socket
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -486,3 +487,149 @@ def test_it_retries_408_and_409_but_never_an_insufficient_quota_429(scripted_ser
         make_client(scripted_server.base_url, waits).get("/x")
     assert len(waits) == 2
     assert len(scripted_server.received) == 4
+
+
+def test_it_waits_as_long_as_x_ratelimit_reset_requests_says_when_nothing_else_does(scripted_server, waits):
+    scripted_server.then(429, openai_error("Rate limit reached"), x_ratelimit_reset_requests="1.5s")
+    scripted_server.then(200, {"ok": 1})
+    assert make_client(scripted_server.base_url, waits).get("/x") == {"ok": 1}
+    assert waits == [1.5]
+
+
+# --- Against the simulator --------------------------------------------------------------------------
+
+SIM_KEY = "sk-sim-client-tests-4242"
+
+
+@pytest.fixture
+def sim(simulator):
+    simulator.state.add_key(SIM_KEY, "proj_client")
+    simulator.state.add_key("sk-sim-other-project-7777", "proj_other")
+    return simulator
+
+
+@pytest.fixture
+def conversation_id(sim):
+    return sim.state.create_conversation("proj_client", items=[("user", "Hello!")])["id"]
+
+
+def sim_client(sim, waits, *, key=SIM_KEY, **options):
+    return Client(base_url=sim.base_url, api_key=key, sleep=waits, timeout=(2, 5), **options)
+
+
+def statuses(sim):
+    return [status for _, _, status in sim.state.request_log]
+
+
+@pytest.mark.parametrize(("fault", "wait"), [("429", 1.0), ("429_ms", 0.25)])
+def test_it_retries_the_simulators_429_after_the_wait_it_names(sim, waits, conversation_id, fault, wait):
+    sim.state.enqueue_faults(fault, fault)
+    answer = sim_client(sim, waits).get(f"/conversations/{conversation_id}")
+    assert answer["id"] == conversation_id
+    assert waits == [wait, wait]
+    assert statuses(sim) == [429, 429, 200]
+
+
+def test_it_waits_out_a_real_rate_limit_as_the_headers_say(sim, conversation_id):
+    """A sleep that moves the simulator's clock: the retry after the named wait is let through."""
+    now = [datetime.now(UTC)]
+    sim.state.clock = lambda: now[0]
+    sim.config.rate_limit_per_minute = 2
+    waits = Waits()
+
+    def sleep(seconds):
+        waits.append(seconds)
+        now[0] += timedelta(seconds=seconds)
+
+    client = sim_client(sim, sleep)
+    for _ in range(3):
+        client.get(f"/conversations/{conversation_id}")
+    assert statuses(sim) == [200, 200, 429, 200]
+    assert waits == [30.0]  # One request every 30 s refills the bucket of 2 per minute.
+
+
+def test_a_rate_limit_outlasting_the_retries_raises_with_the_wait(sim, waits, conversation_id):
+    sim.state.enqueue_faults("429", "429", "429")
+    with pytest.raises(RateLimited) as caught:
+        sim_client(sim, waits, max_retries=2).get(f"/conversations/{conversation_id}")
+    assert caught.value.retry_after == 1.0
+    assert caught.value.code == "rate_limit_exceeded"
+    assert caught.value.message.startswith("Rate limit reached for requests in organization org-sim")
+    assert waits == [1.0, 1.0]
+
+
+def test_an_insufficient_quota_429_is_never_retried(sim, waits, conversation_id):
+    sim.state.enqueue_faults("429_quota")
+    with pytest.raises(QuotaExceeded) as caught:
+        sim_client(sim, waits).get(f"/conversations/{conversation_id}")
+    assert caught.value.message.startswith("You exceeded your current quota")
+    assert waits == []
+    assert statuses(sim) == [429]
+
+
+def test_server_errors_html_pages_and_dropped_connections_are_retried(sim, waits, conversation_id):
+    sim.state.enqueue_faults("500", "503", "502_html", "drop")
+    answer = sim_client(sim, waits, max_retries=4).get(f"/conversations/{conversation_id}")
+    assert answer["id"] == conversation_id
+    assert statuses(sim) == [500, 503, 502, None, 200]
+    for wait, full in zip(waits, [0.5, 1, 2, 4], strict=True):
+        assert 0.75 * full <= wait <= full
+
+
+def test_a_simulated_html_502_becomes_a_server_error_when_retries_run_out(sim, waits, conversation_id):
+    sim.state.enqueue_faults("502_html")
+    with pytest.raises(ServerError) as caught:
+        sim_client(sim, waits, max_retries=0).get(f"/conversations/{conversation_id}")
+    assert caught.value.status == 502
+    assert caught.value.message == "The API answered 502 Bad Gateway with an HTML page (502 Bad Gateway)"
+
+
+def test_a_dropped_connection_becomes_a_connection_error_when_retries_run_out(sim, waits, conversation_id):
+    sim.state.enqueue_faults("drop")
+    with pytest.raises(APIConnectionError) as caught:
+        sim_client(sim, waits, max_retries=0).get(f"/conversations/{conversation_id}")
+    assert caught.value.message.endswith("the connection was closed without an answer")
+    assert caught.value.status is None
+
+
+def test_a_slow_answer_times_out_and_is_retried(sim, waits, conversation_id):
+    sim.state.enqueue_faults("slow:1")
+    client = Client(base_url=sim.base_url, api_key=SIM_KEY, sleep=waits, timeout=(2, 0.2), max_retries=1)
+    assert client.get(f"/conversations/{conversation_id}")["id"] == conversation_id
+    assert len(waits) == 1
+    sim.state.enqueue_faults("slow:1")
+    with pytest.raises(APIConnectionError, match=r"no answer within 0.2 s"):
+        Client(base_url=sim.base_url, api_key=SIM_KEY, timeout=(2, 0.2), max_retries=0).get(
+            f"/conversations/{conversation_id}"
+        )
+
+
+def test_another_projects_key_gets_the_apis_404(sim, waits):
+    thread = sim.state.create_thread("proj_client", messages=[("user", "hi")])
+    with pytest.raises(NotFound) as caught:
+        sim_client(sim, waits, key="sk-sim-other-project-7777").get(
+            f"/threads/{thread['id']}", beta="assistants=v2"
+        )
+    assert caught.value.message == f"No thread found with id '{thread['id']}'."
+    assert waits == []
+
+
+def test_a_bad_key_is_refused_without_retrying_or_repeating_the_key(sim, waits, conversation_id):
+    bad_key = "sk-sim-wrong-key-123456789"
+    with pytest.raises(AuthenticationError) as caught:
+        sim_client(sim, waits, key=bad_key).get(f"/conversations/{conversation_id}")
+    assert caught.value.code == "invalid_api_key"
+    assert caught.value.message.startswith("Incorrect API key provided")
+    assert bad_key not in str(caught.value)
+    assert statuses(sim) == [401]
+
+
+def test_a_project_header_that_does_not_match_the_key_is_refused(sim, waits, conversation_id):
+    with pytest.raises(AuthenticationError) as caught:
+        sim_client(sim, waits, project="proj_somebody_else").get(f"/conversations/{conversation_id}")
+    assert caught.value.code == "mismatched_project"
+
+
+def test_the_simulator_accepts_azure_style_requests(sim, waits, conversation_id):
+    client = sim_client(sim, waits, azure_api_version="2025-04-01-preview")
+    assert client.get(f"/conversations/{conversation_id}")["id"] == conversation_id

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from threads_app import kinds
-from threads_app.client import InvalidResponse
+from threads_app.client import Client, InvalidResponse, NotFound
 from threads_app.kinds import (
     ADAPTERS,
     CHATKIT_ITEMS,
@@ -744,3 +744,201 @@ def test_the_module_names_its_part_types():
         "widget",
         "other",
     )
+
+
+# --- Against the simulator --------------------------------------------------------------------------
+
+PROJECT = "proj_kinds"
+KEY = "sk-sim-kinds-tests-31337"
+COUNT = 25  # entries per seeded thread: three pages of 10
+
+
+@pytest.fixture
+def sim(simulator):
+    simulator.state.add_key(KEY, PROJECT)
+    return simulator
+
+
+@pytest.fixture
+def client(sim):
+    return Client(base_url=sim.base_url, api_key=KEY, project=PROJECT, max_retries=0, timeout=(2, 5))
+
+
+def seed(sim, kind) -> tuple[str, list[str], datetime]:
+    """A thread of `kind` holding COUNT entries one minute apart: its ID, the entries' IDs oldest first,
+    and its creation time."""
+    state = sim.state
+    created = (timezone.now() - timedelta(days=1)).replace(microsecond=0)
+    entries = [("user" if i % 2 == 0 else "assistant", f"m{i}") for i in range(COUNT)]
+    if kind == Thread.Kind.ASSISTANTS:
+        dated = [
+            (role, text, {"created_at": created + timedelta(minutes=i)})
+            for i, (role, text) in enumerate(entries)
+        ]
+        thread_id = state.create_thread(PROJECT, created_at=created, metadata={"team": "a"}, messages=dated)[
+            "id"
+        ]
+        return thread_id, [m["id"] for m in state.threads[thread_id].messages], created
+    if kind == Thread.Kind.CONVERSATION:
+        thread_id = state.create_conversation(
+            PROJECT, created_at=created, metadata={"team": "a"}, items=entries
+        )["id"]
+        return thread_id, [i["id"] for i in state.conversations[thread_id].items], created
+    dated = [
+        (role, text, {"created_at": created + timedelta(minutes=i)}) for i, (role, text) in enumerate(entries)
+    ]
+    thread_id = state.create_chatkit_thread(
+        PROJECT, user="user_1", title="Billing", created_at=created, items=dated
+    )["id"]
+    return thread_id, [i["id"] for i in state.chatkit_threads[thread_id].items], created
+
+
+KINDS = [Thread.Kind.ASSISTANTS, Thread.Kind.CONVERSATION, Thread.Kind.CHATKIT]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_retrieves_a_thread(sim, client, kind):
+    thread_id, _, created = seed(sim, kind)
+    remote = adapter_for(kind).retrieve(client, thread_id)
+    assert (remote.id, remote.kind, remote.created_at) == (thread_id, kind, created)
+    if kind == Thread.Kind.CHATKIT:
+        assert (remote.title, remote.user, remote.metadata) == ("Billing", "user_1", {})
+    else:
+        assert remote.metadata == {"team": "a"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_pages_newest_first_across_cursors_without_gaps_or_duplicates(sim, client, kind):
+    thread_id, oldest_first, _ = seed(sim, kind)
+    adapter = adapter_for(kind)
+    seen, sizes, cursor = [], [], None
+    while True:
+        page = adapter.page(client, thread_id, limit=10, after=cursor)
+        seen += [entry.id for entry in page.entries]
+        sizes.append(len(page.entries))
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == oldest_first[::-1]
+    assert sizes == [10, 10, 5]
+    newest = adapter.page(client, thread_id, limit=1).entries[0]
+    assert (newest.text, newest.role) == (f"m{COUNT - 1}", "user")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_iterates_every_entry_oldest_first(sim, client, kind):
+    thread_id, oldest_first, created = seed(sim, kind)
+    entries = list(adapter_for(kind).iter_entries(client, thread_id))
+    assert [entry.id for entry in entries] == oldest_first
+    assert [entry.text for entry in entries] == [f"m{i}" for i in range(COUNT)]
+    if adapter_for(kind).supports_timestamps:
+        assert [entry.created_at for entry in entries] == [
+            created + timedelta(minutes=i) for i in range(COUNT)
+        ]
+    else:
+        assert {entry.created_at for entry in entries} == {None}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_dates_its_last_activity_from_what_the_api_shows(sim, client, kind):
+    thread_id, _, created = seed(sim, kind)
+    adapter = adapter_for(kind)
+    remote = adapter.retrieve(client, thread_id)
+    newest = adapter.page(client, thread_id, limit=1) if adapter.supports_timestamps else None
+    expected = {
+        Thread.Kind.ASSISTANTS: (created + timedelta(minutes=COUNT - 1), Thread.ActivitySource.MESSAGE),
+        Thread.Kind.CONVERSATION: (created, Thread.ActivitySource.CREATED),
+        Thread.Kind.CHATKIT: (created + timedelta(minutes=COUNT - 1), Thread.ActivitySource.MESSAGE),
+    }
+    assert adapter.last_activity(remote, newest) == expected[kind]
+
+
+@pytest.mark.parametrize("kind", [Thread.Kind.ASSISTANTS, Thread.Kind.CONVERSATION])
+def test_metadata_is_updated_where_the_api_allows_it(sim, client, kind):
+    thread_id, _, _ = seed(sim, kind)
+    adapter = adapter_for(kind)
+    updated = adapter.update_metadata(client, thread_id, {"team": "b", "ticket": "T-1"})
+    assert updated.metadata == {"team": "b", "ticket": "T-1"}
+    assert adapter.retrieve(client, thread_id).metadata == {"team": "b", "ticket": "T-1"}
+
+
+def test_chatkit_metadata_cannot_be_updated(sim, client):
+    thread_id, _, _ = seed(sim, Thread.Kind.CHATKIT)
+    with pytest.raises(NotSupported):
+        chatkit.update_metadata(client, thread_id, {"team": "b"})
+    assert sim.state.request_log == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_deletes_a_thread(sim, client, kind):
+    thread_id, _, _ = seed(sim, kind)
+    adapter = adapter_for(kind)
+    adapter.delete(client, thread_id)
+    with pytest.raises(NotFound):
+        adapter.retrieve(client, thread_id)
+
+
+def test_deleting_a_conversation_alone_leaves_its_items_stored(sim, client):
+    thread_id, item_ids, _ = seed(sim, Thread.Kind.CONVERSATION)
+    conversations.delete(client, thread_id)
+    assert [item["id"] for item in sim.state.stored_items(thread_id)] == item_ids
+
+
+def test_deleting_a_conversations_items_really_erases_them(sim, client):
+    thread_id, item_ids, _ = seed(sim, Thread.Kind.CONVERSATION)
+    assert conversations.delete_items(client, thread_id) == COUNT
+    with pytest.raises(NotFound):
+        client.get(f"/conversations/{thread_id}/items/{item_ids[0]}")
+    assert conversations.page(client, thread_id).entries == []
+    assert conversations.retrieve(client, thread_id).id == thread_id  # Only the items went.
+
+
+def test_deleting_a_conversation_with_its_items_erases_everything(sim, client):
+    thread_id, _, _ = seed(sim, Thread.Kind.CONVERSATION)
+    conversations.delete(client, thread_id, delete_items=True)
+    assert sim.state.stored_items(thread_id) == []
+    with pytest.raises(NotFound):
+        conversations.retrieve(client, thread_id)
+
+
+def test_assistants_threads_page_backwards_with_before(sim, client):
+    thread_id, oldest_first, _ = seed(sim, Thread.Kind.ASSISTANTS)
+    page = assistants.page(client, thread_id, limit=5, before=oldest_first[10], order="asc")
+    assert [entry.id for entry in page.entries] == oldest_first[5:10]
+
+
+def test_assistants_runs_are_listed_as_entries(sim, client):
+    thread_id, _, created = seed(sim, Thread.Kind.ASSISTANTS)
+    runs = [sim.state.add_run(thread_id, created_at=created + timedelta(minutes=m)) for m in (1, 2, 3)]
+    page = assistants.list_runs(client, thread_id, limit=2)
+    assert [entry.id for entry in page.entries] == [runs[2]["id"], runs[1]["id"]]
+    assert page.entries[0].type == "run"
+    assert page.entries[0].assistant_id == runs[2]["assistant_id"]
+    rest = assistants.list_runs(client, thread_id, limit=2, after=page.next_cursor)
+    assert [entry.id for entry in rest.entries] == [runs[0]["id"]]
+    assert rest.next_cursor is None
+
+
+def test_chatkit_threads_are_discovered_across_pages_and_by_user(sim, client):
+    state = sim.state
+    start = timezone.now() - timedelta(days=3)
+    mine = [
+        state.create_chatkit_thread(PROJECT, user=f"user_{i % 3}", created_at=start + timedelta(seconds=i))[
+            "id"
+        ]
+        for i in range(130)
+    ]
+    state.create_chatkit_thread("proj_elsewhere", user="user_0")
+    discovered = list(chatkit.discover(client))
+    assert [remote.id for remote in discovered] == mine[::-1]
+    assert {remote.kind for remote in discovered} == {Thread.Kind.CHATKIT}
+    of_user = list(chatkit.discover(client, user="user_1"))
+    assert [remote.id for remote in of_user] == mine[1::3][::-1]
+    assert {remote.user for remote in of_user} == {"user_1"}
+    assert [path for _, path, _ in state.request_log].count("/v1/chatkit/threads") == 2 + 1
+
+
+def test_adapters_work_through_an_azure_style_client(sim):
+    thread_id, oldest_first, _ = seed(sim, Thread.Kind.ASSISTANTS)
+    azure = Client(base_url=sim.base_url, api_key=KEY, azure_api_version="2024-05-01-preview", max_retries=0)
+    assert [entry.id for entry in assistants.iter_entries(azure, thread_id)] == oldest_first
