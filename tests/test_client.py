@@ -633,3 +633,32 @@ def test_a_project_header_that_does_not_match_the_key_is_refused(sim, waits, con
 def test_the_simulator_accepts_azure_style_requests(sim, waits, conversation_id):
     client = sim_client(sim, waits, azure_api_version="2025-04-01-preview")
     assert client.get(f"/conversations/{conversation_id}")["id"] == conversation_id
+
+
+@pytest.mark.parametrize("bad_key", ["", "sk-with space-1234", "sk-line\nbreak-1234", "sk-ünïcode-1234"])
+def test_a_key_that_cannot_be_sent_is_refused_before_any_request(scripted_server, waits, bad_key):
+    with pytest.raises(AuthenticationError) as caught:
+        Client(base_url=scripted_server.base_url, api_key=bad_key, sleep=waits).get("/x")
+    assert scripted_server.received == []
+    assert caught.value.__cause__ is None
+    if bad_key:
+        assert bad_key not in str(caught.value) and "1234" not in str(caught.value)
+
+
+def test_a_pasted_key_loses_its_surrounding_whitespace(scripted_server, waits):
+    scripted_server.then(200, {"ok": 1})
+    Client(base_url=scripted_server.base_url, api_key=f"  {KEY}\n", sleep=waits).get("/x")
+    assert scripted_server.received[0][2]["Authorization"] == f"Bearer {KEY}"
+
+
+def test_a_header_that_cannot_be_sent_is_an_error_not_a_crash(scripted_server, waits):
+    with pytest.raises(APIConnectionError) as caught:
+        make_client(scripted_server.base_url, waits, project="prøject’s").get("/x")
+    assert caught.value.__cause__ is None
+    assert waits == []
+
+
+def test_a_credentials_client_reaches_the_simulator_with_its_scope(sim_credential, simulator):
+    thread = simulator.state.create_thread("proj_alpha", messages=[("user", "hi")])
+    client = Client.for_credential(sim_credential)
+    assert client.get(f"/threads/{thread['id']}", beta="assistants=v2")["id"] == thread["id"]

@@ -30,6 +30,7 @@ MAX_BACKOFF_WAIT = 8.0
 # Server-directed waits above this are not slept through (OpenAI's client uses the same limit).
 MAX_RETRY_AFTER = 120.0
 RETRY_STATUSES = frozenset({408, 409, 429})
+SENDABLE_KEY = re.compile(r"[!-~]+")
 USER_AGENT = "Threadsite (+requests)"
 # Error messages and HTML excerpts are shown to people; keep them to one readable line.
 MAX_MESSAGE_LENGTH = 300
@@ -290,6 +291,11 @@ def _describe_connection_failure(error: requests.RequestException, timeout) -> s
     return "the connection failed"
 
 
+def _host(url: str) -> str:
+    """The host and port of a URL, without any user:password@ it may carry."""
+    return urlsplit(url).netloc.rpartition("@")[2] or url[:80]
+
+
 # --- Sessions -------------------------------------------------------------------------------------
 
 _sessions: OrderedDict = OrderedDict()
@@ -365,7 +371,16 @@ class Client:
         sleep=time.sleep,
     ):
         self.base_url = base_url.rstrip("/")
+        api_key = api_key.strip()
         self._auth = _KeyAuth(api_key, azure=bool(azure_api_version))
+        # A key that cannot travel in a header would fail deep in http.client with the key in the
+        # exception; refuse it up front with a message that names no character of it.
+        if not api_key:
+            self._key_problem = "The API key is empty."
+        elif not SENDABLE_KEY.fullmatch(api_key):
+            self._key_problem = "The API key holds spaces, line breaks or characters that are not ASCII."
+        else:
+            self._key_problem = ""
         self.organization = organization
         self.project = project
         self.azure_api_version = azure_api_version
@@ -413,6 +428,8 @@ class Client:
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def request(self, method: str, path: str, *, params=None, json=None, beta=None) -> dict:
+        if self._key_problem:
+            raise AuthenticationError(self._key_problem)
         params = {key: value for key, value in (params or {}).items() if value is not None}
         if self.azure_api_version:
             params["api-version"] = self.azure_api_version
@@ -439,7 +456,7 @@ class Client:
                 requests.exceptions.ChunkedEncodingError,
             ) as e:
                 error = APIConnectionError(
-                    f"Could not reach {urlsplit(url).netloc}: {_describe_connection_failure(e, self.timeout)}"
+                    f"Could not reach {_host(url)}: {_describe_connection_failure(e, self.timeout)}"
                 )
                 if attempt >= self.max_retries:
                     raise error from e
@@ -453,11 +470,12 @@ class Client:
                     self.max_retries,
                     wait,
                 )
-            except requests.RequestException as e:
-                # Invalid URLs and the like: retrying cannot help.
+            except (requests.RequestException, ValueError) as e:
+                # Invalid URLs, headers that cannot be sent and the like: retrying cannot help. Not
+                # chained: a header's error quotes the header.
                 raise APIConnectionError(
-                    f"Cannot send the request to {self.base_url}: {type(e).__name__}"
-                ) from e
+                    f"Cannot send the request to {_host(url)}: {type(e).__name__}"
+                ) from None
             else:
                 if response.status_code < 300:
                     return self._decode(response)
