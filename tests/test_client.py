@@ -662,3 +662,14 @@ def test_a_credentials_client_reaches_the_simulator_with_its_scope(sim_credentia
     thread = simulator.state.create_thread("proj_alpha", messages=[("user", "hi")])
     client = Client.for_credential(sim_credential)
     assert client.get(f"/threads/{thread['id']}", beta="assistants=v2")["id"] == thread["id"]
+
+
+def test_a_client_for_a_web_request_does_not_wait_longer_than_it_may(sim, waits, conversation_id):
+    sim.state.enqueue_faults("429", "500", "500")
+    client = sim_client(sim, waits, max_wait=0.5, max_retries=3)
+    with pytest.raises(RateLimited) as caught:
+        client.get(f"/conversations/{conversation_id}")
+    assert caught.value.retry_after == 1.0
+    assert waits == []
+    assert client.get(f"/conversations/{conversation_id}")["id"] == conversation_id
+    assert len(waits) == 2 and all(wait <= 0.5 for wait in waits)

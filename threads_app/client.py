@@ -3,8 +3,9 @@
 It knows nothing of threads: `kinds.py` says which paths and beta headers each kind uses. Its retry rules
 follow OpenAI's own client: 408, 409, 429, 5xx and connection failures are retried, waiting what the server
 asks for (`retry-after-ms`, then `retry-after`, then for 429s `x-ratelimit-reset-requests`) or else backing
-off 0.5 s × 2ⁿ up to 8 s with jitter. A server that asks for more than two minutes is not waited for: the
-error is raised with `.retry_after`, so a task can be rescheduled instead of holding a worker.
+off 0.5 s × 2ⁿ up to 8 s with jitter. A server that asks for more than two minutes (or a client's smaller
+`max_wait`) is not waited for: the error is raised with `.retry_after`, so a task can be rescheduled
+instead of holding a worker, and a web page can answer at once.
 
 API keys never leave this module except in the request headers: not in URLs, logs or error messages.
 """
@@ -369,6 +370,7 @@ class Client:
         max_retries: int | None = None,
         session: requests.Session | None = None,
         sleep=time.sleep,
+        max_wait: float = MAX_RETRY_AFTER,
     ):
         self.base_url = base_url.rstrip("/")
         api_key = api_key.strip()
@@ -388,6 +390,8 @@ class Client:
         self.max_retries = settings.OPENAI_MAX_RETRIES if max_retries is None else max_retries
         self.session = session or new_session()
         self.sleep = sleep
+        # A web request cannot wait minutes for a rate limit to clear; views pass a few seconds here.
+        self.max_wait = max_wait
 
     def __repr__(self) -> str:
         return f"<Client {self.base_url} project={self.project or '-'}>"
@@ -460,7 +464,7 @@ class Client:
                 )
                 if attempt >= self.max_retries:
                     raise error from e
-                wait = backoff(attempt)
+                wait = min(backoff(attempt), self.max_wait)
                 logger.warning(
                     "%s %s failed (%s); retry %d of %d in %.2f s",
                     method,
@@ -514,8 +518,8 @@ class Client:
             return None
         asked = retry_after(response.headers, status=status)
         if asked is None or asked <= 0:
-            return backoff(attempt)
-        return asked if asked <= MAX_RETRY_AFTER else None
+            return min(backoff(attempt), self.max_wait)
+        return asked if asked <= self.max_wait else None
 
     @staticmethod
     def _decode(response: requests.Response) -> dict:
