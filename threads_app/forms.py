@@ -3,8 +3,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.validators import RegexValidator
 
-from . import ids, importing
-from .models import Credential
+from . import ids, importing, kinds, listing
+from .models import Credential, Thread
+from .permissions import visible_credentials
 
 # --- Intake: credentials, adding and importing threads ------------------------------------------------
 
@@ -141,3 +142,228 @@ class ImportForm(forms.Form):
             raise forms.ValidationError("Paste some IDs or choose a file.")
         cleaned["content"] = text
         return cleaned
+
+
+# --- Browse: the thread list's filters, message pages, editing and deleting one thread -----------------
+
+
+# The filter selects take their options from callables, which Django calls only when the select is
+# rendered: an HTMX request for the table validates the filters without loading every user and credential.
+
+
+def _owner_options(user):
+    def options():
+        users = get_user_model().objects.filter(is_active=True).order_by("username")
+        return [("", "Anyone"), ("me", "Me"), ("none", "Unassigned")] + [
+            (str(u.pk), u.get_username()) for u in users
+        ]
+
+    return options
+
+
+def _credential_options(user):
+    def options():
+        return [("", "Any credential")] + [
+            (str(c.pk), f"{c.name} · {c.scope_label}") for c in visible_credentials(user)
+        ]
+
+    return options
+
+
+def _project_options(user):
+    def options():
+        projects = visible_credentials(user).exclude(project_id="").values_list("project_id", flat=True)
+        return [("", "Any project")] + [(p, p) for p in sorted(set(projects))]
+
+    return options
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class ThreadFilterForm(forms.Form):
+    """The thread list's query string: filters, sort order and page cursor. Invalid → 400, never a 500."""
+
+    q = forms.CharField(
+        label="Search",
+        max_length=200,
+        required=False,
+        widget=forms.SearchInput(
+            attrs={"placeholder": "ID, title, end user or metadata", "autocomplete": "off"}
+        ),
+    )
+    owner = forms.CharField(required=False, max_length=20)
+    credential = forms.CharField(required=False, max_length=20)
+    project = forms.CharField(required=False, max_length=100)
+    kind = forms.ChoiceField(choices=[("", "Any kind"), *Thread.Kind.choices], required=False)
+    status = forms.ChoiceField(choices=[("", "Any status"), *Thread.Status.choices], required=False)
+    created_from = forms.DateField(label="Created from", required=False, widget=DateInput)
+    created_to = forms.DateField(label="Created to", required=False, widget=DateInput)
+    active_from = forms.DateField(label="Active from", required=False, widget=DateInput)
+    active_to = forms.DateField(label="Active to", required=False, widget=DateInput)
+    inactive_days = forms.IntegerField(
+        label="Inactive for more than",
+        required=False,
+        min_value=0,
+        max_value=36500,
+        widget=forms.NumberInput(attrs={"placeholder": "days"}),
+    )
+    sort = forms.ChoiceField(choices=listing.SORT_CHOICES, required=False)
+    after = forms.CharField(required=False, max_length=1000)
+    before = forms.CharField(required=False, max_length=1000)
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].widget = forms.Select(choices=_owner_options(user))
+        self.fields["credential"].widget = forms.Select(choices=_credential_options(user))
+        self.fields["project"].widget = forms.Select(choices=_project_options(user))
+
+    def clean_q(self):
+        return " ".join(self.cleaned_data["q"].split())
+
+    def clean_owner(self):
+        owner = self.cleaned_data["owner"]
+        if owner not in ("", "me", "none") and not owner.isdigit():
+            raise forms.ValidationError("Choose an owner from the list (or “me” or “unassigned”).")
+        return owner
+
+    def clean_credential(self):
+        credential = self.cleaned_data["credential"]
+        if credential and not credential.isdigit():
+            raise forms.ValidationError("Choose a credential from the list.")
+        return credential
+
+    def clean_sort(self):
+        return self.cleaned_data["sort"] or listing.DEFAULT_SORT
+
+    def clean(self):
+        cleaned = super().clean()
+        for start, end, what in (
+            ("created_from", "created_to", "Created"),
+            ("active_from", "active_to", "Active"),
+        ):
+            if cleaned.get(start) and cleaned.get(end) and cleaned[start] > cleaned[end]:
+                self.add_error(end, f"“{what} to” is before “{what} from”.")
+        if cleaned.get("after") and cleaned.get("before"):
+            raise forms.ValidationError("A page link has either `after` or `before`, not both.")
+        sort_key, _ = listing.parse_sort(cleaned.get("sort") or listing.DEFAULT_SORT)
+        for name in ("after", "before"):
+            token = cleaned.get(name)
+            cleaned[f"{name}_position"] = None
+            if token:
+                try:
+                    cleaned[f"{name}_position"] = listing.decode_cursor(sort_key, token)
+                except listing.BadCursor as exc:
+                    self.add_error(
+                        name,
+                        f"This page link is broken or belongs to another sort order ({exc}). "
+                        "Start again from the first page.",
+                    )
+        return cleaned
+
+    def query_params(self) -> dict:
+        """The non-empty filters and sort as they belong in a link (no cursor): shareable and canonical."""
+        params = {}
+        for name in self.fields:
+            if name in ("after", "before"):
+                continue
+            value = self.cleaned_data.get(name)
+            if value in (None, "") or (name == "sort" and value == listing.DEFAULT_SORT):
+                continue
+            params[name] = value.isoformat() if hasattr(value, "isoformat") else value
+        return params
+
+    @property
+    def is_filtered(self) -> bool:
+        return any(key != "sort" for key in self.query_params())
+
+
+class MessagePageForm(forms.Form):
+    """The `after` cursor of a page of messages: the ID of the last entry shown, as the API gave it."""
+
+    after = forms.RegexField(
+        regex=r"^[A-Za-z0-9_.:-]{1,200}$",
+        required=False,
+        error_messages={"invalid": "The “load older” link is broken: its cursor is not a message ID."},
+    )
+
+
+class ThreadEditForm(forms.ModelForm):
+    """The thread's local fields: what Threadsite knows that the API does not hold."""
+
+    owner = owner_field()
+
+    class Meta:
+        model = Thread
+        fields = ["title", "owner", "end_user"]
+        labels = {"end_user": "End-user label"}
+        help_texts = {
+            "title": "Shown in lists and searches; kept here, not sent to the API.",
+            "end_user": "Who the thread serves (a customer, an account): searchable.",
+        }
+
+
+class MetadataForm(forms.Form):
+    """The remote metadata, as up to 16 key-value pairs, checked against the API's limits before sending."""
+
+    def __init__(self, *args, initial_metadata=None, **kwargs):
+        initial = kwargs.pop("initial", None) or {}
+        for index, (key, value) in enumerate((initial_metadata or {}).items()):
+            initial[f"key_{index}"], initial[f"value_{index}"] = key, value
+        super().__init__(*args, initial=initial, **kwargs)
+        for index in range(kinds.METADATA_MAX_PAIRS):
+            self.fields[f"key_{index}"] = forms.CharField(
+                label=f"Key {index + 1}", required=False, max_length=kinds.METADATA_MAX_KEY
+            )
+            self.fields[f"value_{index}"] = forms.CharField(
+                label=f"Value {index + 1}",
+                required=False,
+                max_length=kinds.METADATA_MAX_VALUE,
+                strip=False,
+            )
+        self.shown_rows = min(kinds.METADATA_MAX_PAIRS, len(initial_metadata or {}) + 3)
+
+    def rows(self):
+        """(key, value) bound fields of the rows to show: the filled ones and a few blank ones."""
+        shown = self.shown_rows
+        if self.is_bound:
+            data = self.data
+            filled = [
+                i for i in range(kinds.METADATA_MAX_PAIRS) if data.get(f"key_{i}") or data.get(f"value_{i}")
+            ]
+            shown = max(shown, (max(filled) + 1) if filled else 0)
+        return [(self[f"key_{i}"], self[f"value_{i}"]) for i in range(shown)]
+
+    def clean(self):
+        cleaned = super().clean()
+        metadata = {}
+        for index in range(kinds.METADATA_MAX_PAIRS):
+            key = (cleaned.get(f"key_{index}") or "").strip()
+            value = cleaned.get(f"value_{index}") or ""
+            if not key:
+                if value:
+                    self.add_error(f"key_{index}", "A value needs a key.")
+                continue
+            if key in metadata:
+                self.add_error(f"key_{index}", f"The key “{key}” appears twice.")
+                continue
+            metadata[key] = value
+        try:
+            cleaned["metadata"] = kinds.validate_metadata(metadata)
+        except kinds.InvalidMetadata as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return cleaned
+
+
+class DeleteThreadForm(forms.Form):
+    delete_items = forms.BooleanField(
+        label="Also delete its items",
+        required=False,
+        initial=True,
+        help_text=(
+            "The API keeps a conversation's items (messages, tool calls and their outputs) after the "
+            "conversation itself is deleted. With this on, every item is deleted first, so nothing of it "
+            "stays stored; it costs one request per item."
+        ),
+    )

@@ -253,7 +253,7 @@ def bounded_count(threads) -> tuple[int, bool]:
             plan = json.loads(plan)
         estimate = int(plan[0]["Plan"]["Plan Rows"])
         return max(estimate, count), True
-    return count, True
+    return COUNT_CAP, True
 
 
 def querystring(params: dict, **overrides) -> str:

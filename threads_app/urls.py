@@ -4,6 +4,17 @@ from . import credential_views, import_views, views
 
 urlpatterns = [
     path("", views.thread_list, name="thread_list"),
+    # Browsing: one thread, its live messages, editing, deleting, exporting; the overview.
+    path("threads/<int:pk>/", views.thread_detail, name="thread_detail"),
+    path("threads/<int:pk>/messages/", views.thread_messages, name="thread_messages"),
+    path("threads/<int:pk>/facts/", views.thread_facts, name="thread_facts"),
+    path("threads/<int:pk>/refresh/", views.thread_refresh, name="thread_refresh"),
+    path("threads/<int:pk>/edit/", views.thread_edit, name="thread_edit"),
+    path("threads/<int:pk>/metadata/", views.thread_metadata, name="thread_metadata"),
+    path("threads/<int:pk>/delete/", views.thread_delete, name="thread_delete"),
+    path("threads/<int:pk>/mark-missing/", views.thread_mark_missing, name="thread_mark_missing"),
+    path("threads/<int:pk>/export.<str:fmt>", views.thread_export, name="thread_export"),
+    path("overview/", views.overview_page, name="overview"),
     # Intake (admins): credentials, adding and importing threads.
     path("credentials/", credential_views.credential_list, name="credential_list"),
     path("credentials/add/", credential_views.credential_form, name="credential_add"),

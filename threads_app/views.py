@@ -1,15 +1,481 @@
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+"""Browsing tracked threads: the list, one thread with its live message history, editing, deleting,
+exporting, and the overview.
 
+Every page is one template whose fragments (`{% partialdef %}`) are rendered alone for HTMX requests, so a
+fragment and its full page never drift apart; every HTMX link has an href that renders the full page.
+Objects come only from `permissions`, which decides who sees what.
+"""
+
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.core.cache import cache
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRefresh, push_url
+
+from . import kinds, listing, overview, sync, transcripts
+from .client import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    Client,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+)
+from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
 from .models import Thread
+from .permissions import get_rw_thread_for_user, get_thread_for_user, visible_threads
+
+MESSAGES_PER_PAGE = 20
+OVERVIEW_CACHE_SECONDS = 60
+# A page waits at most this long for a rate limit to clear; beyond it, the person sees the wait and retries.
+WEB_MAX_WAIT = 3.0
 
 
-def visible_threads(request):
-    """The threads this user may see: the one place scoping by role will be added."""
-    return Thread.objects.all()
+def api_client(thread: Thread) -> Client:
+    try:
+        return Client.for_credential(thread.credential, max_wait=WEB_MAX_WAIT)
+    except ValueError as error:  # the stored key cannot be decrypted (the encryption keys changed)
+        raise APIError(str(error), code="key_unreadable") from None
+
+
+def is_fragment_request(request) -> bool:
+    # A history restore asks for the whole page even though htmx sent it.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def safe_next(request, fallback: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False):
+        return target
+    return fallback
+
+
+# --- The list -------------------------------------------------------------------------------------------
+
+# Sortable columns: (column label, sort name, first direction when clicked).
+SORTABLE = {
+    "ID": ("id", ""),
+    "Title": ("title", ""),
+    "Created": ("created", "-"),
+    "Last activity": ("activity", "-"),
+}
+COLUMNS = ["ID", "Title", "Owner", "Credential", "Created", "Last activity", "Status", "Messages", ""]
+
+
+def table_columns(params: dict, sort: str) -> list[dict]:
+    current_key, current_desc = sort.lstrip("-"), sort.startswith("-")
+    columns = []
+    for label in COLUMNS:
+        column = {"label": label, "url": "", "sorted": ""}
+        if label in SORTABLE:
+            name, first = SORTABLE[label]
+            if name == current_key:
+                column["sorted"] = "descending" if current_desc else "ascending"
+                new_sort = name if current_desc else f"-{name}"
+            else:
+                new_sort = f"{first}{name}"
+            column["url"] = listing.querystring(
+                params, sort=None if new_sort == listing.DEFAULT_SORT else new_sort
+            )
+        columns.append(column)
+    return columns
 
 
 @require_GET
+@vary_on_headers("HX-Request")
 def thread_list(request):
-    threads = visible_threads(request).select_related("credential", "owner")[:100]
-    return render(request, "threads_app/thread_list.html", {"threads": threads})
+    form = ThreadFilterForm(request.GET, user=request.user)
+    context = {"form": form}
+    if not form.is_valid():
+        template = (
+            "threads_app/thread_list.html#table"
+            if is_fragment_request(request)
+            else "threads_app/thread_list.html"
+        )
+        return render(request, template, context, status=400)
+
+    data = form.cleaned_data
+    threads = listing.apply_filters(visible_threads(request.user), data, request.user)
+    page = listing.keyset_page(
+        threads.select_related("credential", "owner"),
+        data["sort"],
+        after=data["after_position"],
+        before=data["before_position"],
+    )
+    count, count_is_estimate = listing.bounded_count(threads)
+    params = form.query_params()
+    here = listing.querystring(params, after=data["after"] or None, before=data["before"] or None)
+    context.update(
+        page=page,
+        count=count,
+        count_is_estimate=count_is_estimate,
+        count_cap=listing.COUNT_CAP,
+        columns=table_columns(params, data["sort"]),
+        sort_value=data["sort"] if data["sort"] != listing.DEFAULT_SORT else "",
+        first_url=listing.querystring(params) if not page.is_first else "",
+        next_url=listing.querystring(params, after=page.next_cursor) if page.next_cursor else "",
+        previous_url=listing.querystring(params, before=page.previous_cursor) if page.previous_cursor else "",
+        here=reverse("thread_list") + (here if here != "?" else ""),
+        now=timezone.now(),
+    )
+    if is_fragment_request(request):
+        response = render(request, "threads_app/thread_list.html#table", context)
+        # The server names the URL to push: the canonical one, without the empty fields a form sends.
+        return push_url(response, context["here"])
+    return render(request, "threads_app/thread_list.html", context)
+
+
+# --- One thread -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class MessageResult:
+    """What the API answered for one page of a thread's messages: a page, or why there is none."""
+
+    page: kinds.Page | None = None
+    after: str = ""
+    error: str = ""  # not_found, refused, rate_limited, unavailable, failed
+    message: str = ""
+    retry_after: float | None = None
+
+    @property
+    def older_cursor(self) -> str:
+        return (self.page.next_cursor or "") if self.page else ""
+
+
+def api_failure(error: APIError) -> tuple[str, str]:
+    """(error kind, sentence) for an API error, worded for the person looking at the page."""
+    if isinstance(error, NotFound):
+        return "not_found", error.message
+    if isinstance(error, AuthenticationError | PermissionDenied):
+        return "refused", f"The API refused the credential’s key: {error}"
+    if isinstance(error, RateLimited):
+        return "rate_limited", f"The API is rate-limiting this credential: {error}"
+    if isinstance(error, ServerError | APIConnectionError):
+        return "unavailable", f"The API could not be reached or failed: {error}"
+    return "failed", f"The request failed: {error}"
+
+
+def stored_remote(thread: Thread) -> kinds.RemoteThread:
+    """The thread as last seen, for dating activity from a page of messages without another request."""
+    return kinds.RemoteThread(
+        id=thread.remote_id,
+        kind=thread.kind,
+        created_at=thread.remote_created_at,
+        metadata=thread.metadata,
+        title=thread.title,
+        user=thread.end_user,
+    )
+
+
+def fetch_messages(thread: Thread, after: str | None) -> MessageResult:
+    """One page of messages, newest first: one API request. The first page also dates the last activity."""
+    adapter = kinds.adapter_for(thread)
+    try:
+        page = adapter.page(api_client(thread), thread.remote_id, limit=MESSAGES_PER_PAGE, after=after)
+    except APIError as error:
+        kind, message = api_failure(error)
+        return MessageResult(
+            after=after or "", error=kind, message=message, retry_after=getattr(error, "retry_after", None)
+        )
+    if after is None:
+        sync.record_remote(thread, stored_remote(thread), page)
+        if not page.has_more and thread.message_count != len(page.entries):
+            thread.message_count = len(page.entries)
+            Thread.objects.filter(pk=thread.pk).update(message_count=thread.message_count)
+    return MessageResult(page=page, after=after or "")
+
+
+def detail_context(request, thread: Thread, **extra) -> dict:
+    adapter = kinds.adapter_for(thread)
+    context = {
+        "thread": thread,
+        "adapter": adapter,
+        "status_changes": thread.status_changes.select_related("changed_by")[:50],
+        "now": timezone.now(),
+        "expires_at": (thread.last_activity_at + adapter.expires_after)
+        if adapter.expires_after and thread.last_activity_at and thread.status == Thread.Status.ACTIVE
+        else None,
+    }
+    context.update(extra)
+    return context
+
+
+@require_GET
+def thread_detail(request, pk):
+    thread = get_thread_for_user(request, pk)
+    form = MessagePageForm(request.GET)
+    if not form.is_valid():
+        return render(
+            request,
+            "threads_app/thread_detail.html",
+            detail_context(request, thread, page_form=form),
+            status=400,
+        )
+    result = None
+    # Without JavaScript, "Show messages" and "Load older" come back here and render the page inline.
+    if request.GET.get("show") == "messages":
+        result = fetch_messages(thread, form.cleaned_data["after"] or None)
+    return render(request, "threads_app/thread_detail.html", detail_context(request, thread, result=result))
+
+
+@require_GET
+def thread_messages(request, pk):
+    """A page of messages, for HTMX: the first on load, older ones on "Load older"."""
+    thread = get_thread_for_user(request, pk)
+    if not is_fragment_request(request):
+        query = request.GET.copy()
+        query["show"] = "messages"
+        return redirect(reverse("thread_detail", args=[thread.pk]) + "?" + query.urlencode() + "#messages")
+    form = MessagePageForm(request.GET)
+    if not form.is_valid():
+        return render(
+            request,
+            "threads_app/thread_detail.html#message-error",
+            {"thread": thread, "page_form": form},
+            status=400,
+        )
+    result = fetch_messages(thread, form.cleaned_data["after"] or None)
+    return render(
+        request, "threads_app/thread_detail.html#messages", detail_context(request, thread, result=result)
+    )
+
+
+@require_GET
+def thread_facts(request, pk):
+    """The thread's stored facts (the panel that edit forms replace), for HTMX "Cancel"."""
+    thread = get_thread_for_user(request, pk)
+    if not is_fragment_request(request):
+        return redirect("thread_detail", pk=thread.pk)
+    return render(request, "threads_app/thread_detail.html#facts", detail_context(request, thread))
+
+
+@require_GET
+def thread_refresh(request, pk):
+    """Ask the API for the thread (one request), store what changed and show the refreshed facts."""
+    thread = get_thread_for_user(request, pk)
+    refresh_error = ""
+    try:
+        remote = kinds.adapter_for(thread).retrieve(api_client(thread), thread.remote_id)
+    except APIError as error:
+        kind, message = api_failure(error)
+        refresh_error = "The API no longer finds this thread." if kind == "not_found" else message
+    else:
+        sync.record_remote(thread, remote)
+    if not is_fragment_request(request):
+        if refresh_error:
+            messages.error(request, refresh_error)
+        return redirect("thread_detail", pk=thread.pk)
+    return render(
+        request,
+        "threads_app/thread_detail.html#facts",
+        detail_context(request, thread, refresh_error=refresh_error),
+    )
+
+
+@require_POST
+def thread_mark_missing(request, pk):
+    thread = get_rw_thread_for_user(request, pk)
+    if thread.status == Thread.Status.ACTIVE:
+        thread.set_status(
+            Thread.Status.MISSING,
+            by=request.user,
+            reason=f"Marked missing by {request.user.get_username()}: the API answered 404",
+        )
+        messages.success(request, f"{thread.remote_id} is now marked missing.")
+    if request.htmx:
+        return HttpResponseClientRefresh()
+    return redirect("thread_detail", pk=thread.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def thread_edit(request, pk):
+    """Edit the thread's local fields: title, owner, end-user label."""
+    thread = get_rw_thread_for_user(request, pk)
+    form = ThreadEditForm(request.POST or None, instance=thread)
+    if request.method == "POST":
+        if form.is_valid():
+            # The form already set the new values on `thread`; write only the fields that changed.
+            if form.changed_data:
+                changed = {name: form.cleaned_data[name] for name in form.changed_data}
+                Thread.objects.filter(pk=thread.pk).update(**changed)
+            if is_fragment_request(request):
+                return render(
+                    request,
+                    "threads_app/thread_detail.html#facts",
+                    detail_context(request, thread, saved=True),
+                )
+            messages.success(request, "Saved.")
+            return redirect("thread_detail", pk=thread.pk)
+        thread.refresh_from_db()
+    template = (
+        "threads_app/thread_edit.html#form"
+        if is_fragment_request(request)
+        else "threads_app/thread_edit.html"
+    )
+    return render(request, template, {"thread": thread, "form": form}, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def thread_metadata(request, pk):
+    """Edit the remote metadata, sent to the API with the adapter's update_metadata."""
+    thread = get_rw_thread_for_user(request, pk)
+    adapter = kinds.adapter_for(thread)
+    form = MetadataForm(request.POST or None, initial_metadata=thread.metadata)
+    status, api_error = 200, ""
+    if request.method == "POST" and adapter.supports_metadata:
+        if form.is_valid():
+            try:
+                remote = adapter.update_metadata(
+                    api_client(thread), thread.remote_id, form.cleaned_data["metadata"]
+                )
+            except (APIError, kinds.NotSupported, kinds.InvalidMetadata) as error:
+                api_error = api_failure(error)[1] if isinstance(error, APIError) else str(error)
+                status = 502 if isinstance(error, APIError) and not isinstance(error, NotFound) else 400
+                if isinstance(error, NotFound):
+                    api_error = "The API no longer finds this thread, so its metadata cannot be changed."
+            else:
+                sync.record_remote(thread, remote)
+                if is_fragment_request(request):
+                    return render(
+                        request,
+                        "threads_app/thread_detail.html#facts",
+                        detail_context(request, thread, saved=True),
+                    )
+                messages.success(request, "Metadata saved.")
+                return redirect("thread_detail", pk=thread.pk)
+        else:
+            status = 400
+    elif request.method == "POST":
+        status = 400
+    template = (
+        "threads_app/thread_metadata.html#form"
+        if is_fragment_request(request)
+        else "threads_app/thread_metadata.html"
+    )
+    context = {"thread": thread, "adapter": adapter, "form": form, "api_error": api_error}
+    return render(request, template, context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def thread_delete(request, pk):
+    """Delete the thread through the API, behind a confirmation that names it."""
+    thread = get_rw_thread_for_user(request, pk)
+    adapter = kinds.adapter_for(thread)
+    fallback = reverse("thread_detail", args=[thread.pk])
+    context = {
+        "thread": thread,
+        "adapter": adapter,
+        "offers_item_deletion": hasattr(adapter, "delete_items"),
+        "next": safe_next(request, fallback),
+        "origin": request.POST.get("origin") or request.GET.get("origin") or "",
+        "form": DeleteThreadForm(request.POST or None),
+    }
+    fragment = is_fragment_request(request)
+    if request.method == "GET":
+        template = "threads_app/thread_delete.html#dialog" if fragment else "threads_app/thread_delete.html"
+        return render(request, template, context)
+
+    status, outcome = 200, ""
+    if thread.status != Thread.Status.ACTIVE:
+        status, outcome = (
+            409,
+            f"{thread.remote_id} is already {thread.get_status_display().lower()}; nothing was sent.",
+        )
+    else:
+        form = context["form"]
+        form.is_valid()
+        delete_items = bool(form.cleaned_data.get("delete_items")) and context["offers_item_deletion"]
+        try:
+            adapter.delete(api_client(thread), thread.remote_id, delete_items=delete_items)
+        except NotFound as error:
+            sync.record_not_found(thread, error, by=request.user)
+            outcome = (
+                f"The API no longer had {thread.remote_id}; it is now marked "
+                f"{thread.get_status_display().lower()}."
+            )
+        except APIError as error:
+            status, outcome = 502, f"{thread.remote_id} was not deleted. {api_failure(error)[1]}"
+        else:
+            how = " with its items" if delete_items else ""
+            thread.set_status(
+                Thread.Status.DELETED,
+                by=request.user,
+                reason=f"Deleted{how} through the API by {request.user.get_username()}",
+            )
+            outcome = f"Deleted {thread.remote_id}{how}."
+    if fragment:
+        context.update(outcome=outcome, failed=status != 200, now=timezone.now())
+        return render(request, "threads_app/thread_delete.html#result", context, status=status)
+    (messages.success if status == 200 else messages.error)(request, outcome)
+    return redirect(context["next"])
+
+
+@require_GET
+def thread_export(request, pk, fmt):
+    """The whole transcript as a download: every page, oldest first."""
+    thread = get_thread_for_user(request, pk)
+    if fmt not in ("json", "md"):
+        raise Http404("Transcripts download as .json or .md.")
+    adapter = kinds.adapter_for(thread)
+    try:
+        entries = list(adapter.iter_entries(api_client(thread), thread.remote_id))
+    except APIError as error:
+        kind, message = api_failure(error)
+        if kind == "not_found":
+            message = "The API no longer finds this thread, so there is nothing to export."
+        messages.error(request, f"Export failed. {message}")
+        return redirect("thread_detail", pk=thread.pk)
+    if thread.message_count != len(entries):
+        thread.message_count = len(entries)
+        Thread.objects.filter(pk=thread.pk).update(message_count=len(entries))
+    if fmt == "json":
+        body, content_type = transcripts.as_json(thread, entries), "application/json"
+    else:
+        body, content_type = transcripts.as_markdown(thread, entries), "text/markdown; charset=utf-8"
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{thread.remote_id}.{fmt}"'
+    return response
+
+
+# --- Overview -------------------------------------------------------------------------------------------
+
+
+@require_GET
+def overview_page(request):
+    # Cached per user: the figures are of what this user may see, which roles will narrow.
+    key = f"threadsite:overview:{request.user.pk}"
+    figures = cache.get(key)
+    if figures is None:
+        figures = overview.summary(visible_threads(request.user), timezone.now())
+        figures["computed_at"] = timezone.now()
+        cache.set(key, figures, OVERVIEW_CACHE_SECONDS)
+    context = {
+        "figures": figures,
+        "status_bars": overview.bars(
+            (label, n, listing.querystring({"status": status})) for status, label, n in figures["by_status"]
+        ),
+        "kind_bars": overview.bars(
+            (label, n, listing.querystring({"kind": kind})) for kind, label, n in figures["by_kind"]
+        ),
+        "owner_bars": overview.bars(
+            (name, n, listing.querystring({"owner": pk or "none"})) for pk, name, n in figures["by_owner"]
+        ),
+        "credential_bars": overview.bars(
+            (label, n, listing.querystring({"credential": pk})) for pk, label, n in figures["by_credential"]
+        ),
+        "age_bars": overview.bars(
+            (label, n, overview.age_link(newer, older, figures["computed_at"]))
+            for label, n, newer, older in figures["ages"]
+        ),
+    }
+    return render(request, "threads_app/overview.html", context)

@@ -1,0 +1,78 @@
+// Threadsite's few behaviours beyond htmx: copy buttons, the confirmation dialog, sign-in expiry and
+// errors htmx does not swap in. Everything works without this file; it only makes it smoother.
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+
+  function showProblem(text) {
+    var box = document.getElementById("problem");
+    if (!box) return;
+    box.textContent = text;
+    box.hidden = false;
+    clearTimeout(showProblem.timer);
+    showProblem.timer = setTimeout(function () { box.hidden = true; }, 8000);
+  }
+
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text);
+    }
+    // Plain-http deployments have no Clipboard API.
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); } finally { area.remove(); }
+    return Promise.resolve();
+  }
+
+  document.addEventListener("click", function (event) {
+    var copy = event.target.closest("[data-copy]");
+    if (copy) {
+      copyText(copy.getAttribute("data-copy")).then(function () {
+        var label = copy.textContent;
+        copy.textContent = "Copied";
+        copy.classList.add("copied");
+        setTimeout(function () { copy.textContent = label; copy.classList.remove("copied"); }, 1500);
+      });
+      return;
+    }
+    var closer = event.target.closest("[data-close-dialog]");
+    var dialog = closer && closer.closest("dialog");
+    if (dialog) {
+      event.preventDefault();
+      dialog.close();
+    }
+  });
+
+  // A confirmation fragment arrives as a <dialog data-modal>: open it as a modal, drop it when closed.
+  document.addEventListener("htmx:load", function (event) {
+    var root = event.detail.elt;
+    var dialogs = root.matches && root.matches("dialog[data-modal]") ? [root] : root.querySelectorAll ? root.querySelectorAll("dialog[data-modal]") : [];
+    Array.prototype.forEach.call(dialogs, function (dialog) {
+      if (dialog.open) return;
+      dialog.addEventListener("close", function () { dialog.remove(); });
+      dialog.showModal();
+    });
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    // The session ended: the request was redirected to the sign-in page. Reload to sign in and come back.
+    var xhr = event.detail.xhr;
+    var loginPath = document.body.getAttribute("data-login-path");
+    if (loginPath && xhr.responseURL && new URL(xhr.responseURL).pathname === loginPath) {
+      event.detail.shouldSwap = false;
+      window.location.reload();
+    }
+  });
+
+  document.addEventListener("htmx:responseError", function (event) {
+    showProblem("The server answered " + event.detail.xhr.status + ". Try again, or reload the page.");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    showProblem("Threadsite could not be reached. Check the connection and try again.");
+  });
+})();
