@@ -1,3 +1,5 @@
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from django.contrib.auth.models import User
 
@@ -42,6 +44,26 @@ def simulator():
 def sim_key():
     """The simulator's API key for a project: `sim_key("proj_beta")`."""
     return SIMULATOR_KEYS.__getitem__
+
+
+class SimClock:
+    """A clock for `SimulatorState.clock` that moves only when told: `advance(days=60)`."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def sim_clock(simulator):
+    """Freezes the simulator's time at 2026-06-01 12:00 UTC; `sim_clock.advance(...)` moves it."""
+    simulator.state.clock = SimClock(datetime(2026, 6, 1, 12, tzinfo=UTC))
+    return simulator.state.clock
 
 
 @pytest.fixture

@@ -1,28 +1,10 @@
 """The simulator's misbehaviour on demand: the rate limit, queued and random faults, drops, delays."""
 
 import socket
-from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 import requests
-
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock(simulator):
-    simulator.state.clock = Clock(datetime(2026, 6, 1, 12, tzinfo=UTC))
-    return simulator.state.clock
 
 
 def get(simulator, api_key, path="/conversations/conv_missing", *, timeout=5.0, headers=None):
@@ -30,7 +12,7 @@ def get(simulator, api_key, path="/conversations/conv_missing", *, timeout=5.0, 
     return requests.get(simulator.base_url + path, headers=headers, timeout=timeout)
 
 
-def test_it_limits_requests_per_project_and_recovers(simulator, sim_key, clock):
+def test_it_limits_requests_per_project_and_recovers(simulator, sim_key, sim_clock):
     simulator.config.rate_limit_per_minute = 2
     alpha = sim_key("proj_alpha")
 
@@ -53,9 +35,9 @@ def test_it_limits_requests_per_project_and_recovers(simulator, sim_key, clock):
     # Another project has its own budget.
     assert get(simulator, sim_key("proj_beta")).status_code == 404
 
-    clock.advance(seconds=29)
+    sim_clock.advance(seconds=29)
     assert get(simulator, alpha).status_code == 429
-    clock.advance(seconds=1)
+    sim_clock.advance(seconds=1)
     assert get(simulator, alpha).status_code == 404
 
 
