@@ -10,6 +10,8 @@ class Command(BaseCommand):
         "Serve the offline simulator of the OpenAI thread APIs (Assistants threads, Conversations, "
         "ChatKit threads) until Ctrl-C. Point a credential's base URL at the address it prints."
     )
+    # The simulator is a standalone WSGI app: it needs neither the database nor Django's checks.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
