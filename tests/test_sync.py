@@ -56,7 +56,7 @@ def test_a_thread_of_another_project_is_recorded_missing_not_as_an_error(simulat
 
     thread.refresh_from_db()
     assert thread.status == Thread.Status.MISSING
-    assert "No conversation found" in thread.last_check_message
+    assert remote["id"] in thread.last_check_message and "not found" in thread.last_check_message
     change = thread.status_changes.get()
     assert (change.old_status, change.new_status) == (Thread.Status.ACTIVE, Thread.Status.MISSING)
     assert "404" in change.reason

@@ -74,7 +74,7 @@ def test_the_key_is_never_rendered_back_and_blank_keeps_it(admin_client, alpha):
     [
         ({"name": "has spaces", "api_key": KEY}, "no spaces"),
         ({"name": "ok", "api_key": "short"}, "does not look like an API key"),
-        ({"name": "ok", "api_key": KEY, "base_url": "ftp://example.com"}, "Enter a valid URL"),
+        ({"name": "ok", "api_key": KEY, "base_url": "ftp://example.com"}, "must start with https://"),
         ({"name": "ok", "api_key": KEY, "organization_id": "acme"}, "start with org-"),
         ({"name": "ok"}, "This field is required"),
     ],
