@@ -72,3 +72,21 @@ def sim_credential(credential, simulator):
     credential.base_url = simulator.base_url
     credential.save()
     return credential
+
+
+@pytest.fixture
+def make_thread(credential):
+    """Create tracked threads: `make_thread(title="…", owner=alice)`; remote IDs are unique by default."""
+    from threads_app.models import Thread
+
+    counter = iter(range(1, 1_000_000))
+
+    def make(**fields):
+        fields.setdefault("credential", credential)
+        fields.setdefault("kind", Thread.Kind.ASSISTANTS)
+        if "remote_id" not in fields:
+            prefix = {"conversation": "conv", "chatkit_thread": "cthr"}.get(fields["kind"], "thread")
+            fields["remote_id"] = f"{prefix}_test{next(counter):06d}"
+        return Thread.objects.create(**fields)
+
+    return make

@@ -147,35 +147,22 @@ class ImportForm(forms.Form):
 # --- Browse: the thread list's filters, message pages, editing and deleting one thread -----------------
 
 
-# The filter selects take their options from callables, which Django calls only when the select is
-# rendered: an HTMX request for the table validates the filters without loading every user and credential.
+def owner_filter_options() -> list[tuple[str, str]]:
+    users = get_user_model().objects.filter(is_active=True).order_by("username")
+    return [("", "Anyone"), ("me", "Me"), ("none", "Unassigned")] + [
+        (str(u.pk), u.get_username()) for u in users
+    ]
 
 
-def _owner_options(user):
-    def options():
-        users = get_user_model().objects.filter(is_active=True).order_by("username")
-        return [("", "Anyone"), ("me", "Me"), ("none", "Unassigned")] + [
-            (str(u.pk), u.get_username()) for u in users
-        ]
-
-    return options
+def credential_filter_options(user) -> list[tuple[str, str]]:
+    return [("", "Any credential")] + [
+        (str(c.pk), f"{c.name} · {c.scope_label}") for c in visible_credentials(user)
+    ]
 
 
-def _credential_options(user):
-    def options():
-        return [("", "Any credential")] + [
-            (str(c.pk), f"{c.name} · {c.scope_label}") for c in visible_credentials(user)
-        ]
-
-    return options
-
-
-def _project_options(user):
-    def options():
-        projects = visible_credentials(user).exclude(project_id="").values_list("project_id", flat=True)
-        return [("", "Any project")] + [(p, p) for p in sorted(set(projects))]
-
-    return options
+def project_filter_options(user) -> list[tuple[str, str]]:
+    projects = visible_credentials(user).exclude(project_id="").values_list("project_id", flat=True)
+    return [("", "Any project")] + [(p, p) for p in sorted(set(projects))]
 
 
 class DateInput(forms.DateInput):
@@ -215,9 +202,14 @@ class ThreadFilterForm(forms.Form):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["owner"].widget = forms.Select(choices=_owner_options(user))
-        self.fields["credential"].widget = forms.Select(choices=_credential_options(user))
-        self.fields["project"].widget = forms.Select(choices=_project_options(user))
+        self.user = user
+
+    def load_options(self) -> None:
+        """Give the owner, credential and project selects their options: three queries that only the
+        full page needs, as an HTMX request for the table validates these fields by their shape alone."""
+        self.fields["owner"].widget = forms.Select(choices=owner_filter_options())
+        self.fields["credential"].widget = forms.Select(choices=credential_filter_options(self.user))
+        self.fields["project"].widget = forms.Select(choices=project_filter_options(self.user))
 
     def clean_q(self):
         return " ".join(self.cleaned_data["q"].split())

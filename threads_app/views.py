@@ -94,13 +94,12 @@ def table_columns(params: dict, sort: str) -> list[dict]:
 @vary_on_headers("HX-Request")
 def thread_list(request):
     form = ThreadFilterForm(request.GET, user=request.user)
+    fragment = is_fragment_request(request)
+    if not fragment:
+        form.load_options()
     context = {"form": form}
     if not form.is_valid():
-        template = (
-            "threads_app/thread_list.html#table"
-            if is_fragment_request(request)
-            else "threads_app/thread_list.html"
-        )
+        template = "threads_app/thread_list.html#table" if fragment else "threads_app/thread_list.html"
         return render(request, template, context, status=400)
 
     data = form.cleaned_data
@@ -127,7 +126,7 @@ def thread_list(request):
         here=reverse("thread_list") + (here if here != "?" else ""),
         now=timezone.now(),
     )
-    if is_fragment_request(request):
+    if fragment:
         response = render(request, "threads_app/thread_list.html#table", context)
         # The server names the URL to push: the canonical one, without the empty fields a form sends.
         return push_url(response, context["here"])
