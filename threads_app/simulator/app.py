@@ -99,6 +99,9 @@ def make_app(state: SimulatorState, config: SimulatorConfig):
 
 def _answer(environ, method: str, path: str, state: SimulatorState, config: SimulatorConfig, fault):
     """(status, headers, body) for one request."""
+    # Read the body whatever the answer: closing a socket with unread data in it resets the connection,
+    # and the client could lose the answer already sent.
+    body = _body(environ)
     api_key = _api_key(environ)
     key = state.key_for(api_key) if api_key else None
     organization = key.organization_id if key else "org-sim"
@@ -134,7 +137,7 @@ def _answer(environ, method: str, path: str, state: SimulatorState, config: Simu
                 f"Please try again by setting the header 'OpenAI-Beta: {route.beta}'.",
                 code="invalid_beta",
             )
-        request = Request(state, method, path, _query(environ), _body(environ), key, params)
+        request = Request(state, method, path, _query(environ), body, key, params)
         with state.lock:
             # Serialised under the lock: another request must not change an object mid-dump.
             return 200, headers, json.dumps(route.handler(request)).encode()
