@@ -20,6 +20,7 @@ from .limiter import RateLimiter
 
 # Assistants threads unused this long were removed by OpenAI; the simulator answers 404 for them.
 ASSISTANTS_THREAD_TTL = timedelta(days=60)
+REQUEST_LOG_LIMIT = 100_000
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 HEX = "0123456789abcdef"
 
@@ -99,6 +100,9 @@ class SimulatorState:
     def log_request(self, method: str, path: str, status: int | None) -> None:
         with self.lock:
             self.request_log.append((method, path, status))
+            # A simulator left running for days must not grow without bound; tests read far fewer.
+            if len(self.request_log) > REQUEST_LOG_LIMIT:
+                del self.request_log[: REQUEST_LOG_LIMIT // 2]
 
     def now(self) -> int:
         return int(self.clock().timestamp())
