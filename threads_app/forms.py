@@ -354,7 +354,7 @@ class DeleteThreadForm(forms.Form):
         required=False,
         initial=True,
         help_text=(
-            "The API keeps a conversation's items (messages, tool calls and their outputs) after the "
+            "The API keeps a conversation’s items (messages, tool calls and their outputs) after the "
             "conversation itself is deleted. With this on, every item is deleted first, so nothing of it "
             "stays stored; it costs one request per item."
         ),

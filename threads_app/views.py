@@ -300,7 +300,7 @@ def thread_mark_missing(request, pk):
 def thread_edit(request, pk):
     """Edit the thread's local fields: title, owner, end-user label."""
     thread = get_rw_thread_for_user(request, pk)
-    form = ThreadEditForm(request.POST or None, instance=thread)
+    form = ThreadEditForm(request.POST if request.method == "POST" else None, instance=thread)
     if request.method == "POST":
         if form.is_valid():
             # The form already set the new values on `thread`; write only the fields that changed.
@@ -329,7 +329,7 @@ def thread_metadata(request, pk):
     """Edit the remote metadata, sent to the API with the adapter's update_metadata."""
     thread = get_rw_thread_for_user(request, pk)
     adapter = kinds.adapter_for(thread)
-    form = MetadataForm(request.POST or None, initial_metadata=thread.metadata)
+    form = MetadataForm(request.POST if request.method == "POST" else None, initial_metadata=thread.metadata)
     status, api_error = 200, ""
     if request.method == "POST" and adapter.supports_metadata:
         if form.is_valid():
@@ -377,7 +377,7 @@ def thread_delete(request, pk):
         "offers_item_deletion": hasattr(adapter, "delete_items"),
         "next": safe_next(request, fallback),
         "origin": request.POST.get("origin") or request.GET.get("origin") or "",
-        "form": DeleteThreadForm(request.POST or None),
+        "form": DeleteThreadForm(request.POST if request.method == "POST" else None),
     }
     fragment = is_fragment_request(request)
     if request.method == "GET":

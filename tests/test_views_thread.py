@@ -1,0 +1,588 @@
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from html import unescape
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from threads_app.forms import MetadataForm
+from threads_app.models import StatusChange, Thread
+from threads_app.simulator import objects
+
+HTMX = {"HX-Request": "true"}
+BASE = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def no_retries(settings):
+    # Faults surface at once instead of after the client's backoff sleeps.
+    settings.OPENAI_MAX_RETRIES = 0
+
+
+@pytest.fixture
+def signed_in(client, alice):
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def assistants_thread(simulator, sim_clock, sim_credential, make_thread):
+    """An Assistants thread of 45 messages, a minute apart, tracked with nothing known of it yet."""
+    remote = simulator.state.create_thread(
+        "proj_alpha",
+        created_at=BASE,
+        metadata={"ticket": "ZD-1"},
+        messages=[
+            (
+                "user" if i % 2 == 0 else "assistant",
+                f"message number {i}",
+                {"created_at": BASE + timedelta(minutes=i)},
+            )
+            for i in range(45)
+        ],
+    )
+    simulator.state.request_log.clear()
+    return make_thread(remote_id=remote["id"], credential=sim_credential)
+
+
+def api_requests(simulator) -> list:
+    return list(simulator.state.request_log)
+
+
+def entries_shown(response) -> list[str]:
+    return re.findall(r"message number (\d+)", response.content.decode())
+
+
+def older_link(response) -> tuple[str, str]:
+    """(href, hx-get) of the "Load older messages" link."""
+    match = re.search(
+        r'<a class="button load-older" href="([^"]+)"\s+hx-get="([^"]+)"', response.content.decode()
+    )
+    return (unescape(match.group(1)), unescape(match.group(2))) if match else ("", "")
+
+
+# --- Access: every endpoint needs a signed-in user and a thread that exists ---------------------------
+
+ENDPOINTS = [
+    ("get", "thread_detail"),
+    ("get", "thread_messages"),
+    ("get", "thread_facts"),
+    ("get", "thread_refresh"),
+    ("get", "thread_edit"),
+    ("post", "thread_edit"),
+    ("get", "thread_metadata"),
+    ("post", "thread_metadata"),
+    ("get", "thread_delete"),
+    ("post", "thread_delete"),
+    ("post", "thread_mark_missing"),
+]
+
+
+@pytest.mark.parametrize(("method", "name"), ENDPOINTS)
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_anonymous_visitors_are_sent_to_sign_in(client, make_thread, method, name, headers):
+    thread = make_thread()
+    response = getattr(client, method)(reverse(name, args=[thread.pk]), headers=headers)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+    assert Thread.objects.get(pk=thread.pk).status == Thread.Status.ACTIVE
+
+
+@pytest.mark.parametrize(("method", "name"), ENDPOINTS)
+def test_an_unknown_thread_is_a_404(signed_in, method, name):
+    response = getattr(signed_in, method)(reverse(name, args=[987654]), headers=HTMX)
+    assert response.status_code == 404
+
+
+def test_exports_need_a_signed_in_user_and_a_known_format(client, signed_in, make_thread):
+    thread = make_thread()
+    assert signed_in.get(reverse("thread_export", args=[thread.pk, "pdf"])).status_code == 404
+    signed_in.logout()
+    response = client.get(reverse("thread_export", args=[thread.pk, "json"]))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+# --- The page and its messages ------------------------------------------------------------------------
+
+
+def test_the_thread_page_renders_at_once_and_leaves_the_api_to_fragments(
+    signed_in, simulator, assistants_thread
+):
+    StatusChange.objects.create(
+        thread=assistants_thread, old_status="missing", new_status="active", reason="found"
+    )
+    response = signed_in.get(reverse("thread_detail", args=[assistants_thread.pk]))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert api_requests(simulator) == []
+    assert f'hx-get="/threads/{assistants_thread.pk}/messages/" hx-trigger="load"' in body
+    assert 'href="?show=messages#messages"' in body  # the same, without JavaScript
+    assert f'hx-get="/threads/{assistants_thread.pk}/refresh/" hx-trigger="load"' in body
+    assert "sk-…1234" in body and "sk-test-alpha-key-1234" not in body
+    assert "found" in body  # the status history
+
+
+def test_messages_come_newest_first_twenty_at_a_time_one_request_per_page(
+    signed_in, simulator, assistants_thread
+):
+    url = reverse("thread_messages", args=[assistants_thread.pk])
+    first = signed_in.get(url, headers=HTMX)
+    assert first.status_code == 200
+    assert entries_shown(first) == [str(i) for i in range(44, 24, -1)]
+    assert len(api_requests(simulator)) == 1
+    second = signed_in.get(older_link(first)[1], headers=HTMX)
+    assert entries_shown(second) == [str(i) for i in range(24, 4, -1)]
+    third = signed_in.get(older_link(second)[1], headers=HTMX)
+    assert entries_shown(third) == ["4", "3", "2", "1", "0"]
+    assert older_link(third) == ("", "")
+    assert "Start of the thread." in third.content.decode()
+    assert len(api_requests(simulator)) == 3
+    assert all(method == "GET" and "/messages" in path for method, path, _ in api_requests(simulator))
+
+
+def test_the_first_page_records_the_last_activity_and_the_count_when_it_holds_everything(
+    signed_in, simulator, sim_clock, sim_credential, make_thread
+):
+    remote = simulator.state.create_thread(
+        "proj_alpha", created_at=BASE, messages=[("user", "hello", {"created_at": BASE + timedelta(hours=2)})]
+    )
+    thread = make_thread(remote_id=remote["id"], credential=sim_credential)
+    signed_in.get(reverse("thread_messages", args=[thread.pk]), headers=HTMX)
+    thread.refresh_from_db()
+    assert thread.last_activity_at == BASE + timedelta(hours=2)
+    assert thread.activity_source == Thread.ActivitySource.MESSAGE
+    assert thread.message_count == 1
+
+
+def test_a_long_history_leaves_the_count_unknown(signed_in, assistants_thread):
+    signed_in.get(reverse("thread_messages", args=[assistants_thread.pk]), headers=HTMX)
+    assistants_thread.refresh_from_db()
+    assert assistants_thread.message_count is None
+    assert assistants_thread.last_activity_at == BASE + timedelta(minutes=44)
+
+
+def test_without_javascript_messages_and_older_pages_render_inline(signed_in, assistants_thread):
+    detail = reverse("thread_detail", args=[assistants_thread.pk])
+    first = signed_in.get(detail, {"show": "messages"})
+    assert "<html" in first.content.decode()
+    assert entries_shown(first)[:2] == ["44", "43"]
+    href, _ = older_link(first)
+    assert href.startswith(f"{detail}?show=messages&after=msg_")
+    second = signed_in.get(href)
+    assert entries_shown(second)[0] == "24"
+
+
+def test_the_messages_fragment_sends_a_plain_request_to_the_page(signed_in, assistants_thread):
+    response = signed_in.get(reverse("thread_messages", args=[assistants_thread.pk]), {"after": "msg_abc"})
+    assert response.status_code == 302
+    assert response["Location"] == f"/threads/{assistants_thread.pk}/?after=msg_abc&show=messages#messages"
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_a_broken_load_older_link_is_a_400(signed_in, simulator, assistants_thread, headers):
+    name = "thread_messages" if headers else "thread_detail"
+    response = signed_in.get(
+        reverse(name, args=[assistants_thread.pk]),
+        {"after": "x/../../y", "show": "messages"},
+        headers=headers,
+    )
+    assert response.status_code == 400
+    assert "its cursor is not a message ID" in unescape(response.content.decode())
+    assert api_requests(simulator) == []
+
+
+def test_message_text_is_escaped_and_fenced_code_becomes_a_code_block(
+    signed_in, simulator, sim_credential, make_thread
+):
+    text = (
+        "Try this:\n<script>alert('x')</script>\n```python\nprint('<b>hi</b>')\n```\n"
+        "<img src=x onerror=alert(1)>"
+    )
+    remote = simulator.state.create_thread("proj_alpha", messages=[("user", text)])
+    thread = make_thread(remote_id=remote["id"], credential=sim_credential)
+    body = signed_in.get(reverse("thread_messages", args=[thread.pk]), headers=HTMX).content.decode()
+    assert "<script>alert" not in body and "<img src=x" not in body
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in body
+    assert '<pre><code class="language-python">print(&#x27;&lt;b&gt;hi&lt;/b&gt;&#x27;)</code></pre>' in body
+    assert "Try this:<br>" in body
+
+
+def test_annotations_attachments_run_and_assistant_ids_are_shown(
+    signed_in, simulator, sim_credential, make_thread
+):
+    remote = simulator.state.create_thread("proj_alpha")
+    citation = {
+        "type": "file_citation",
+        "text": "【4:0†source】",
+        "file_citation": {"file_id": "file-cited1"},
+        "start_index": 4,
+        "end_index": 16,
+    }
+    simulator.state.add_message(
+        remote["id"],
+        "assistant",
+        content=[objects.text_part("See 【4:0†source】", [citation])],
+        attachments=[{"file_id": "file-attached1", "tools": [{"type": "file_search"}]}],
+        run_id="run_abc123",
+        assistant_id="asst_abc123",
+    )
+    thread = make_thread(remote_id=remote["id"], credential=sim_credential)
+    body = signed_in.get(reverse("thread_messages", args=[thread.pk]), headers=HTMX).content.decode()
+    for shown in (
+        "file_citation",
+        "file-cited1",
+        "file-attached1",
+        "run_abc123",
+        "asst_abc123",
+        "File · attachment",
+    ):
+        assert shown in body
+
+
+def test_conversation_items_show_messages_and_tool_calls(signed_in, simulator, sim_credential, make_thread):
+    remote = simulator.state.create_conversation(
+        "proj_alpha",
+        items=[
+            ("user", "What is the weather?"),
+            {
+                "type": "function_call",
+                "call_id": "call_1",
+                "name": "get_weather",
+                "arguments": '{"city": "Oslo"}',
+            },
+            {"type": "function_call_output", "call_id": "call_1", "output": "12 degrees"},
+            ("assistant", "It is 12 degrees."),
+        ],
+    )
+    thread = make_thread(remote_id=remote["id"], kind=Thread.Kind.CONVERSATION, credential=sim_credential)
+    body = signed_in.get(reverse("thread_messages", args=[thread.pk]), headers=HTMX).content.decode()
+    assert "Tool call · get_weather" in body and "Oslo" in body
+    assert "Tool output" in body and "12 degrees" in body
+    assert body.index("It is 12 degrees.") < body.index("What is the weather?")  # newest first
+
+
+def test_chatkit_items_show_widgets_and_client_tool_calls(signed_in, simulator, sim_credential, make_thread):
+    remote = simulator.state.create_chatkit_thread(
+        "proj_alpha",
+        user="customer-1",
+        title="Help",
+        items=[
+            ("user", "hi"),
+            ("widget", '{"type": "Card", "children": []}'),
+            ("client_tool_call", "open_map"),
+        ],
+    )
+    thread = make_thread(remote_id=remote["id"], kind=Thread.Kind.CHATKIT, credential=sim_credential)
+    body = signed_in.get(reverse("thread_messages", args=[thread.pk]), headers=HTMX).content.decode()
+    assert "Widget · Card" in body
+    assert "Tool call · open_map" in body
+    assert ">hi<" in body or "hi</div>" in body
+
+
+# --- When the API cannot answer -----------------------------------------------------------------------
+
+
+def test_a_thread_the_api_no_longer_has_is_explained_and_can_be_marked_missing(
+    signed_in, alice, sim_credential, make_thread
+):
+    thread = make_thread(remote_id="thread_gone0000001", credential=sim_credential)
+    body = signed_in.get(reverse("thread_messages", args=[thread.pk]), headers=HTMX).content.decode()
+    assert "no longer exists for this credential" in body
+    for reason in ("deleted", "60 days", "sunset", "another project"):
+        assert reason in body
+    assert f'hx-post="/threads/{thread.pk}/mark-missing/"' in body
+
+    response = signed_in.post(reverse("thread_mark_missing", args=[thread.pk]), headers=HTMX)
+    assert response.status_code == 200 and response["HX-Refresh"] == "true"
+    thread.refresh_from_db()
+    assert thread.status == Thread.Status.MISSING
+    change = StatusChange.objects.get(thread=thread)
+    assert change.changed_by == alice and "404" in change.reason
+
+
+@pytest.mark.parametrize(
+    ("fault", "shown"),
+    [
+        ("500", "could not be reached or failed"),
+        ("502_html", "could not be reached or failed"),
+        ("drop", "could not be reached or failed"),
+        ("429", "rate-limiting"),
+        ("429_quota", "rate-limiting"),
+    ],
+)
+def test_api_failures_are_shown_with_a_retry_and_the_page_stays_usable(
+    signed_in, simulator, assistants_thread, fault, shown
+):
+    simulator.state.enqueue_faults(fault)
+    url = reverse("thread_messages", args=[assistants_thread.pk])
+    response = signed_in.get(url, headers=HTMX)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "The messages could not be loaded." in body and shown in body
+    assert f'hx-get="{url}"' in body and ">Retry</a>" in body
+    assert "44" in entries_shown(signed_in.get(url, headers=HTMX))  # the retry works
+    assert Thread.objects.get(pk=assistants_thread.pk).status == Thread.Status.ACTIVE
+
+
+def test_a_refused_key_is_shown_as_such(signed_in, simulator, assistants_thread):
+    assistants_thread.credential.api_key = "sk-wrong-key-0000"
+    assistants_thread.credential.save()
+    body = signed_in.get(
+        reverse("thread_messages", args=[assistants_thread.pk]), headers=HTMX
+    ).content.decode()
+    assert "refused the credential’s key" in body
+
+
+def test_refreshing_stores_the_remote_metadata_with_one_request(signed_in, simulator, assistants_thread):
+    response = signed_in.get(reverse("thread_refresh", args=[assistants_thread.pk]), headers=HTMX)
+    assert response.status_code == 200
+    assert "ZD-1" in response.content.decode()
+    assistants_thread.refresh_from_db()
+    assert assistants_thread.metadata == {"ticket": "ZD-1"}
+    assert assistants_thread.remote_created_at == BASE
+    assert len(api_requests(simulator)) == 1
+
+
+def test_a_failed_refresh_shows_the_stored_facts(signed_in, simulator, assistants_thread):
+    simulator.state.enqueue_faults("503")
+    body = signed_in.get(
+        reverse("thread_refresh", args=[assistants_thread.pk]), headers=HTMX
+    ).content.decode()
+    assert "Showing what was stored" in body and 'id="thread-facts"' in body
+
+
+# --- Editing ------------------------------------------------------------------------------------------
+
+
+def test_editing_local_fields_swaps_the_facts_panel(signed_in, bob, make_thread):
+    thread = make_thread(title="Old")
+    url = reverse("thread_edit", args=[thread.pk])
+    form = signed_in.get(url, headers=HTMX).content.decode()
+    assert form.lstrip().startswith('<section id="thread-facts"') and 'value="Old"' in form
+    response = signed_in.post(url, {"title": "New title", "owner": bob.pk, "end_user": "acme"}, headers=HTMX)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert (
+        'id="thread-facts"' in body
+        and "Saved." in body
+        and "<dd>acme</dd>" in body
+        and "<dd>bob</dd>" in body
+    )
+    thread.refresh_from_db()
+    assert (thread.title, thread.owner, thread.end_user) == ("New title", bob, "acme")
+
+
+def test_editing_without_javascript_redirects_to_the_thread(signed_in, make_thread):
+    thread = make_thread()
+    response = signed_in.post(
+        reverse("thread_edit", args=[thread.pk]), {"title": "T", "owner": "", "end_user": ""}
+    )
+    assert response.status_code == 302 and response["Location"] == reverse("thread_detail", args=[thread.pk])
+    assert "<html" in signed_in.get(reverse("thread_edit", args=[thread.pk])).content.decode()
+
+
+def test_an_invalid_edit_is_a_400_and_changes_nothing(signed_in, make_thread):
+    thread = make_thread(title="Kept")
+    response = signed_in.post(
+        reverse("thread_edit", args=[thread.pk]), {"title": "x" * 301, "owner": "99999"}, headers=HTMX
+    )
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+    thread.refresh_from_db()
+    assert thread.title == "Kept"
+
+
+def metadata_post(pairs: dict) -> dict:
+    data = {}
+    for index, (key, value) in enumerate(pairs.items()):
+        data[f"key_{index}"], data[f"value_{index}"] = key, value
+    return data
+
+
+def test_metadata_is_sent_to_the_api_and_stored(signed_in, simulator, assistants_thread):
+    url = reverse("thread_metadata", args=[assistants_thread.pk])
+    response = signed_in.post(url, metadata_post({"ticket": "ZD-2", "team": "support"}), headers=HTMX)
+    assert response.status_code == 200 and "Saved." in response.content.decode()
+    assert simulator.state.threads[assistants_thread.remote_id].data["metadata"] == {
+        "ticket": "ZD-2",
+        "team": "support",
+    }
+    assistants_thread.refresh_from_db()
+    assert assistants_thread.metadata == {"ticket": "ZD-2", "team": "support"}
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        ({"k" * 65: "v"}, "at most 64 characters"),
+        ({"key": "v" * 513}, "at most 512 characters"),
+        ({"": "orphan value"}, "A value needs a key."),
+    ],
+)
+def test_metadata_over_the_limits_is_refused_before_sending(
+    signed_in, simulator, assistants_thread, pairs, message
+):
+    response = signed_in.post(
+        reverse("thread_metadata", args=[assistants_thread.pk]), metadata_post(pairs), headers=HTMX
+    )
+    assert response.status_code == 400
+    assert message in unescape(response.content.decode())
+    assert api_requests(simulator) == []
+
+
+def test_the_metadata_form_has_room_for_sixteen_pairs_and_no_more(assistants_thread):
+    form = MetadataForm(metadata_post({f"k{i}": "v" for i in range(17)}))
+    assert form.is_valid()
+    assert len(form.cleaned_data["metadata"]) == 16
+
+
+def test_duplicate_metadata_keys_are_refused(signed_in, simulator, assistants_thread):
+    data = {"key_0": "a", "value_0": "1", "key_1": "a", "value_1": "2"}
+    response = signed_in.post(reverse("thread_metadata", args=[assistants_thread.pk]), data, headers=HTMX)
+    assert response.status_code == 400 and "appears twice" in unescape(response.content.decode())
+    assert api_requests(simulator) == []
+
+
+def test_the_apis_refusal_of_metadata_is_shown(signed_in, simulator, assistants_thread):
+    simulator.state.enqueue_faults("500")
+    response = signed_in.post(
+        reverse("thread_metadata", args=[assistants_thread.pk]), metadata_post({"a": "b"}), headers=HTMX
+    )
+    assert response.status_code == 502
+    assert "could not be reached or failed" in response.content.decode()
+    assistants_thread.refresh_from_db()
+    assert assistants_thread.metadata == {}
+
+
+def test_kinds_without_metadata_say_so(signed_in, simulator, sim_credential, make_thread):
+    remote = simulator.state.create_chatkit_thread("proj_alpha", user="u1")
+    thread = make_thread(remote_id=remote["id"], kind=Thread.Kind.CHATKIT, credential=sim_credential)
+    url = reverse("thread_metadata", args=[thread.pk])
+    assert "no way to change the metadata of a ChatKit thread" in signed_in.get(url).content.decode()
+    simulator.state.request_log.clear()
+    response = signed_in.post(url, metadata_post({"a": "b"}), headers=HTMX)
+    assert response.status_code == 400
+    assert api_requests(simulator) == []
+
+
+# --- Deleting -----------------------------------------------------------------------------------------
+
+
+def test_the_confirmation_names_the_thread_as_a_dialog_or_a_page(signed_in, assistants_thread):
+    url = reverse("thread_delete", args=[assistants_thread.pk])
+    dialog = signed_in.get(url, {"origin": "list", "next": "/?status=active"}, headers=HTMX).content.decode()
+    assert dialog.lstrip().startswith("<dialog") and assistants_thread.remote_id in dialog
+    assert 'name="next" value="/?status=active"' in dialog
+    page = signed_in.get(url).content.decode()
+    assert "<html" in page and f"Delete {assistants_thread.remote_id}" in page
+    assert "Also delete its items" not in page  # only conversations keep items apart
+
+
+def test_deleting_asks_the_api_and_records_who_did_it(signed_in, simulator, alice, assistants_thread):
+    response = signed_in.post(
+        reverse("thread_delete", args=[assistants_thread.pk]), {"origin": "list"}, headers=HTMX
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert f"Deleted {assistants_thread.remote_id}." in body
+    assert f'<tr id="thread-row-{assistants_thread.pk}" hx-swap-oob="true">' in body
+    assert assistants_thread.remote_id not in simulator.state.threads
+    assistants_thread.refresh_from_db()
+    assert assistants_thread.status == Thread.Status.DELETED
+    assert assistants_thread.status_changed_by == alice
+    assert StatusChange.objects.get(thread=assistants_thread).new_status == Thread.Status.DELETED
+
+
+def test_deleting_without_javascript_goes_back_where_it_came_from(signed_in, assistants_thread):
+    url = reverse("thread_delete", args=[assistants_thread.pk])
+    response = signed_in.post(url, {"next": "/?owner=none"})
+    assert response.status_code == 302 and response["Location"] == "/?owner=none"
+    assert Thread.objects.get(pk=assistants_thread.pk).status == Thread.Status.DELETED
+
+
+def test_a_next_elsewhere_is_ignored(signed_in, make_thread):
+    thread = make_thread(status=Thread.Status.DELETED)
+    response = signed_in.post(reverse("thread_delete", args=[thread.pk]), {"next": "https://evil.example/"})
+    assert response["Location"] == reverse("thread_detail", args=[thread.pk])
+
+
+def test_deleting_a_thread_the_api_no_longer_has_marks_it_gone(signed_in, sim_credential, make_thread):
+    thread = make_thread(
+        remote_id="thread_gone0000002", credential=sim_credential, last_activity_at=timezone.now()
+    )
+    response = signed_in.post(reverse("thread_delete", args=[thread.pk]), {"origin": "detail"}, headers=HTMX)
+    assert response.status_code == 200
+    thread.refresh_from_db()
+    assert thread.status == Thread.Status.MISSING
+    assert "no longer had" in response.content.decode()
+    assert '<div id="thread-header" class="thread-header" hx-swap-oob="true">' in response.content.decode()
+
+
+def test_a_failed_deletion_leaves_the_status_and_shows_the_error(signed_in, simulator, assistants_thread):
+    simulator.state.enqueue_faults("503")
+    response = signed_in.post(reverse("thread_delete", args=[assistants_thread.pk]), headers=HTMX)
+    assert response.status_code == 502
+    assert "was not deleted" in response.content.decode()
+    assistants_thread.refresh_from_db()
+    assert assistants_thread.status == Thread.Status.ACTIVE
+    assert not StatusChange.objects.filter(thread=assistants_thread).exists()
+    assert assistants_thread.remote_id in simulator.state.threads
+
+
+def test_a_thread_already_deleted_is_not_sent_again(signed_in, simulator, make_thread):
+    thread = make_thread(status=Thread.Status.DELETED)
+    response = signed_in.post(reverse("thread_delete", args=[thread.pk]), headers=HTMX)
+    assert response.status_code == 409 and "already deleted" in response.content.decode()
+    assert api_requests(simulator) == []
+
+
+@pytest.fixture
+def conversation(simulator, sim_credential, make_thread):
+    remote = simulator.state.create_conversation("proj_alpha", items=[("user", "a"), ("assistant", "b")])
+    return make_thread(remote_id=remote["id"], kind=Thread.Kind.CONVERSATION, credential=sim_credential)
+
+
+def test_a_conversation_is_deleted_with_its_items_by_default(signed_in, simulator, conversation):
+    url = reverse("thread_delete", args=[conversation.pk])
+    confirmation = signed_in.get(url, headers=HTMX).content.decode()
+    assert "Also delete its items" in confirmation and "checked" in confirmation
+    assert "keeps a conversation’s items" in confirmation
+    response = signed_in.post(url, {"delete_items": "on"}, headers=HTMX)
+    assert "with its items" in response.content.decode()
+    assert simulator.state.stored_items(conversation.remote_id) == []
+    assert Thread.objects.get(pk=conversation.pk).status == Thread.Status.DELETED
+
+
+def test_a_conversation_can_be_deleted_leaving_its_items(signed_in, simulator, conversation):
+    signed_in.post(reverse("thread_delete", args=[conversation.pk]), {}, headers=HTMX)
+    assert len(simulator.state.stored_items(conversation.remote_id)) == 2
+    assert Thread.objects.get(pk=conversation.pk).status == Thread.Status.DELETED
+
+
+# --- Export -------------------------------------------------------------------------------------------
+
+
+def test_the_transcript_downloads_as_json_with_every_message(signed_in, simulator, assistants_thread):
+    response = signed_in.get(reverse("thread_export", args=[assistants_thread.pk, "json"]))
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == f'attachment; filename="{assistants_thread.remote_id}.json"'
+    document = json.loads(response.content)
+    assert document["thread"]["id"] == assistants_thread.remote_id
+    assert [e["parts"][0]["text"] for e in document["entries"]] == [f"message number {i}" for i in range(45)]
+    assert Thread.objects.get(pk=assistants_thread.pk).message_count == 45
+
+
+def test_the_transcript_downloads_as_markdown(signed_in, simulator, conversation):
+    response = signed_in.get(reverse("thread_export", args=[conversation.pk, "md"]))
+    text = response.content.decode()
+    assert response["Content-Type"].startswith("text/markdown")
+    assert text.startswith(f"# {conversation.remote_id}")
+    assert text.index("## user") < text.index("## assistant")
+
+
+def test_a_failed_export_says_why_on_the_thread_page(signed_in, sim_credential, make_thread):
+    thread = make_thread(remote_id="thread_gone0000003", credential=sim_credential)
+    response = signed_in.get(reverse("thread_export", args=[thread.pk, "json"]), follow=True)
+    assert "Export failed. The API no longer finds this thread" in response.content.decode()
