@@ -1,0 +1,87 @@
+import re
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+from django.utils import timezone
+
+from threads_app import overview
+from threads_app.models import Thread
+
+URL = reverse("overview")
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def signed_in(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client, db):
+    response = client.get(URL)
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+@pytest.fixture
+def world(make_thread, alice, bob):
+    now = timezone.now()
+    ages = [1, 3, 20, 40, 55, 58, 75, 200]
+    for index, days in enumerate(ages):
+        make_thread(owner=(alice, bob, None)[index % 3], last_activity_at=now - timedelta(days=days))
+    make_thread(kind=Thread.Kind.CONVERSATION, last_activity_at=now - timedelta(days=57))  # never expires
+    make_thread(status=Thread.Status.DELETED, last_activity_at=now - timedelta(days=56))
+    make_thread(status=Thread.Status.MISSING)
+    make_thread()  # activity unknown
+
+
+def test_the_figures_count_by_status_owner_credential_and_age(world, alice, credential):
+    figures = overview.summary(Thread.objects.all(), timezone.now())
+    assert figures["total"] == 12
+    assert dict((s, n) for s, _, n in figures["by_status"]) == {
+        "active": 10,
+        "deleted": 1,
+        "expired": 0,
+        "missing": 1,
+    }
+    assert dict((name, n) for _, name, n in figures["by_owner"]) == {"alice": 3, "bob": 3, "unassigned": 6}
+    assert figures["by_credential"] == [(credential.pk, "alpha · proj_alpha", 12)]
+    assert [n for _, n, _, _ in figures["ages"]] == [2, 1, 1, 3, 1, 1]
+    assert figures["age_unknown"] == 1
+    # Only active Assistants threads expire: 55 and 58 days idle are within 7 days of 60; 40 within 30.
+    assert figures["expiring"] == [(7, 2), (30, 3)]
+
+
+def test_the_page_draws_bars_that_link_to_the_filtered_list(signed_in, world):
+    body = signed_in.get(URL).content.decode()
+    assert body.count('<svg class="bar"') == 4 + 3 + 3 + 1  # statuses, kinds, owners, credentials
+    assert '<a href="/?status=missing" class="bar-label">Missing</a>' in body
+    assert '<a href="/?owner=none" class="bar-label">unassigned</a>' in body
+    assert re.search(r'<a href="/\?status=active&amp;inactive_days=90">over 90 days</a>', body)
+    assert re.search(r"<strong>2</strong> within 7 days", body)
+    # The largest bar fills its track.
+    assert 'width="100.0"' in body
+
+
+def test_the_figures_are_computed_once_a_minute(signed_in, world, make_thread, django_assert_max_num_queries):
+    signed_in.get(URL)
+    make_thread(status=Thread.Status.EXPIRED)
+    with django_assert_max_num_queries(2):  # session and user only
+        body = signed_in.get(URL).content.decode()
+    assert "12 tracked threads" in body
+    cache.clear()
+    assert "13 tracked threads" in signed_in.get(URL).content.decode()
+
+
+def test_bars_scale_to_the_largest_value():
+    bars = overview.bars([("a", 5, ""), ("b", 10, ""), ("c", 0, "")])
+    assert [bar.share for bar in bars] == [50.0, 100.0, 0.0]
+    assert [bar.rest for bar in bars] == [50.0, 0.0, 100.0]
+    assert overview.bars([("empty", 0, "")])[0].share == 0.0
