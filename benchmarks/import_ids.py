@@ -33,7 +33,7 @@ def make_file(path: Path, count: int) -> None:
             else:
                 out.write(remote_id + "\n")
         # Some duplicates, as real exports have.
-        out.write("\n".join(f"{PREFIXES[0]}_dup{n:06d}" for n in range(100)) * 2 + "\n")
+        out.writelines(f"{PREFIXES[0]}_dup{n % 100:06d}\n" for n in range(200))
 
 
 def manage(env, *args, stdin=None):

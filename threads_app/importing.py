@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import ids
@@ -248,30 +248,73 @@ def import_threads(
                 report.already_tracked_sample.append(remote_id)
         elif len(report.tracked_elsewhere) < SAMPLE_SIZE:
             report.tracked_elsewhere.append((remote_id, credential_name))
-    now = timezone.now()
-    new = [
-        Thread(
-            remote_id=row.remote_id,
-            kind=row.kind,
-            credential=credential,
-            owner=owners.get(row.owner, owner),
-            title=row.title,
-            end_user=row.end_user,
-            metadata=row.metadata,
-            source=source,
-            added_by=added_by,
-            added_at=now,
-        )
-        for row in parsed.rows.values()
-        if row.remote_id not in existing
-    ]
-    with transaction.atomic():
-        for start in range(0, len(new), BATCH):
-            # ignore_conflicts: an import running at the same time may have added some of these.
-            Thread.objects.bulk_create(new[start : start + BATCH], ignore_conflicts=True)
+    new = [row for row in parsed.rows.values() if row.remote_id not in existing]
+    template = Thread(
+        credential=credential, owner=owner, source=source, added_by=added_by, added_at=timezone.now()
+    )
+    insert_rows(template, new, owners)
     report.added = len(new)
-    report.added_sample = [thread.remote_id for thread in new[:SAMPLE_SIZE]]
+    report.added_sample = [row.remote_id for row in new[:SAMPLE_SIZE]]
     return report
+
+
+def insert_rows(template: Thread, rows: list[Row], owners: dict) -> None:
+    """INSERT the rows, skipping any remote ID that another import added meanwhile. The columns that differ
+    from row to row come from the rows; every other one takes the template thread's value.
+
+    Not bulk_create(): building a model instance and compiling SQL for each of 100,000 rows costs the ORM
+    about 15 s. The column values still come from the model's fields, so a new field with a default needs
+    no change here. PostgreSQL gets the rows through COPY into a temporary table (COPY cannot skip
+    conflicts itself); SQLite through one prepared statement executed for each row.
+    """
+    fields = [field for field in Thread._meta.concrete_fields if not field.primary_key]
+    prepared = {
+        field.attname: field.get_db_prep_save(field.pre_save(template, add=True), connection)
+        for field in fields
+    }
+    metadata_field = Thread._meta.get_field("metadata")
+    empty_metadata = prepared["metadata"]
+    default_owner = prepared["owner_id"]
+
+    def values():
+        for row in rows:
+            owner = owners.get(row.owner)
+            prepared.update(
+                remote_id=row.remote_id,
+                kind=row.kind,
+                owner_id=owner.pk if owner else default_owner,
+                title=row.title,
+                end_user=row.end_user,
+                metadata=metadata_field.get_db_prep_save(row.metadata, connection)
+                if row.metadata
+                else empty_metadata,
+            )
+            yield [prepared[field.attname] for field in fields]
+
+    quote = connection.ops.quote_name
+    table = quote(Thread._meta.db_table)
+    columns = ", ".join(quote(field.column) for field in fields)
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE import_rows ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA"
+            )
+            with cursor.copy(f"COPY import_rows ({columns}) FROM STDIN") as copy:
+                for row in values():
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM import_rows "
+                "ON CONFLICT (remote_id) DO NOTHING"
+            )
+            # ON COMMIT DROP waits for the outermost transaction; an import inside a larger one
+            # (the demo, tests) would find the table still there the next time.
+            cursor.execute("DROP TABLE import_rows")
+        else:
+            placeholders = ", ".join(["%s"] * len(fields))
+            cursor.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT (remote_id) DO NOTHING",
+                values(),
+            )
 
 
 def _resolve_owners(parsed) -> dict:
