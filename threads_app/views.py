@@ -7,6 +7,7 @@ Objects come only from `permissions`, which decides who sees what.
 """
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from django.contrib import messages
 from django.core.cache import cache
@@ -124,6 +125,7 @@ def thread_list(request):
         next_url=listing.querystring(params, after=page.next_cursor) if page.next_cursor else "",
         previous_url=listing.querystring(params, before=page.previous_cursor) if page.previous_cursor else "",
         here=reverse("thread_list") + (here if here != "?" else ""),
+        here_quoted=quote(reverse("thread_list") + (here if here != "?" else ""), safe="/"),
         now=timezone.now(),
     )
     if fragment:
@@ -376,6 +378,7 @@ def thread_delete(request, pk):
         "adapter": adapter,
         "offers_item_deletion": hasattr(adapter, "delete_items"),
         "next": safe_next(request, fallback),
+        "here_quoted": quote(safe_next(request, fallback), safe="/"),
         "origin": request.POST.get("origin") or request.GET.get("origin") or "",
         "form": DeleteThreadForm(request.POST if request.method == "POST" else None),
     }
