@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils.text import slugify
 
 from threads_app import importing, sync
 from threads_app.models import Credential, Thread
@@ -70,9 +71,9 @@ class Command(BaseCommand):
         lines = []
         owners = itertools.cycle(OWNERS)
         for world in worlds:
-            credential = Credential.objects.filter(name=world["name"]).first() or Credential(
-                name=world["name"]
-            )
+            # Credential names are typed in commands, so no spaces: "Support bot" → "support-bot".
+            name = slugify(world["name"])
+            credential = Credential.objects.filter(name=name).first() or Credential(name=name)
             credential.base_url = base_url
             credential.api_key = world["api_key"]
             credential.organization_id = world["organization_id"]
