@@ -1,0 +1,87 @@
+"""The settings helpers: typed, loud about bad values."""
+
+from pathlib import Path
+
+import pytest
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+from threadsite import env
+
+
+def test_envbool_reads_the_usual_spellings(monkeypatch):
+    for raw, expected in [
+        ("1", True),
+        ("yes", True),
+        ("On", True),
+        ("0", False),
+        ("false", False),
+        ("", False),
+    ]:
+        monkeypatch.setenv("FLAG", raw)
+        assert env.envbool("FLAG", not expected) is expected
+    monkeypatch.delenv("FLAG")
+    assert env.envbool("FLAG", True) is True
+
+
+def test_envbool_and_envint_refuse_nonsense(monkeypatch):
+    monkeypatch.setenv("FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="FLAG must be one of"):
+        env.envbool("FLAG", False)
+    monkeypatch.setenv("COUNT", "ten")
+    with pytest.raises(ImproperlyConfigured, match="COUNT must be a whole number"):
+        env.envint("COUNT", 1)
+    monkeypatch.setenv("COUNT", "-1")
+    with pytest.raises(ImproperlyConfigured, match="at least 0"):
+        env.envint("COUNT", 1, minimum=0)
+
+
+def test_envsecret_reads_a_file(monkeypatch, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    monkeypatch.setenv("TOKEN_FILE", str(secret))
+    assert env.envsecret("TOKEN") == "s3cret"
+    monkeypatch.setenv("TOKEN_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ImproperlyConfigured, match="unreadable"):
+        env.envsecret("TOKEN")
+
+
+def test_database_is_sqlite_in_the_project_folder_by_default():
+    config = env.database_settings("", Path("/srv/threadsite"))
+    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["NAME"] == Path("/srv/threadsite/db.sqlite3")
+
+
+def test_database_url_selects_postgresql():
+    config = env.database_settings("postgres://u:p@db:5433/threads", Path("."))
+    assert (config["ENGINE"], config["HOST"], config["PORT"], config["NAME"]) == (
+        "django.db.backends.postgresql",
+        "db",
+        5433,
+        "threads",
+    )
+
+
+def test_a_bad_database_url_is_refused():
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
+        env.database_settings("nosuchdb://x", Path("."))
+
+
+def test_the_beat_schedule_is_built_from_the_table():
+    schedule = env.beat_schedule({})
+    entry = schedule["Discover ChatKit threads"]
+    assert entry["task"] == "threads_app.tasks.discover_all"
+    assert entry["schedule"] == crontab(minute="17")
+    assert entry["options"]["expires"] < 3600
+
+
+def test_a_schedule_can_be_moved_or_disabled():
+    moved = env.beat_schedule({"THREADSITE_DISCOVERY_CRON": "0 3 * * 1"})
+    assert moved["Discover ChatKit threads"]["schedule"] == crontab(minute="0", hour="3", day_of_week="1")
+    assert env.beat_schedule({"THREADSITE_DISCOVERY_CRON": "disable"}) == {}
+
+
+@pytest.mark.parametrize("value", ["every hour", "61 * * * *"])
+def test_a_bad_crontab_is_refused(value):
+    with pytest.raises(ImproperlyConfigured, match="THREADSITE_DISCOVERY_CRON"):
+        env.beat_schedule({"THREADSITE_DISCOVERY_CRON": value})
