@@ -6,6 +6,8 @@ from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 
 @cache
@@ -15,6 +17,12 @@ def _fernet() -> MultiFernet:
         digest = hashlib.sha256(("threadsite-api-keys:" + settings.SECRET_KEY).encode()).digest()
         keys = [base64.urlsafe_b64encode(digest).decode()]
     return MultiFernet([Fernet(key) for key in keys])
+
+
+@receiver(setting_changed)
+def _forget_keys(*, setting, **kwargs):
+    if setting in ("ENCRYPTION_KEYS", "SECRET_KEY"):
+        _fernet.cache_clear()
 
 
 def encrypt(plaintext: str) -> str:
