@@ -8,8 +8,10 @@ PYTHON="${PYTHON:-python3.12}"
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
     # Under pyenv, `python3.12` is a shim that answers only when 3.12 is selected; use the install itself.
     found=""
+    wanted="${PYTHON#python}"  # python3.12 -> 3.12: that version first, then any newer one
     if command -v pyenv >/dev/null 2>&1; then
-        for version in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.(1[2-9])(\.[0-9]+)?$' | sort -rV); do
+        versions=$(pyenv versions --bare 2>/dev/null | grep -E '^3\.(1[2-9])(\.[0-9]+)?$' | sort -rV)
+        for version in $(grep -F "$wanted." <<<"$versions") $versions; do
             candidate="$(pyenv root)/versions/$version/bin/python3"
             if [ -x "$candidate" ]; then found="$candidate"; break; fi
         done
@@ -26,7 +28,8 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.
     rm -rf .venv
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 target="."
 if [ -n "${EXTRAS:-}" ]; then target=".[${EXTRAS}]"; fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$target"
+# This machine's pip configuration names local indexes that may be absent; pip warns once per package.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$target" 2>&1 \
+    | { grep -v "is neither a file nor a directory" || true; }

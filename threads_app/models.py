@@ -164,7 +164,11 @@ class Thread(models.Model):
         if changed != 1:
             return False
         StatusChange.objects.create(
-            thread=self, old_status=old_status, new_status=new_status, changed_at=now, changed_by=by,
+            thread=self,
+            old_status=old_status,
+            new_status=new_status,
+            changed_at=now,
+            changed_by=by,
             reason=reason[:500],
         )
         self.status, self.status_changed_at, self.status_changed_by = new_status, now, by
