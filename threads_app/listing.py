@@ -8,15 +8,18 @@ one does, and the total is counted only up to a cap, beyond which PostgreSQL's p
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.db import connection
-from django.db.models import CharField, F, Func, Q
+from django.db.models import BigIntegerField, BooleanField, CharField, F, Func, Q, Value
+from django.db.models.lookups import Contains
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from . import ids
 from .models import Thread
 
 PAGE_SIZE = 50
@@ -152,16 +155,32 @@ def apply_filters(threads, data: dict, user):
     if data.get("inactive_days") is not None:
         threads = threads.filter(last_activity_at__lt=timezone.now() - timedelta(days=data["inactive_days"]))
     if data.get("q"):
-        threads = threads.alias(search_text=SearchText()).filter(search_text__contains=data["q"].lower())
+        threads = threads.filter(search_condition(data["q"]))
     return threads
+
+
+# An ID or the start of one: found through the unique index of remote_id (its LIKE 'prefix%' companion
+# on PostgreSQL) instead of the trigram index, which is slower for long terms.
+ID_PREFIX = re.compile(rf"({'|'.join(ids.ACCEPTED_PREFIXES)})_[A-Za-z0-9]*")
+
+
+def search_condition(term: str):
+    if ID_PREFIX.fullmatch(term):
+        return Q(remote_id__startswith=term)
+    return Contains(SearchText(), term.lower())
+
+
+def is_text_search(data: dict) -> bool:
+    """Whether the filters include a search of the trigram index, whose matches are costly to count."""
+    return bool(data.get("q")) and not ID_PREFIX.fullmatch(data["q"])
 
 
 # --- Pages ----------------------------------------------------------------------------------------------
 
 
 def ordering(sort_key: SortKey, descending: bool) -> list:
-    # NULLs (activity or creation time not known yet) come first when descending and last when ascending:
-    # that is PostgreSQL's default for a DESC index, so both directions read thread_activity_idx as it is.
+    """The ORDER BY of a sort. NULLs (activity or creation not known yet) come first when descending and
+    last when ascending: PostgreSQL's default for a DESC index, so both directions read it as it is."""
     if descending:
         order = [F(sort_key.field).desc(nulls_first=True) if sort_key.nullable else F(sort_key.field).desc()]
     else:
@@ -171,25 +190,64 @@ def ordering(sort_key: SortKey, descending: bool) -> list:
     return order
 
 
-def after_position(sort_key: SortKey, descending: bool, value, pk) -> Q:
-    """Rows that come after (value, pk) in the given order."""
-    name = sort_key.field
-    if sort_key.unique:
-        return Q(**{f"{name}__lt" if descending else f"{name}__gt": value})
-    if value is None:
-        within_nulls = Q(**{f"{name}__isnull": True}) & Q(id__lt=pk) if descending else Q(id__gt=pk)
-        if descending:
-            return within_nulls | Q(**{f"{name}__isnull": False})
-        return Q(**{f"{name}__isnull": True}) & within_nulls
-    # `field <= value` first: an index condition that starts the scan at the cursor, where an OR alone
-    # would make the planner walk the index from its beginning and filter.
-    if descending:
-        position = Q(**{f"{name}__lte": value}) & (Q(**{f"{name}__lt": value}) | Q(id__lt=pk))
-    else:
-        position = Q(**{f"{name}__gte": value}) & (Q(**{f"{name}__gt": value}) | Q(id__gt=pk))
-        if sort_key.nullable:
-            position |= Q(**{f"{name}__isnull": True})
-    return position
+class RowComparison(Func):
+    """`(field, id) < (value, pk)`: a row comparison, which a btree index on (field, id) takes as the
+    start of its scan, in either direction. Written out as `field < v OR (field = v AND id < pk)` it would
+    be a filter, and a deep page would walk the index from its beginning."""
+
+    output_field = BooleanField()
+
+    def __init__(self, field, value, pk, operator):
+        model_field = Thread._meta.get_field(field)
+        super().__init__(
+            F(field),
+            F("id"),
+            Value(value, output_field=model_field),
+            Value(pk, output_field=BigIntegerField()),
+        )
+        self.operator = operator
+
+    def as_sql(self, compiler, connection, **extra):
+        compiled = [compiler.compile(expression) for expression in self.get_source_expressions()]
+        (field, pk, value, value_pk), params = zip(*compiled, strict=True)
+        sql = f"({field}, {pk}) {self.operator} ({value}, {value_pk})"
+        return sql, [param for group in params for param in group]
+
+
+def segments(sort_key: SortKey, descending: bool) -> list[bool | None]:
+    """The row groups of an order, as `field IS NULL` values: unknowns first when descending."""
+    if not sort_key.nullable:
+        return [None]
+    return [True, False] if descending else [False, True]
+
+
+def rows_after(threads, sort_key: SortKey, descending: bool, position, limit: int) -> list:
+    """Up to `limit` rows after `position` ((value, id), or None for the start) in the given order.
+
+    One query per group of rows (unknown values, known values) that the page reaches, each a single index
+    range scan: a condition spanning both groups would need an OR, which no index can start a scan at.
+    """
+    rows = []
+    for is_null in segments(sort_key, descending):
+        group = threads if is_null is None else threads.filter(**{f"{sort_key.field}__isnull": is_null})
+        if position is not None:
+            value, pk = position
+            if (value is None) != bool(is_null):
+                continue  # the position lies in a later group
+            if is_null:
+                group = group.filter(id__lt=pk) if descending else group.filter(id__gt=pk)
+            elif sort_key.unique:
+                group = group.filter(**{f"{sort_key.field}__{'lt' if descending else 'gt'}": value})
+            else:
+                group = group.filter(RowComparison(sort_key.field, value, pk, "<" if descending else ">"))
+            position = None  # the groups after the position's are read from their start
+        order = (
+            [F("id").desc() if descending else F("id").asc()] if is_null else ordering(sort_key, descending)
+        )
+        rows += group.order_by(*order)[: limit - len(rows)]
+        if len(rows) >= limit:
+            break
+    return rows
 
 
 @dataclass
@@ -199,30 +257,22 @@ class Page:
     next_cursor: str = ""
     previous_cursor: str = ""
     is_first: bool = True
-    count: int | None = None
-    count_is_estimate: bool = False
-    extra: dict = field(default_factory=dict)
 
 
-def keyset_page(threads, sort: str, *, after=None, before=None, size: int = PAGE_SIZE) -> Page:
+def keyset_page(threads, sort: str, *, after=None, before=None, size: int | None = None) -> Page:
     """One page of `threads` in `sort` order, after or before a decoded cursor position (value, id)."""
     sort_key, descending = parse_sort(sort)
+    size = size or PAGE_SIZE
     if before is not None:
-        rows = list(
-            threads.filter(after_position(sort_key, not descending, *before)).order_by(
-                *ordering(sort_key, not descending)
-            )[: size + 1]
-        )
+        rows = rows_after(threads, sort_key, not descending, before, size + 1)
         has_previous = len(rows) > size
-        rows = rows[:size][::-1]
         if not has_previous:
             # Back at the start: show a full first page rather than the few rows before the cursor.
             return keyset_page(threads, sort, size=size)
+        rows = rows[:size][::-1]
         has_next = True
     else:
-        if after is not None:
-            threads = threads.filter(after_position(sort_key, descending, *after))
-        rows = list(threads.order_by(*ordering(sort_key, descending))[: size + 1])
+        rows = rows_after(threads, sort_key, descending, after, size + 1)
         has_next = len(rows) > size
         rows = rows[:size]
         has_previous = after is not None
@@ -235,25 +285,32 @@ def keyset_page(threads, sort: str, *, after=None, before=None, size: int = PAGE
     )
 
 
-def bounded_count(threads) -> tuple[int, bool]:
-    """(count, is_estimate): exact up to COUNT_CAP; above it the planner's estimate on PostgreSQL, or the cap.
+def count_matches(threads, page: Page, *, text_search: bool) -> tuple[int, str]:
+    """How many threads the list holds, as (number, "exact" | "about" | "more_than").
 
-    A full COUNT(*) reads every matching row; at a million threads that is what would make each page slow.
+    A full COUNT(*) reads every match, which at a million threads is what would make each page slow.
+    A first page that holds every match counts itself. Otherwise matches are counted up to COUNT_CAP,
+    beyond which PostgreSQL's planner estimates. A text search goes to the estimate at once: its matches
+    come from a bitmap of the trigram index, built whole even to count the first thousand.
     """
-    threads = threads.order_by()
-    count = threads.values("id")[: COUNT_CAP + 1].count()
-    if count <= COUNT_CAP:
-        return count, False
-    if connection.vendor == "postgresql":
-        sql, params = threads.values("id").query.sql_with_params()
-        with connection.cursor() as cursor:
-            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-            plan = cursor.fetchone()[0]
-        if isinstance(plan, str):
-            plan = json.loads(plan)
-        estimate = int(plan[0]["Plan"]["Plan Rows"])
-        return max(estimate, count), True
-    return COUNT_CAP, True
+    if page.is_first and not page.next_cursor:
+        return len(page.threads), "exact"
+    threads = threads.order_by().values("id")
+    postgresql = connection.vendor == "postgresql"
+    if not (text_search and postgresql):
+        count = threads[: COUNT_CAP + 1].count()
+        if count <= COUNT_CAP:
+            return count, "exact"
+        if not postgresql:
+            return COUNT_CAP, "more_than"
+    sql, params = threads.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    estimate = int(plan[0]["Plan"]["Plan Rows"])
+    return max(estimate, len(page.threads) + 1), "about"
 
 
 def querystring(params: dict, **overrides) -> str:

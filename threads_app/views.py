@@ -111,14 +111,13 @@ def thread_list(request):
         after=data["after_position"],
         before=data["before_position"],
     )
-    count, count_is_estimate = listing.bounded_count(threads)
+    count, count_precision = listing.count_matches(threads, page, text_search=listing.is_text_search(data))
     params = form.query_params()
     here = listing.querystring(params, after=data["after"] or None, before=data["before"] or None)
     context.update(
         page=page,
         count=count,
-        count_is_estimate=count_is_estimate,
-        count_cap=listing.COUNT_CAP,
+        count_precision=count_precision,
         columns=table_columns(params, data["sort"]),
         sort_value=data["sort"] if data["sort"] != listing.DEFAULT_SORT else "",
         first_url=listing.querystring(params) if not page.is_first else "",
