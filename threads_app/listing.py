@@ -179,8 +179,8 @@ def is_text_search(data: dict) -> bool:
 
 
 def ordering(sort_key: SortKey, descending: bool) -> list:
-    """The ORDER BY of a sort. NULLs (activity or creation not known yet) come first when descending and
-    last when ascending: PostgreSQL's default for a DESC index, so both directions read it as it is."""
+    """The ORDER BY within the threads whose sort value is known. The NULLS clause changes nothing there
+    but lets PostgreSQL see that a DESC index (NULLS FIRST by default) serves both directions as it is."""
     if descending:
         order = [F(sort_key.field).desc(nulls_first=True) if sort_key.nullable else F(sort_key.field).desc()]
     else:
@@ -214,21 +214,26 @@ class RowComparison(Func):
         return sql, [param for group in params for param in group]
 
 
-def segments(sort_key: SortKey, descending: bool) -> list[bool | None]:
-    """The row groups of an order, as `field IS NULL` values: unknowns first when descending."""
+def groups(sort_key: SortKey, backward: bool) -> list[bool | None]:
+    """The groups of rows of a sort, as values of `field IS NULL`, in the order they are read.
+
+    Threads whose sort value is unknown (activity or creation not seen yet) come after the others in
+    either direction, newest id first: the list is about what is known. Read backward, the order flips.
+    """
     if not sort_key.nullable:
         return [None]
-    return [True, False] if descending else [False, True]
+    return [True, False] if backward else [False, True]
 
 
-def rows_after(threads, sort_key: SortKey, descending: bool, position, limit: int) -> list:
-    """Up to `limit` rows after `position` ((value, id), or None for the start) in the given order.
+def rows_after(threads, sort_key: SortKey, descending: bool, position, limit: int, *, backward=False) -> list:
+    """Up to `limit` rows after `position` ((value, id), or None for the start), reading the sort forward
+    or, for "newer" links, backward (`descending` is then already flipped).
 
-    One query per group of rows (unknown values, known values) that the page reaches, each a single index
-    range scan: a condition spanning both groups would need an OR, which no index can start a scan at.
+    One query per group of rows (known values, unknown values) that the page reaches, each a single index
+    range: a condition spanning both groups would need an OR, from which no index can start a scan.
     """
     rows = []
-    for is_null in segments(sort_key, descending):
+    for is_null in groups(sort_key, backward):
         group = threads if is_null is None else threads.filter(**{f"{sort_key.field}__isnull": is_null})
         if position is not None:
             value, pk = position
@@ -264,7 +269,7 @@ def keyset_page(threads, sort: str, *, after=None, before=None, size: int | None
     sort_key, descending = parse_sort(sort)
     size = size or PAGE_SIZE
     if before is not None:
-        rows = rows_after(threads, sort_key, not descending, before, size + 1)
+        rows = rows_after(threads, sort_key, not descending, before, size + 1, backward=True)
         has_previous = len(rows) > size
         if not has_previous:
             # Back at the start: show a full first page rather than the few rows before the cursor.

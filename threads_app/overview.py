@@ -6,11 +6,12 @@ thread_owner_idx, thread_cred_idx, thread_sweep_idx), so PostgreSQL answers from
 view still caches the result for a minute, as a million rows take tens of milliseconds per figure.
 """
 
+from collections import namedtuple
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q
+from django.db.models import Case, Count, IntegerField, Value, When
 
 from . import kinds, listing
 from .models import Credential, Thread
@@ -25,6 +26,9 @@ AGE_BUCKETS = [
     ("over 90 days", 90, None),
 ]
 EXPIRY_WINDOWS = (7, 30)
+
+# One row of the overview's GROUP BY: `idle` is the index of the idle-days edge (see summary), -1 unknown.
+Group = namedtuple("Group", "status kind owner credential idle n")
 
 
 @dataclass
@@ -51,59 +55,92 @@ def expiring_kinds() -> dict[str, timedelta]:
     return {kind: adapter.expires_after for kind, adapter in kinds.ADAPTERS.items() if adapter.expires_after}
 
 
+def idle_edges() -> list[int]:
+    """Days of inactivity at which a figure changes: the age buckets' edges and each expiring kind's
+    windows. Threads are grouped by the edges they fall between, so every figure can be summed from
+    the groups."""
+    edges = {days for _, newer, older in AGE_BUCKETS for days in (newer, older) if days}
+    for window in expiring_kinds().values():
+        edges.add(window.days)
+        edges.update(window.days - days for days in EXPIRY_WINDOWS if window.days > days)
+    return sorted(edges)
+
+
 def summary(threads, now) -> dict:
-    """The overview's figures for the `threads` a user may see, as plain data (cacheable)."""
-    threads = threads.order_by()
-    by_status = dict(threads.values_list("status").annotate(n=Count("id")))
-    by_kind = dict(threads.values_list("kind").annotate(n=Count("id")))
-    owner_counts = dict(threads.values_list("owner_id").annotate(n=Count("id")))
-    names = dict(
-        get_user_model()
-        .objects.filter(pk__in=[pk for pk in owner_counts if pk])
-        .values_list("pk", "username")
+    """The overview's figures for the `threads` a user may see, as plain data (cacheable).
+
+    One GROUP BY over the whole table, by status, kind, owner, credential and how long the thread has
+    been idle (between which edges): a single pass at a million rows, where a query per figure would
+    read the table five times. Everything else is summed here from at most a few thousand groups.
+    """
+    edges = idle_edges()
+    # Group i holds threads idle for more than edges[i-1] and at most edges[i] days; len(edges): longer.
+    idle_group = Case(
+        When(last_activity_at__isnull=True, then=Value(-1)),
+        *(
+            When(last_activity_at__gte=now - timedelta(days=days), then=Value(i))
+            for i, days in enumerate(edges)
+        ),
+        default=Value(len(edges)),
+        output_field=IntegerField(),
     )
-    credential_counts = dict(threads.values_list("credential_id").annotate(n=Count("id")))
-    credentials = {c.pk: c for c in Credential.objects.filter(pk__in=list(credential_counts))}
+    groups = [
+        Group(*row)
+        for row in threads.order_by()
+        .annotate(idle=idle_group)
+        .values_list("status", "kind", "owner_id", "credential_id", "idle")
+        .annotate(n=Count("id"))
+    ]
 
-    active = Q(status=Thread.Status.ACTIVE)
-    aggregates = {"unknown": Count("id", filter=active & Q(last_activity_at__isnull=True))}
-    for index, (_, newer, older) in enumerate(AGE_BUCKETS):
-        bucket = Q(last_activity_at__lte=now - timedelta(days=newer))
-        if older is not None:
-            bucket &= Q(last_activity_at__gt=now - timedelta(days=older))
-        aggregates[f"age_{index}"] = Count("id", filter=active & bucket)
-    for days in EXPIRY_WINDOWS if expiring_kinds() else ():
-        soon = Q()
-        for kind, window in expiring_kinds().items():
-            soon |= Q(
-                kind=kind,
-                last_activity_at__gt=now - window,
-                last_activity_at__lte=now - window + timedelta(days=days),
-            )
-        aggregates[f"expiring_{days}"] = Count("id", filter=active & soon)
-    figures = {f"expiring_{days}": 0 for days in EXPIRY_WINDOWS} | threads.aggregate(**aggregates)
+    def total(**match) -> int:
+        return sum(group.n for group in groups if all(getattr(group, k) == v for k, v in match.items()))
 
+    def idle_between(newer, older, **match) -> int:
+        """Active threads idle for more than `newer` and at most `older` days (None: no bound)."""
+        low = edges.index(newer) + 1 if newer else 0
+        high = edges.index(older) if older is not None else len(edges)
+        return sum(
+            group.n
+            for group in groups
+            if group.status == Thread.Status.ACTIVE
+            and low <= group.idle <= high
+            and all(getattr(group, k) == v for k, v in match.items())
+        )
+
+    owner_ids = sorted({group.owner for group in groups}, key=lambda pk: pk or 0)
+    credential_ids = sorted({group.credential for group in groups})
+    names = dict(
+        get_user_model().objects.filter(pk__in=[pk for pk in owner_ids if pk]).values_list("pk", "username")
+    )
+    credentials = {c.pk: c for c in Credential.objects.filter(pk__in=credential_ids)}
     return {
-        "total": sum(by_status.values()),
-        "by_status": [(status, label, by_status.get(status, 0)) for status, label in Thread.Status.choices],
-        "by_kind": [(kind, label, by_kind.get(kind, 0)) for kind, label in Thread.Kind.choices],
+        "total": total(),
+        "by_status": [(status, label, total(status=status)) for status, label in Thread.Status.choices],
+        "by_kind": [(kind, label, total(kind=kind)) for kind, label in Thread.Kind.choices],
         "by_owner": sorted(
-            ((pk, names.get(pk, "unassigned") if pk else "unassigned", n) for pk, n in owner_counts.items()),
+            ((pk, names.get(pk, "unassigned") if pk else "unassigned", total(owner=pk)) for pk in owner_ids),
             key=lambda row: (-row[2], row[1]),
         ),
         "by_credential": sorted(
             (
-                (pk, f"{credentials[pk].name} · {credentials[pk].scope_label}", n)
-                for pk, n in credential_counts.items()
+                (pk, f"{credentials[pk].name} · {credentials[pk].scope_label}", total(credential=pk))
+                for pk in credential_ids
                 if pk in credentials
             ),
             key=lambda row: (-row[2], row[1]),
         ),
-        "ages": [
-            (label, figures[f"age_{i}"], newer, older) for i, (label, newer, older) in enumerate(AGE_BUCKETS)
+        "ages": [(label, idle_between(newer, older), newer, older) for label, newer, older in AGE_BUCKETS],
+        "age_unknown": total(status=Thread.Status.ACTIVE, idle=-1),
+        "expiring": [
+            (
+                days,
+                sum(
+                    idle_between(max(window.days - days, 0), window.days, kind=kind)
+                    for kind, window in expiring_kinds().items()
+                ),
+            )
+            for days in EXPIRY_WINDOWS
         ],
-        "age_unknown": figures["unknown"],
-        "expiring": [(days, figures[f"expiring_{days}"]) for days in EXPIRY_WINDOWS],
         "expiring_kinds": [kinds.ADAPTERS[kind].label for kind in expiring_kinds()],
     }
 

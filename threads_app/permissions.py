@@ -17,6 +17,11 @@ def visible_threads(user):
     return Thread.objects.all()
 
 
+def visibility_key(user) -> str:
+    """Users with the same key see the same threads, so caches of what they see may be shared."""
+    return "all"
+
+
 def visible_credentials(user):
     """The credentials `user` may filter by and sees on thread pages."""
     return Credential.objects.all()

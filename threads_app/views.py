@@ -33,7 +33,7 @@ from .client import (
 )
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
 from .models import Thread
-from .permissions import get_rw_thread_for_user, get_thread_for_user, visible_threads
+from .permissions import get_rw_thread_for_user, get_thread_for_user, visibility_key, visible_threads
 
 MESSAGES_PER_PAGE = 20
 OVERVIEW_CACHE_SECONDS = 60
@@ -453,8 +453,8 @@ def thread_export(request, pk, fmt):
 
 @require_GET
 def overview_page(request):
-    # Cached per user: the figures are of what this user may see, which roles will narrow.
-    key = f"threadsite:overview:{request.user.pk}"
+    # Shared by the users who see the same threads (for now, everyone).
+    key = f"threadsite:overview:{visibility_key(request.user)}"
     figures = cache.get(key)
     if figures is None:
         figures = overview.summary(visible_threads(request.user), timezone.now())
