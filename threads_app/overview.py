@@ -6,7 +6,7 @@ thread_owner_idx, thread_cred_idx, thread_sweep_idx), so PostgreSQL answers from
 view still caches the result for a minute, as a million rows take tens of milliseconds per figure.
 """
 
-from collections import namedtuple
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -26,9 +26,6 @@ AGE_BUCKETS = [
     ("over 90 days", 90, None),
 ]
 EXPIRY_WINDOWS = (7, 30)
-
-# One row of the overview's GROUP BY: `idle` is the index of the idle-days edge (see summary), -1 unknown.
-Group = namedtuple("Group", "status kind owner credential idle n")
 
 
 @dataclass
@@ -71,7 +68,7 @@ def summary(threads, now) -> dict:
 
     One GROUP BY over the whole table, by status, kind, owner, credential and how long the thread has
     been idle (between which edges): a single pass at a million rows, where a query per figure would
-    read the table five times. Everything else is summed here from at most a few thousand groups.
+    read the table five times. The figures are summed here, in one pass over some thousands of groups.
     """
     edges = idle_edges()
     # Group i holds threads idle for more than edges[i-1] and at most edges[i] days; len(edges): longer.
@@ -84,58 +81,59 @@ def summary(threads, now) -> dict:
         default=Value(len(edges)),
         output_field=IntegerField(),
     )
-    groups = [
-        Group(*row)
-        for row in threads.order_by()
+    by_status, by_kind, by_owner, by_credential = Counter(), Counter(), Counter(), Counter()
+    active_idle = Counter()  # (kind, idle group) → active threads
+    rows = (
+        threads.order_by()
         .annotate(idle=idle_group)
         .values_list("status", "kind", "owner_id", "credential_id", "idle")
         .annotate(n=Count("id"))
-    ]
+    )
+    for status, kind, owner, credential, idle, n in rows:
+        by_status[status] += n
+        by_kind[kind] += n
+        by_owner[owner] += n
+        by_credential[credential] += n
+        if status == Thread.Status.ACTIVE:
+            active_idle[kind, idle] += n
 
-    def total(**match) -> int:
-        return sum(group.n for group in groups if all(getattr(group, k) == v for k, v in match.items()))
-
-    def idle_between(newer, older, **match) -> int:
+    def idle_between(newer, older, of_kinds=None) -> int:
         """Active threads idle for more than `newer` and at most `older` days (None: no bound)."""
         low = edges.index(newer) + 1 if newer else 0
         high = edges.index(older) if older is not None else len(edges)
         return sum(
-            group.n
-            for group in groups
-            if group.status == Thread.Status.ACTIVE
-            and low <= group.idle <= high
-            and all(getattr(group, k) == v for k, v in match.items())
+            n
+            for (kind, idle), n in active_idle.items()
+            if low <= idle <= high and (of_kinds is None or kind in of_kinds)
         )
 
-    owner_ids = sorted({group.owner for group in groups}, key=lambda pk: pk or 0)
-    credential_ids = sorted({group.credential for group in groups})
     names = dict(
-        get_user_model().objects.filter(pk__in=[pk for pk in owner_ids if pk]).values_list("pk", "username")
+        get_user_model().objects.filter(pk__in=[pk for pk in by_owner if pk]).values_list("pk", "username")
     )
-    credentials = {c.pk: c for c in Credential.objects.filter(pk__in=credential_ids)}
+    credentials = {c.pk: c for c in Credential.objects.filter(pk__in=list(by_credential))}
     return {
-        "total": total(),
-        "by_status": [(status, label, total(status=status)) for status, label in Thread.Status.choices],
-        "by_kind": [(kind, label, total(kind=kind)) for kind, label in Thread.Kind.choices],
+        "total": sum(by_status.values()),
+        "by_status": [(status, label, by_status[status]) for status, label in Thread.Status.choices],
+        "by_kind": [(kind, label, by_kind[kind]) for kind, label in Thread.Kind.choices],
         "by_owner": sorted(
-            ((pk, names.get(pk, "unassigned") if pk else "unassigned", total(owner=pk)) for pk in owner_ids),
+            ((pk, names.get(pk, "unassigned") if pk else "unassigned", n) for pk, n in by_owner.items()),
             key=lambda row: (-row[2], row[1]),
         ),
         "by_credential": sorted(
             (
-                (pk, f"{credentials[pk].name} · {credentials[pk].scope_label}", total(credential=pk))
-                for pk in credential_ids
+                (pk, f"{credentials[pk].name} · {credentials[pk].scope_label}", n)
+                for pk, n in by_credential.items()
                 if pk in credentials
             ),
             key=lambda row: (-row[2], row[1]),
         ),
         "ages": [(label, idle_between(newer, older), newer, older) for label, newer, older in AGE_BUCKETS],
-        "age_unknown": total(status=Thread.Status.ACTIVE, idle=-1),
+        "age_unknown": sum(n for (_, idle), n in active_idle.items() if idle == -1),
         "expiring": [
             (
                 days,
                 sum(
-                    idle_between(max(window.days - days, 0), window.days, kind=kind)
+                    idle_between(max(window.days - days, 0), window.days, {kind})
                     for kind, window in expiring_kinds().items()
                 ),
             )
