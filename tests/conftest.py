@@ -1,6 +1,9 @@
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 
 from threads_app.models import Credential
@@ -90,3 +93,18 @@ def make_thread(credential):
         return Thread.objects.create(**fields)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def openapi_spec_path() -> Path:
+    """OpenAI's OpenAPI description, which lies in shared/ beside the checkout (as in CI) unless
+    THREADSITE_OPENAPI_SPEC names another file. Missing, it fails the tests that need it: never a skip."""
+    override = os.environ.get("THREADSITE_OPENAPI_SPEC")
+    path = Path(override) if override else Path(settings.BASE_DIR).parent / "shared/openai/openapi.yaml"
+    if not path.is_file():
+        pytest.fail(
+            f"The OpenAPI description of the OpenAI API is missing: {path} does not exist. Put it there "
+            "or name another file in THREADSITE_OPENAPI_SPEC.",
+            pytrace=False,
+        )
+    return path

@@ -1,7 +1,6 @@
 """The simulator against the contract: every answer, success or error, validated by openapi-core against
 OpenAI's own OpenAPI description (shared/openai/openapi.yaml), through real HTTP."""
 
-import os
 import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -9,7 +8,6 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 import yaml
-from django.conf import settings
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIResponse
 from openapi_core.testing import MockRequest
@@ -25,14 +23,9 @@ ERROR_RESPONSE = {
 }
 
 
-def spec_path() -> Path:
-    override = os.environ.get("THREADSITE_OPENAPI_SPEC")
-    return Path(override) if override else Path(settings.BASE_DIR).parent / "shared/openai/openapi.yaml"
-
-
 @pytest.fixture(scope="session")
-def openapi():
-    return load_openapi(spec_path())
+def openapi(openapi_spec_path):
+    return load_openapi(openapi_spec_path)
 
 
 def load_openapi(path: Path) -> OpenAPI:
