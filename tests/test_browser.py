@@ -76,7 +76,7 @@ def sign_in(page, username="alice", password="alice-password"):
 
 def screenshot(page, name):
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png")
 
 
 def row_ids(page) -> list[str]:
