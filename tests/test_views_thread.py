@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from threads_app import transcripts
 from threads_app.forms import MetadataForm
 from threads_app.models import StatusChange, Thread
 from threads_app.simulator import objects
@@ -586,3 +587,62 @@ def test_a_failed_export_says_why_on_the_thread_page(signed_in, sim_credential, 
     thread = make_thread(remote_id="thread_gone0000003", credential=sim_credential)
     response = signed_in.get(reverse("thread_export", args=[thread.pk, "json"]), follow=True)
     assert "Export failed. The API no longer finds this thread" in response.content.decode()
+
+
+# --- Fragments asked for without htmx, and message text ------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["thread_facts", "thread_refresh"])
+def test_panel_fragments_send_a_plain_request_to_the_thread_page(signed_in, make_thread, name):
+    thread = make_thread()
+    response = signed_in.get(reverse(name, args=[thread.pk]))
+    assert response.status_code == 302 and response["Location"] == reverse("thread_detail", args=[thread.pk])
+
+
+def test_the_facts_fragment_shows_the_stored_facts_without_asking_the_api(
+    signed_in, simulator, assistants_thread
+):
+    response = signed_in.get(reverse("thread_facts", args=[assistants_thread.pk]), headers=HTMX)
+    assert response.content.decode().lstrip().startswith('<section id="thread-facts"')
+    assert api_requests(simulator) == []
+
+
+def test_links_from_the_api_are_shown_only_when_they_are_web_links(
+    signed_in, simulator, sim_credential, make_thread
+):
+    remote = simulator.state.create_thread("proj_alpha")
+    notes = [
+        {
+            "type": "url_citation",
+            "text": "[1]",
+            "url": "javascript:alert(1)",
+            "start_index": 0,
+            "end_index": 3,
+        },
+        {
+            "type": "url_citation",
+            "text": "[2]",
+            "url": "https://example.com/a",
+            "start_index": 4,
+            "end_index": 7,
+        },
+    ]
+    simulator.state.add_message(remote["id"], "assistant", content=[objects.text_part("[1] [2]", notes)])
+    thread = make_thread(remote_id=remote["id"], credential=sim_credential)
+    body = signed_in.get(reverse("thread_messages", args=[thread.pk]), headers=HTMX).content.decode()
+    assert 'href="https://example.com/a"' in body
+    assert "javascript:" not in body
+
+
+@pytest.mark.parametrize(
+    ("text", "html"),
+    [
+        ("one\ntwo", "one<br>\ntwo"),
+        ("use `x < y`", "use <code>x &lt; y</code>"),
+        ("```\nunclosed <b>", "<pre><code>unclosed &lt;b&gt;</code></pre>"),
+        ('```"><script>\nx\n```', "<pre><code>x</code></pre>"),  # not a language: no attribute
+        ("```js\na\n```\nafter", '<pre><code class="language-js">a</code></pre>\nafter'),
+    ],
+)
+def test_message_text_becomes_safe_html(text, html):
+    assert transcripts.message_html(text) == html
