@@ -319,7 +319,7 @@ def count_matches(threads, page: Page, *, text_search: bool) -> tuple[int, str]:
 
 
 def querystring(params: dict, **overrides) -> str:
-    """`?a=1&b=2` of the non-empty params with overrides applied (None removes a param)."""
+    """`?a=1&b=2` of the non-empty params with overrides applied (None removes a param); "" if none."""
     merged = {**params, **overrides}
     pairs = [(key, value) for key, value in merged.items() if value not in (None, "")]
-    return "?" + urlencode(pairs) if pairs else "?"
+    return "?" + urlencode(pairs) if pairs else ""

@@ -72,6 +72,10 @@ SORTABLE = {
 COLUMNS = ["ID", "Title", "Owner", "Credential", "Created", "Last activity", "Status", "Messages", ""]
 
 
+def list_url(params: dict, **overrides) -> str:
+    return reverse("thread_list") + listing.querystring(params, **overrides)
+
+
 def table_columns(params: dict, sort: str) -> list[dict]:
     current_key, current_desc = sort.lstrip("-"), sort.startswith("-")
     columns = []
@@ -84,9 +88,7 @@ def table_columns(params: dict, sort: str) -> list[dict]:
                 new_sort = name if current_desc else f"-{name}"
             else:
                 new_sort = f"{first}{name}"
-            column["url"] = listing.querystring(
-                params, sort=None if new_sort == listing.DEFAULT_SORT else new_sort
-            )
+            column["url"] = list_url(params, sort=None if new_sort == listing.DEFAULT_SORT else new_sort)
         columns.append(column)
     return columns
 
@@ -113,18 +115,18 @@ def thread_list(request):
     )
     count, count_precision = listing.count_matches(threads, page, text_search=listing.is_text_search(data))
     params = form.query_params()
-    here = listing.querystring(params, after=data["after"] or None, before=data["before"] or None)
+    here = list_url(params, after=data["after"] or None, before=data["before"] or None)
     context.update(
         page=page,
         count=count,
         count_precision=count_precision,
         columns=table_columns(params, data["sort"]),
         sort_value=data["sort"] if data["sort"] != listing.DEFAULT_SORT else "",
-        first_url=listing.querystring(params) if not page.is_first else "",
-        next_url=listing.querystring(params, after=page.next_cursor) if page.next_cursor else "",
-        previous_url=listing.querystring(params, before=page.previous_cursor) if page.previous_cursor else "",
-        here=reverse("thread_list") + (here if here != "?" else ""),
-        here_quoted=quote(reverse("thread_list") + (here if here != "?" else ""), safe="/"),
+        first_url=list_url(params) if not page.is_first else "",
+        next_url=list_url(params, after=page.next_cursor) if page.next_cursor else "",
+        previous_url=list_url(params, before=page.previous_cursor) if page.previous_cursor else "",
+        here=here,
+        here_quoted=quote(here, safe="/"),
         now=timezone.now(),
     )
     if fragment:
