@@ -185,3 +185,12 @@ def test_import_with_an_unknown_credential_is_refused(admin_client, alpha):
     response = admin_client.post(reverse("thread_import"), {"credential": 999, "text": "thread_aaaaaa111"})
     assert "Select a valid choice" in response.content.decode()
     assert not Thread.objects.exists()
+
+
+def test_admins_see_the_intake_links_and_team_members_do_not(admin_client, client, alice):
+    page = admin_client.get(reverse("thread_list")).content.decode()
+    for name in ("thread_add", "thread_import", "credential_list"):
+        assert f'href="{reverse(name)}"' in page
+    client.force_login(alice)
+    page = client.get(reverse("thread_list")).content.decode()
+    assert f'href="{reverse("credential_list")}"' not in page
