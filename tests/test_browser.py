@@ -166,6 +166,8 @@ def test_filtering_and_paging_swap_the_table_push_the_url_and_the_back_button_ke
     page.wait_for_function("document.querySelectorAll('#thread-table tbody tr').length === 40")
     assert page.input_value("#id_owner") == "none"
     page.go_forward()
+    page.wait_for_url(re.compile(r"\?kind=assistants_thread$"))
+    page.wait_for_function("document.querySelectorAll('#thread-table tbody tr').length === 50")
     page.go_forward()
     page.wait_for_url(re.compile(r"after="))
     page.wait_for_selector("text=thread_browse0076")
