@@ -100,7 +100,8 @@ def decode_cursor(sort_key: SortKey, token: str) -> tuple:
 
 
 class SearchText(Func):
-    """The lowercased text a search looks in: remote ID, title, end user and the metadata values.
+    """The lowercased text a search looks in: title, end user and the metadata values (remote IDs are
+    searched by prefix, see `search_condition`).
 
     On PostgreSQL this is the SQL function `threadsite_search_text()` (migration 0002), which a trigram GIN
     index covers, so that `LIKE '%term%'` over a million rows is an index scan; the query must use the very
@@ -111,14 +112,14 @@ class SearchText(Func):
     output_field = CharField()
 
     def __init__(self):
-        super().__init__(F("remote_id"), F("title"), F("end_user"), F("metadata"))
+        super().__init__(F("title"), F("end_user"), F("metadata"))
 
     def as_sqlite(self, compiler, connection, **extra):
         compiled = [compiler.compile(expression) for expression in self.get_source_expressions()]
-        (remote_id, title, end_user, metadata), params = zip(*compiled, strict=True)
+        (title, end_user, metadata), params = zip(*compiled, strict=True)
         # Only compiled column references are interpolated; the search term is a parameter of the lookup.
         metadata_values = f"(SELECT group_concat(value, ' ') FROM json_each({metadata}))"  # noqa: S608
-        sql = f"LOWER({remote_id} || char(10) || {title} || char(10) || {end_user} || char(10) || "
+        sql = f"LOWER({title} || char(10) || {end_user} || char(10) || "
         sql += f"COALESCE({metadata_values}, ''))"
         return sql, [param for group in params for param in group]
 
