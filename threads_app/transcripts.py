@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from .kinds import Entry
+from .entries import Entry
 
 # A fence opens with ``` (and an optional language) on its own line and closes with ``` on its own line;
 # an unclosed fence runs to the end of the text, as Markdown renderers do.

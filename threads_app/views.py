@@ -31,6 +31,7 @@ from .client import (
     RateLimited,
     ServerError,
 )
+from .entries import InvalidMetadata, Page, RemoteThread
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
 from .models import Thread
 from .permissions import get_rw_thread_for_user, get_thread_for_user, visibility_key, visible_threads
@@ -143,7 +144,7 @@ def thread_list(request):
 class MessageResult:
     """What the API answered for one page of a thread's messages: a page, or why there is none."""
 
-    page: kinds.Page | None = None
+    page: Page | None = None
     after: str = ""
     error: str = ""  # not_found, refused, rate_limited, unavailable, failed
     message: str = ""
@@ -167,9 +168,9 @@ def api_failure(error: APIError) -> tuple[str, str]:
     return "failed", f"The request failed: {error}"
 
 
-def stored_remote(thread: Thread) -> kinds.RemoteThread:
+def stored_remote(thread: Thread) -> RemoteThread:
     """The thread as last seen, for dating activity from a page of messages without another request."""
-    return kinds.RemoteThread(
+    return RemoteThread(
         id=thread.remote_id,
         kind=thread.kind,
         created_at=thread.remote_created_at,
@@ -340,7 +341,7 @@ def thread_metadata(request, pk):
                 remote = adapter.update_metadata(
                     api_client(thread), thread.remote_id, form.cleaned_data["metadata"]
                 )
-            except (APIError, kinds.NotSupported, kinds.InvalidMetadata) as error:
+            except (APIError, kinds.NotSupported, InvalidMetadata) as error:
                 api_error = api_failure(error)[1] if isinstance(error, APIError) else str(error)
                 status = 502 if isinstance(error, APIError) and not isinstance(error, NotFound) else 400
                 if isinstance(error, NotFound):
