@@ -17,12 +17,10 @@ from threads_app.entries import (
     CONVERSATION_ITEMS,
     PART_TYPES,
     Entry,
-    InvalidMetadata,
     Page,
     follow_pages,
     parse_page,
     timestamp,
-    validate_metadata,
 )
 from threads_app.kinds import AssistantsThreads, ChatKitThreads, Conversations
 from threads_app.models import Thread
@@ -593,27 +591,7 @@ def test_following_pages_stops_when_a_server_repeats_a_cursor():
     assert calls == [None, "a"]
 
 
-# --- Metadata and part types ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("metadata", "message"),
-    [
-        ({f"k{i}": "v" for i in range(17)}, "at most 16 pairs"),
-        ({"k" * 65: "v"}, "longer than 64"),
-        ({"k": "v" * 513}, "longer than 512"),
-        ({"k": 5}, "must be text"),
-        (["k", "v"], "key-value pairs"),
-    ],
-)
-def test_metadata_the_api_would_refuse_is_refused_with_a_clear_message(metadata, message):
-    with pytest.raises(InvalidMetadata, match=message):
-        validate_metadata(metadata)
-
-
-def test_metadata_at_the_limits_is_accepted():
-    metadata = {f"{i:02d}" + "k" * 62: "v" * 512 for i in range(16)}
-    assert validate_metadata(metadata) is metadata
+# --- Part types ----------------------------------------------------------------------
 
 
 def test_the_module_names_its_part_types():

@@ -109,11 +109,11 @@ def test_an_unknown_owner_refuses_the_whole_import(credential):
 @pytest.mark.parametrize(
     ("metadata", "problem"),
     [
-        ({f"k{i}": "v" for i in range(17)}, "at most 16"),
-        ({"k" * 65: "v"}, "1 to 64 characters"),
-        ({"k": "v" * 513}, "at most 512"),
-        ({"k": 5}, "must be a string"),
-        (["not", "an", "object"], "JSON object"),
+        ({f"k{i}": "v" for i in range(17)}, "at most 16 pairs"),
+        ({"k" * 65: "v"}, "longer than 64 characters"),
+        ({"k": "v" * 513}, "longer than 512 characters"),
+        ({"k": 5}, "must be text"),
+        (["not", "an", "object"], "key-value pairs"),
     ],
 )
 def test_metadata_the_api_would_refuse_refuses_the_import(credential, metadata, problem):

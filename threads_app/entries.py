@@ -17,16 +17,9 @@ from typing import Any
 from .client import InvalidResponse
 
 PART_TYPES = ("text", "refusal", "file", "image", "tool_call", "tool_output", "widget", "other")
+
+
 # Limits that OpenAI documents for metadata on every object that has it.
-METADATA_MAX_PAIRS = 16
-METADATA_MAX_KEY = 64
-METADATA_MAX_VALUE = 512
-
-
-class InvalidMetadata(ValueError):
-    pass
-
-
 @dataclass(frozen=True)
 class Annotation:
     """A citation or file reference inside a text part; `start`/`end` index the part's text when known."""
@@ -154,26 +147,6 @@ def items_of(value) -> list:
 def clean_metadata(value) -> dict:
     """Metadata as a dict of strings; null (which the spec allows) becomes {}."""
     return {str(key): text_of(item) for key, item in mapping(value).items()}
-
-
-def validate_metadata(metadata) -> dict:
-    """The metadata if the API would accept it, else InvalidMetadata with a message a person can act on."""
-    if not isinstance(metadata, dict):
-        raise InvalidMetadata("Metadata must be a set of key-value pairs.")
-    if len(metadata) > METADATA_MAX_PAIRS:
-        raise InvalidMetadata(f"Metadata holds at most {METADATA_MAX_PAIRS} pairs; this has {len(metadata)}.")
-    for key, value in metadata.items():
-        if not isinstance(key, str) or not key:
-            raise InvalidMetadata("Metadata keys must be non-empty text.")
-        if len(key) > METADATA_MAX_KEY:
-            raise InvalidMetadata(
-                f"The metadata key “{key[:20]}…” is longer than {METADATA_MAX_KEY} characters."
-            )
-        if not isinstance(value, str):
-            raise InvalidMetadata(f"The value of “{key}” must be text.")
-        if len(value) > METADATA_MAX_VALUE:
-            raise InvalidMetadata(f"The value of “{key}” is longer than {METADATA_MAX_VALUE} characters.")
-    return metadata
 
 
 def parse_page(payload: dict, parse: Callable[[dict], Any], limit: int) -> Page:

@@ -3,7 +3,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.validators import RegexValidator
 
-from . import entries, ids, importing, listing
+from . import ids, importing, listing
+from . import metadata as metadata_rules
 from .models import Credential, Thread
 from .permissions import visible_credentials
 
@@ -304,17 +305,17 @@ class MetadataForm(forms.Form):
         for index, (key, value) in enumerate((initial_metadata or {}).items()):
             initial[f"key_{index}"], initial[f"value_{index}"] = key, value
         super().__init__(*args, initial=initial, **kwargs)
-        for index in range(entries.METADATA_MAX_PAIRS):
+        for index in range(metadata_rules.MAX_PAIRS):
             self.fields[f"key_{index}"] = forms.CharField(
-                label=f"Key {index + 1}", required=False, max_length=entries.METADATA_MAX_KEY
+                label=f"Key {index + 1}", required=False, max_length=metadata_rules.MAX_KEY
             )
             self.fields[f"value_{index}"] = forms.CharField(
                 label=f"Value {index + 1}",
                 required=False,
-                max_length=entries.METADATA_MAX_VALUE,
+                max_length=metadata_rules.MAX_VALUE,
                 strip=False,
             )
-        self.shown_rows = min(entries.METADATA_MAX_PAIRS, len(initial_metadata or {}) + 3)
+        self.shown_rows = min(metadata_rules.MAX_PAIRS, len(initial_metadata or {}) + 3)
 
     def rows(self):
         """(key, value) bound fields of the rows to show: the filled ones and a few blank ones."""
@@ -322,7 +323,7 @@ class MetadataForm(forms.Form):
         if self.is_bound:
             data = self.data
             filled = [
-                i for i in range(entries.METADATA_MAX_PAIRS) if data.get(f"key_{i}") or data.get(f"value_{i}")
+                i for i in range(metadata_rules.MAX_PAIRS) if data.get(f"key_{i}") or data.get(f"value_{i}")
             ]
             shown = max(shown, (max(filled) + 1) if filled else 0)
         return [(self[f"key_{i}"], self[f"value_{i}"]) for i in range(shown)]
@@ -330,7 +331,7 @@ class MetadataForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         metadata = {}
-        for index in range(entries.METADATA_MAX_PAIRS):
+        for index in range(metadata_rules.MAX_PAIRS):
             key = (cleaned.get(f"key_{index}") or "").strip()
             value = cleaned.get(f"value_{index}") or ""
             if not key:
@@ -342,8 +343,8 @@ class MetadataForm(forms.Form):
                 continue
             metadata[key] = value
         try:
-            cleaned["metadata"] = entries.validate_metadata(metadata)
-        except entries.InvalidMetadata as exc:
+            cleaned["metadata"] = metadata_rules.validate(metadata)
+        except metadata_rules.InvalidMetadata as exc:
             raise forms.ValidationError(str(exc)) from None
         return cleaned
 

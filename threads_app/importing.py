@@ -19,6 +19,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import ids
+from .metadata import InvalidMetadata
+from .metadata import validate as validate_metadata
 from .models import Credential, Thread
 
 ID_FIELDS = ("id", "thread_id", "conversation_id", "remote_id")
@@ -26,10 +28,6 @@ SAMPLE_SIZE = 20
 # Rows are looked up and written in batches: SQLite allows at most 32766 bound parameters, and 1000-row
 # INSERTs are where both backends stop getting faster.
 BATCH = 1000
-
-METADATA_MAX_PAIRS = 16
-METADATA_MAX_KEY = 64
-METADATA_MAX_VALUE = 512
 
 
 class ImportRefused(ValueError):
@@ -162,9 +160,10 @@ def _add_record(parsed, record, number):
         parsed.refused.append((number, str(exc)))
         return
     metadata = record.get("metadata") or {}
-    problem = metadata_problem(metadata)
-    if problem:
-        parsed.errors.append(f"Line {number} ({remote_id}): {problem}")
+    try:
+        validate_metadata(metadata)
+    except InvalidMetadata as exc:
+        parsed.errors.append(f"Line {number} ({remote_id}): {exc}")
         return
     row = Row(
         remote_id=remote_id,
@@ -195,22 +194,6 @@ def _keep(parsed, row):
         parsed.duplicates.append(row.remote_id)
     else:
         parsed.rows[row.remote_id] = row
-
-
-def metadata_problem(metadata) -> str:
-    """Why `metadata` would be refused by the API (16 pairs, keys ≤ 64, string values ≤ 512), or ""."""
-    if not isinstance(metadata, dict):
-        return "metadata must be a JSON object of string keys and string values."
-    if len(metadata) > METADATA_MAX_PAIRS:
-        return f"metadata has {len(metadata)} pairs; at most {METADATA_MAX_PAIRS} are allowed."
-    for key, value in metadata.items():
-        if not key or len(key) > METADATA_MAX_KEY:
-            return f"metadata key “{key[:70]}” must be 1 to {METADATA_MAX_KEY} characters long."
-        if not isinstance(value, str):
-            return f"metadata value of “{key}” must be a string."
-        if len(value) > METADATA_MAX_VALUE:
-            return f"metadata value of “{key}” is {len(value)} characters; at most {METADATA_MAX_VALUE}."
-    return ""
 
 
 def import_threads(

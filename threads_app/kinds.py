@@ -24,8 +24,8 @@ from .entries import (
     parse_page,
     remote_thread,
     string,
-    validate_metadata,
 )
+from .metadata import validate as validate_metadata
 from .models import Thread
 
 MAX_PAGE_SIZE = 100

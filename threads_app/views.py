@@ -31,8 +31,9 @@ from .client import (
     RateLimited,
     ServerError,
 )
-from .entries import InvalidMetadata, Page, RemoteThread
+from .entries import Page, RemoteThread
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
+from .metadata import InvalidMetadata
 from .models import Thread
 from .permissions import get_rw_thread_for_user, get_thread_for_user, visibility_key, visible_threads
 
