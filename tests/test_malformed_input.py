@@ -1,0 +1,106 @@
+"""No input, however malformed, gives a 500 or changes what it should not: every URL, with junk in the
+query string and the form, as anonymous, a team member and an admin, with and without htmx."""
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import get_resolver, reverse
+
+from threads_app.models import Credential, Thread
+
+JUNK_VALUES = [
+    "",
+    "x",
+    "-1",
+    "99999999999999999999999",
+    "'; DROP TABLE threads_app_thread; --",
+    "<script>alert(1)</script>",
+    "%00",
+    "\x00",
+    "ü" * 600,
+    "2026-13-45",
+    "thread_" + "a" * 300,
+    '{"a": [1, 2',
+]
+JUNK_NAMES = [
+    "q",
+    "owner",
+    "credential",
+    "project",
+    "kind",
+    "status",
+    "sort",
+    "after",
+    "before",
+    "created_from",
+    "created_to",
+    "active_from",
+    "active_to",
+    "inactive_days",
+    "show",
+    "next",
+    "fmt",
+    "remote_id",
+    "title",
+    "end_user",
+    "text",
+    "name",
+    "base_url",
+    "api_key",
+    "organization_id",
+    "project_id",
+    "delete_items",
+    "key_0",
+    "value_0",
+    "key_99",
+    "confirm",
+]
+
+
+def junk():
+    for value in JUNK_VALUES:
+        yield {name: value for name in JUNK_NAMES}
+    yield {name: [value, value] for name, value in zip(JUNK_NAMES, JUNK_VALUES * 3, strict=False)}
+
+
+def urls(thread_pk, credential_pk):
+    for pattern in get_resolver("threads_app.urls").url_patterns:
+        converters = pattern.pattern.converters
+        kwargs = {}
+        if "pk" in converters:
+            kwargs["pk"] = credential_pk if pattern.name.startswith("credential") else thread_pk
+        if "fmt" in converters:
+            kwargs["fmt"] = "json"
+        yield reverse(pattern.name, kwargs=kwargs)
+    yield reverse("thread_detail", kwargs={"pk": 999999})
+    yield "/threads/export.md"
+    yield "/threads/1/export.exe"
+
+
+@pytest.fixture(autouse=True)
+def _no_retries(settings):
+    settings.OPENAI_MAX_RETRIES = 0
+
+
+@pytest.mark.parametrize("who", ["anonymous", "member", "admin"])
+def test_no_junk_gives_a_server_error(client, simulator, db, who):
+    credential = Credential(name="alpha", base_url=simulator.base_url, project_id="proj_alpha")
+    credential.api_key = simulator.add_key("sk-sim-junk-key-0001", "proj_alpha")
+    credential.save()
+    remote = simulator.state.create_thread("proj_alpha", messages=[("user", "hi")])
+    thread = Thread.objects.create(remote_id=remote["id"], kind=Thread.Kind.ASSISTANTS, credential=credential)
+    if who != "anonymous":
+        user = User.objects.create_user(who, password="pw", is_staff=who == "admin")
+        client.force_login(user)
+    client.raise_request_exception = False
+    failures = []
+    for url in urls(thread.pk, credential.pk):
+        for data in junk():
+            for headers in ({}, {"HX-Request": "true"}):
+                for method in (client.get, client.post):
+                    response = method(url, data, headers=headers)
+                    if response.status_code >= 500:
+                        failures.append(f"{method.__name__.upper()} {url} {headers} → {response.status_code}")
+    assert not failures, "\n".join(failures[:20])
+    # Junk never registers, renames or deletes anything.
+    assert list(Thread.objects.values_list("remote_id", flat=True)) == [remote["id"]]
+    assert list(Credential.objects.values_list("name", flat=True)) == ["alpha"]
