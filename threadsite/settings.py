@@ -5,6 +5,7 @@ DATABASE_URL=postgres://… and REDIS_URL=redis://… switch to PostgreSQL, a Re
 separate Celery worker and beat processes.
 """
 
+import warnings
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -101,8 +102,11 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
-# Without collectstatic (the demo, tests) whitenoise serves straight from the finders.
+# Without collectstatic (the demo, tests) whitenoise serves straight from the finders, and its warning
+# that STATIC_ROOT does not exist yet says nothing useful.
 WHITENOISE_USE_FINDERS = True
+if not STATIC_ROOT.exists():
+    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
