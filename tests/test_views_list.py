@@ -348,3 +348,17 @@ def test_row_delete_links_carry_the_way_back(signed_in, make_thread):
     thread = make_thread()
     body = signed_in.get(LIST, {"status": "active"}, headers=HTMX).content.decode()
     assert f'href="/threads/{thread.pk}/delete/?origin=list&amp;next=/%3Fstatus%3Dactive"' in body
+
+
+def test_ages_read_as_plain_english():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from threads_app.templatetags.threads_browse import age
+
+    now = timezone.now()
+    assert age(now - timedelta(seconds=5), now) == "just now"
+    assert age(now - timedelta(minutes=12), now) == "12 min ago"
+    assert age(now - timedelta(days=3, hours=2), now) == "3 d ago"
+    assert age(None, now) == ""

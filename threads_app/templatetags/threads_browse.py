@@ -33,7 +33,7 @@ def pretty_json(value):
 
 @register.filter
 def age(moment, now=None):
-    """How long ago, compactly: "just now", "12 min", "5 h", "3 d", "2 y"."""
+    """How long ago, compactly: "just now", "12 min ago", "5 h ago", "3 d ago", "2 y ago"."""
     if not moment:
         return ""
     seconds = ((now or timezone.now()) - moment).total_seconds()
@@ -41,7 +41,7 @@ def age(moment, now=None):
         return "just now"
     for unit, size in (("y", 365 * 86400), ("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
-            return f"{int(seconds // size)} {unit}"
+            return f"{int(seconds // size)} {unit} ago"
     return "just now"
 
 
