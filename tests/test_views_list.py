@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from threads_app import listing
 from threads_app.models import Credential, Thread
+from threads_app.templatetags.threads_browse import age
 
 LIST = reverse("thread_list")
 HTMX = {"HX-Request": "true"}
@@ -351,12 +352,6 @@ def test_row_delete_links_carry_the_way_back(signed_in, make_thread):
 
 
 def test_ages_read_as_plain_english():
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from threads_app.templatetags.threads_browse import age
-
     now = timezone.now()
     assert age(now - timedelta(seconds=5), now) == "just now"
     assert age(now - timedelta(minutes=12), now) == "12 min ago"
