@@ -11,7 +11,7 @@ from functools import cache
 
 from celery import shared_task
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import connections, transaction
 
 from . import sync
 from .client import APIConnectionError, RateLimited, ServerError
@@ -42,7 +42,8 @@ def _run_inprocess(task, args):
     except Exception:
         logger.exception("Background task %s%r failed", task.name, args)
     finally:
-        close_old_connections()
+        # This thread's connections would otherwise stay open, idle, until the process ends.
+        connections.close_all()
 
 
 def dispatch(task, *args) -> None:
