@@ -194,3 +194,25 @@ def test_admins_see_the_intake_links_and_team_members_do_not(admin_client, clien
     client.force_login(alice)
     page = client.get(reverse("thread_list")).content.decode()
     assert f'href="{reverse("credential_list")}"' not in page
+
+
+def test_a_new_key_rechecks_the_threads_the_old_one_could_not(
+    admin_client, alpha, simulator, django_capture_on_commit_callbacks
+):
+    remote = simulator.state.create_thread("proj_alpha")
+    thread = Thread.objects.create(
+        remote_id=remote["id"], kind=Thread.Kind.ASSISTANTS, credential=alpha, last_check=Thread.Check.BAD_KEY
+    )
+    simulator.state.add_key("sk-sim-alpha-rotated-0002", "proj_alpha")
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(
+            reverse("credential_edit", args=[alpha.pk]),
+            {
+                "name": "alpha",
+                "base_url": alpha.base_url,
+                "project_id": "proj_alpha",
+                "api_key": "sk-sim-alpha-rotated-0002",
+            },
+        )
+    thread.refresh_from_db()
+    assert thread.last_check == Thread.Check.OK

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import sync, tasks
 from .forms import CredentialForm
-from .models import Credential
+from .models import Credential, Thread
 from .permissions import admin_required
 
 
@@ -30,6 +30,13 @@ def credential_form(request, pk=None):
             credential.created_by = request.user
         credential.save()
         ok, message = sync.verify_credential(credential)
+        if ok and not is_new and form.cleaned_data.get("api_key"):
+            # Threads whose check the old key failed get checked again with the new one.
+            rechecks = credential.threads.filter(
+                last_check__in=[Thread.Check.BAD_KEY, Thread.Check.FORBIDDEN]
+            )
+            if rechecks.update(last_check=""):
+                tasks.dispatch(tasks.check_threads, credential.pk)
         level = messages.SUCCESS if ok else messages.WARNING
         messages.add_message(request, level, f"{'Added' if is_new else 'Saved'} {credential.name}. {message}")
         return redirect("credential_list")
