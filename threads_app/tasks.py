@@ -56,24 +56,23 @@ def dispatch(task, *args) -> None:
         transaction.on_commit(lambda: task.apply(args=args, throw=True))
 
 
-@shared_task(**RETRY)
-def check_threads(credential_id: int) -> str:
+def _for_credential(credential_id: int, work, what: str) -> str:
     credential = Credential.objects.filter(pk=credential_id).first()
     if credential is None:
         return "credential gone"
-    report = sync.check_unchecked(credential)
-    logger.info("Checked threads of credential %s: %s", credential.name, report.summary())
-    return report.summary()
+    summary = work(credential).summary()
+    logger.info("%s for credential %s: %s", what, credential.name, summary)
+    return summary
+
+
+@shared_task(**RETRY)
+def check_threads(credential_id: int) -> str:
+    return _for_credential(credential_id, sync.check_unchecked, "Checked new threads")
 
 
 @shared_task(**RETRY)
 def discover_threads(credential_id: int) -> str:
-    credential = Credential.objects.filter(pk=credential_id).first()
-    if credential is None:
-        return "credential gone"
-    report = sync.discover(credential)
-    logger.info("Discovery for credential %s: %s", credential.name, report.summary())
-    return report.summary()
+    return _for_credential(credential_id, sync.discover, "Discovery")
 
 
 @shared_task

@@ -304,6 +304,16 @@ def thread_mark_missing(request, pk):
     return redirect("thread_detail", pk=thread.pk)
 
 
+def saved(request, thread: Thread, message: str):
+    """After an edit: the refreshed facts panel for HTMX, else back to the thread page with a message."""
+    if is_fragment_request(request):
+        return render(
+            request, "threads_app/thread_detail.html#facts", detail_context(request, thread, saved=True)
+        )
+    messages.success(request, message)
+    return redirect("thread_detail", pk=thread.pk)
+
+
 @require_http_methods(["GET", "POST"])
 def thread_edit(request, pk):
     """Edit the thread's local fields: title, owner, end-user label."""
@@ -315,14 +325,7 @@ def thread_edit(request, pk):
             if form.changed_data:
                 changed = {name: form.cleaned_data[name] for name in form.changed_data}
                 Thread.objects.filter(pk=thread.pk).update(**changed)
-            if is_fragment_request(request):
-                return render(
-                    request,
-                    "threads_app/thread_detail.html#facts",
-                    detail_context(request, thread, saved=True),
-                )
-            messages.success(request, "Saved.")
-            return redirect("thread_detail", pk=thread.pk)
+            return saved(request, thread, "Saved.")
         thread.refresh_from_db()
     template = (
         "threads_app/thread_edit.html#form"
@@ -352,14 +355,7 @@ def thread_metadata(request, pk):
                     api_error = "The API no longer finds this thread, so its metadata cannot be changed."
             else:
                 sync.record_remote(thread, remote)
-                if is_fragment_request(request):
-                    return render(
-                        request,
-                        "threads_app/thread_detail.html#facts",
-                        detail_context(request, thread, saved=True),
-                    )
-                messages.success(request, "Metadata saved.")
-                return redirect("thread_detail", pk=thread.pk)
+                return saved(request, thread, "Metadata saved.")
         else:
             status = 400
     elif request.method == "POST":
