@@ -673,3 +673,13 @@ def test_a_client_for_a_web_request_does_not_wait_longer_than_it_may(sim, waits,
     assert waits == []
     assert client.get(f"/conversations/{conversation_id}")["id"] == conversation_id
     assert len(waits) == 2 and all(wait <= 0.5 for wait in waits)
+
+
+def test_a_server_that_quotes_the_key_back_never_gets_it_stored_or_shown(scripted_server, waits):
+    scripted_server.then(401, {"error": {"message": f"Key {KEY} is not valid here", "type": "auth"}})
+    client = make_client(scripted_server.base_url, waits, max_retries=0)
+    with pytest.raises(AuthenticationError) as excinfo:
+        client.get("/threads/thread_abc123")
+    assert KEY not in str(excinfo.value)
+    assert KEY not in repr(excinfo.value.args)
+    assert f"sk-…{KEY[-4:]}" in excinfo.value.message

@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 
+from .encryption import mask
+
 logger = logging.getLogger(__name__)
 
 INITIAL_RETRY_WAIT = 0.5
@@ -344,6 +346,13 @@ class _KeyAuth(requests.auth.AuthBase):
     def __init__(self, api_key: str, azure: bool):
         self.api_key, self.azure = api_key, azure
 
+    def redact(self, error: APIError) -> None:
+        """Mask the key wherever a server quoted it back (some proxies and compatible servers do), so
+        that no stored check result, log line or page can show it."""
+        if self.api_key and self.api_key in error.message:
+            error.message = error.message.replace(self.api_key, mask(self.api_key))
+            error.args = (error.message,)
+
     def __call__(self, request):
         if self.azure:
             request.headers["api-key"] = self.api_key
@@ -491,6 +500,7 @@ class Client:
                         status=response.status_code,
                     )
                 error = error_from_response(response)
+                self._auth.redact(error)
                 wait = self._retry_wait(response, error, attempt)
                 if wait is None:
                     raise error
