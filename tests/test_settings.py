@@ -85,3 +85,12 @@ def test_a_schedule_can_be_moved_or_disabled():
 def test_a_bad_crontab_is_refused(value):
     with pytest.raises(ImproperlyConfigured, match="THREADSITE_DISCOVERY_CRON"):
         env.beat_schedule({"THREADSITE_DISCOVERY_CRON": value})
+
+
+def test_the_cache_is_shared_through_redis_when_there_is_one():
+    assert env.cache_settings("")["BACKEND"].endswith("LocMemCache")
+    shared = env.cache_settings("redis://redis:6379/0")
+    assert (shared["BACKEND"], shared["LOCATION"]) == (
+        "django.core.cache.backends.redis.RedisCache",
+        "redis://redis:6379/0",
+    )

@@ -83,6 +83,18 @@ def database_settings(url: str, base_dir: Path) -> dict:
     return config
 
 
+def cache_settings(redis_url: str) -> dict:
+    """CACHES["default"]: shared through Redis when there is one, so that every web and worker process
+    reads the same cached figures; otherwise this process's memory."""
+    if not redis_url:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": redis_url,
+        "KEY_PREFIX": "threadsite",
+    }
+
+
 # name, env key, default crontab ("minute hour day_of_month month day_of_week"), task, expires (s)
 BEAT_TABLE = [
     (

@@ -10,7 +10,16 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import beat_schedule, database_settings, envbool, envint, envlist, envsecret, envstr
+from .env import (
+    beat_schedule,
+    cache_settings,
+    database_settings,
+    envbool,
+    envint,
+    envlist,
+    envsecret,
+    envstr,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -111,6 +120,8 @@ if not STATIC_ROOT.exists():
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
+
+CACHES = {"default": cache_settings(envstr("REDIS_URL"))}
 
 # --- Task queue -----------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
