@@ -70,6 +70,12 @@ def sim_clock(simulator):
 
 
 @pytest.fixture
+def no_retries(settings):
+    """One answer per request: retries and their waits are the client's tests' business."""
+    settings.OPENAI_MAX_RETRIES = 0
+
+
+@pytest.fixture
 def sim_credential(credential, simulator):
     """The `credential` fixture pointed at the simulator (project proj_alpha)."""
     credential.base_url = simulator.base_url

@@ -7,10 +7,7 @@ from django.core.management import CommandError, call_command
 
 from threads_app.models import Credential, Thread
 
-
-@pytest.fixture(autouse=True)
-def _no_retries(settings):
-    settings.OPENAI_MAX_RETRIES = 0
+pytestmark = pytest.mark.usefixtures("no_retries")
 
 
 def run(*args, stdin=None):
@@ -72,16 +69,7 @@ def test_credential_remove_refuses_while_threads_are_tracked(credential):
         run("credential", "remove", "nope")
 
 
-@pytest.fixture
-def sim_alpha(simulator, db):
-    simulator.state.add_key("sk-sim-alpha-key-0001", "proj_alpha")
-    credential = Credential(name="alpha", base_url=simulator.base_url, project_id="proj_alpha")
-    credential.api_key = "sk-sim-alpha-key-0001"
-    credential.save()
-    return credential
-
-
-def test_import_threads_reads_a_file_checks_and_summarises(sim_alpha, simulator, alice, tmp_path):
+def test_import_threads_reads_a_file_checks_and_summarises(sim_credential, simulator, alice, tmp_path):
     real = simulator.state.create_thread("proj_alpha")["id"]
     path = tmp_path / "ids.txt"
     path.write_text(f"{real}\n{real}\nrun_abcdef123\nthread_gone000001\n")
@@ -93,7 +81,7 @@ def test_import_threads_reads_a_file_checks_and_summarises(sim_alpha, simulator,
     assert set(Thread.objects.values_list("owner__username", flat=True)) == {"alice"}
 
 
-def test_import_threads_reads_standard_input(sim_alpha, monkeypatch):
+def test_import_threads_reads_standard_input(sim_credential, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"conv_abcdef123\n")))
     out, _ = run("import_threads", "-", "--credential", "alpha", "--no-check")
     assert "1 added" in out
@@ -110,7 +98,9 @@ def test_import_threads_reads_standard_input(sim_alpha, monkeypatch):
         (["binary.bin", "--credential", "alpha"], "not UTF-8"),
     ],
 )
-def test_import_threads_refuses_bad_input_and_changes_nothing(sim_alpha, tmp_path, monkeypatch, args, error):
+def test_import_threads_refuses_bad_input_and_changes_nothing(
+    sim_credential, tmp_path, monkeypatch, args, error
+):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "ids.txt").write_text("thread_aaaaaa111\n")
     (tmp_path / "runs.txt").write_text("run_aaaaaa111\n")
@@ -120,7 +110,7 @@ def test_import_threads_refuses_bad_input_and_changes_nothing(sim_alpha, tmp_pat
     assert not Thread.objects.exists()
 
 
-def test_discover_threads_registers_chatkit_threads(sim_alpha, simulator):
+def test_discover_threads_registers_chatkit_threads(sim_credential, simulator):
     simulator.state.create_chatkit_thread("proj_alpha", user="customer-1", title="Hello")
     out, _ = run("discover_threads")
     assert "alpha: 1 threads listed, 1 new" in out
@@ -128,7 +118,7 @@ def test_discover_threads_registers_chatkit_threads(sim_alpha, simulator):
 
 
 def test_discover_threads_reports_a_failing_credential_and_goes_on(
-    sim_alpha, simulator, credential_factory=None
+    sim_credential, simulator, credential_factory=None
 ):
     broken = Credential(name="broken", base_url=simulator.base_url)
     broken.api_key = "sk-not-registered-0002"

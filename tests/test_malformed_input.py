@@ -7,6 +7,8 @@ from django.urls import get_resolver, reverse
 
 from threads_app.models import Credential, Thread
 
+pytestmark = pytest.mark.usefixtures("no_retries")
+
 JUNK_VALUES = [
     "",
     "x",
@@ -74,11 +76,6 @@ def urls(thread_pk, credential_pk):
     yield reverse("thread_detail", kwargs={"pk": 999999})
     yield "/threads/export.md"
     yield "/threads/1/export.exe"
-
-
-@pytest.fixture(autouse=True)
-def _no_retries(settings):
-    settings.OPENAI_MAX_RETRIES = 0
 
 
 @pytest.mark.parametrize("who", ["anonymous", "member", "admin"])

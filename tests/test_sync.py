@@ -7,27 +7,14 @@ from django.utils import timezone
 
 from threads_app import importing, sync
 from threads_app.client import ServerError
-from threads_app.models import Credential, Thread
+from threads_app.models import Thread
 
-
-@pytest.fixture(autouse=True)
-def _no_retries(settings):
-    # Retries and their waits are the client's tests' business; here one answer is enough.
-    settings.OPENAI_MAX_RETRIES = 0
-
-
-def make_credential(simulator, name, project, key=None):
-    key = key or f"sk-sim-{name}-key-0001"
-    simulator.state.add_key(key, project)
-    credential = Credential(name=name, base_url=simulator.base_url, project_id=project)
-    credential.api_key = key
-    credential.save()
-    return credential
+pytestmark = pytest.mark.usefixtures("no_retries")
 
 
 @pytest.fixture
-def alpha(simulator, db):
-    return make_credential(simulator, "alpha", "proj_alpha")
+def alpha(sim_credential):
+    return sim_credential
 
 
 def test_check_records_what_the_api_shows(simulator, alpha):
@@ -62,8 +49,8 @@ def test_a_thread_of_another_project_is_recorded_missing_not_as_an_error(simulat
     assert "404" in change.reason
 
 
-def test_a_refused_key_is_a_bad_key_not_a_missing_thread(simulator, db):
-    credential = make_credential(simulator, "alpha", "proj_alpha")
+def test_a_refused_key_is_a_bad_key_not_a_missing_thread(sim_credential):
+    credential = sim_credential
     credential.api_key = "sk-sim-revoked-key-9999"  # never registered with the simulator
     credential.save()
     importing.import_threads("thread_aaaaaa111 thread_bbbbbb222 thread_cccccc333", credential=credential)

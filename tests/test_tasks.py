@@ -6,17 +6,13 @@ import time
 import pytest
 
 from threads_app import importing, tasks
-from threads_app.models import Credential, Thread
+from threads_app.models import Thread
 
 
 @pytest.fixture
-def sim_alpha(simulator, transactional_db, settings):
-    settings.OPENAI_MAX_RETRIES = 0
-    simulator.state.add_key("sk-sim-tasks-key-0001", "proj_alpha")
-    credential = Credential(name="alpha", base_url=simulator.base_url, project_id="proj_alpha")
-    credential.api_key = "sk-sim-tasks-key-0001"
-    credential.save()
-    return credential
+def sim_alpha(transactional_db, sim_credential, no_retries):
+    """The simulator's credential, committed: these tasks read it from other threads."""
+    return sim_credential
 
 
 def test_embedded_dispatch_runs_the_task_on_a_background_thread(sim_alpha, simulator, settings, monkeypatch):

@@ -10,9 +10,7 @@ from threads_app.models import Credential, Thread
 KEY = "sk-sim-alpha-secret-7k3q"
 
 
-@pytest.fixture(autouse=True)
-def _no_retries(settings):
-    settings.OPENAI_MAX_RETRIES = 0
+pytestmark = pytest.mark.usefixtures("no_retries")
 
 
 @pytest.fixture
