@@ -58,7 +58,7 @@ def test_a_refused_key_is_a_bad_key_not_a_missing_thread(sim_credential):
     report = sync.check_unchecked(credential)
 
     assert report.checked == 1, "the run stops at the first refusal"
-    assert "refused the credential's key" in report.stopped
+    assert "refused the credential’s key" in report.stopped
     first = Thread.objects.get(remote_id="thread_aaaaaa111")
     assert (first.last_check, first.status) == (Thread.Check.BAD_KEY, Thread.Status.ACTIVE)
     assert Thread.objects.filter(last_check="").count() == 2
@@ -93,7 +93,7 @@ def test_verify_tells_a_working_key_from_a_refused_one(simulator, alpha):
     alpha.save()
     ok, message = sync.verify_credential(alpha)
     assert not ok
-    assert "refused the key" in message
+    assert "refused the credential’s key" in message
     assert "sk-sim-wrong-key-0000" not in message
     alpha.refresh_from_db()
     assert alpha.last_verification_ok is False

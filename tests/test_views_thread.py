@@ -310,7 +310,7 @@ def test_a_thread_the_api_no_longer_has_is_explained_and_can_be_marked_missing(
         ("502_html", "could not be reached or failed"),
         ("drop", "could not be reached or failed"),
         ("429", "rate-limiting"),
-        ("429_quota", "rate-limiting"),
+        ("429_quota", "out of quota"),
     ],
 )
 def test_api_failures_are_shown_with_a_retry_and_the_page_stays_usable(

@@ -306,10 +306,11 @@ _sessions_lock = threading.Lock()
 MAX_POOLED_SESSIONS = 64
 
 
-def new_session() -> requests.Session:
+def new_session(pool_size: int = 16) -> requests.Session:
+    """A session whose pool keeps `pool_size` connections per host (as many as requests run at once)."""
     session = requests.Session()
     # Retries are this module's job, with the API's own rules; urllib3 must not retry underneath.
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -380,6 +381,7 @@ class Client:
         session: requests.Session | None = None,
         sleep=time.sleep,
         max_wait: float = MAX_RETRY_AFTER,
+        throttle=None,
     ):
         self.base_url = base_url.rstrip("/")
         api_key = api_key.strip()
@@ -401,6 +403,9 @@ class Client:
         self.sleep = sleep
         # A web request cannot wait minutes for a rate limit to clear; views pass a few seconds here.
         self.max_wait = max_wait
+        # Background work shares the project's request rate (`ratelimit.Throttle`): it is asked before
+        # every attempt and told of every answer.
+        self.throttle = throttle
 
     def __repr__(self) -> str:
         return f"<Client {self.base_url} project={self.project or '-'}>"
@@ -450,6 +455,8 @@ class Client:
         shown_path = urlsplit(url).path
         attempt = 0
         while True:
+            if self.throttle is not None:
+                self.throttle.before_request()
             try:
                 response = self.session.request(
                     method,
@@ -490,6 +497,12 @@ class Client:
                     f"Cannot send the request to {_host(url)}: {type(e).__name__}"
                 ) from None
             else:
+                if self.throttle is not None:
+                    self.throttle.after_response(
+                        response.headers,
+                        response.status_code,
+                        retry_after(response.headers, status=429) if response.status_code == 429 else None,
+                    )
                 if response.status_code < 300:
                     return self._decode(response)
                 if 300 <= response.status_code < 400:

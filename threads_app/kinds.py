@@ -212,13 +212,13 @@ class Conversations(Adapter):
     def delete_items(self, client: Client, remote_id: str) -> int:
         """Delete every item of the conversation; return how many were deleted.
 
-        Always re-reads the first page instead of following a cursor, which would point at deleted items.
+        Re-reads the first page after each round instead of following a cursor, which would point at
+        deleted items; a first page that said it was the whole list needs no second look.
         """
         attempted, deleted = set(), 0
         while True:
-            ids = [
-                e.id for e in self.page(client, remote_id, limit=MAX_PAGE_SIZE, order="asc").entries if e.id
-            ]
+            page = self.page(client, remote_id, limit=MAX_PAGE_SIZE, order="asc")
+            ids = [e.id for e in page.entries if e.id]
             fresh = [item_id for item_id in ids if item_id not in attempted]
             if not ids:
                 return deleted
@@ -231,6 +231,8 @@ class Conversations(Adapter):
                 except NotFound:
                     continue  # Deleted meanwhile: the goal is reached.
                 deleted += 1
+            if not page.has_more:
+                return deleted
 
 
 class ChatKitThreads(Adapter):

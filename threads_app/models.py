@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,6 +29,16 @@ class Credential(models.Model):
     last_verified_at = models.DateTimeField(null=True, blank=True)
     last_verification_ok = models.BooleanField(null=True)
     last_verification_message = models.CharField(max_length=500, blank=True)
+    # Background work (deletion jobs, checks): the project's request limit, if known (else learned from
+    # the API's x-ratelimit-* headers), and how many requests one worker keeps in flight for this key.
+    requests_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The project's request limit per minute. Blank: learned from the API's answers.",
+    )
+    concurrency = models.PositiveSmallIntegerField(
+        default=16, help_text="Requests one background worker keeps in flight with this key."
+    )
 
     class Meta:
         ordering = ["name"]
@@ -154,41 +164,216 @@ class Thread(models.Model):
 
         A conditional UPDATE rather than save(): a sweep and a user's delete may race on one thread.
         """
-        old_status = self.status
-        if new_status == old_status:
+        if new_status == self.status:
             return False
-        now = timezone.now()
-        changed = Thread.objects.filter(pk=self.pk, status=old_status).update(
-            status=new_status, status_changed_at=now, status_changed_by=by
-        )
-        if changed != 1:
+        changed = set_statuses({self.status: [self]}, new_status, by=by, reason=reason)
+        if not changed:
             return False
-        StatusChange.objects.create(
-            thread=self,
-            old_status=old_status,
-            new_status=new_status,
-            changed_at=now,
-            changed_by=by,
-            reason=reason[:500],
+        self.status, self.status_changed_at, self.status_changed_by = (
+            new_status,
+            changed[0].changed_at,
+            by,
         )
-        self.status, self.status_changed_at, self.status_changed_by = new_status, now, by
         return True
 
 
-class StatusChange(models.Model):
-    """The status history of a thread: one row for each transition, kept after the thread is gone."""
+def set_statuses(threads_by_status: dict, new_status: str, *, by=None, reason: str = "") -> list:
+    """Move threads to `new_status`, each only if its status is still the one it is listed under, and
+    write one StatusChange for each that moved, in one transaction: the history never misses a change
+    and never records one that did not happen. Returns the StatusChange rows written.
 
-    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="status_changes")
+    The one way a status changes, for one thread (`Thread.set_status`) or a batch of a deletion job.
+    """
+    now = timezone.now()
+    written = []
+    with transaction.atomic():
+        for old_status, threads in threads_by_status.items():
+            if old_status == new_status or not threads:
+                continue
+            by_pk = {thread.pk: thread for thread in threads}
+            # Lock the rows, then move those still in `old_status`: which ones moved is then known.
+            moving = list(
+                Thread.objects.select_for_update()
+                .filter(pk__in=by_pk, status=old_status)
+                .values_list("pk", flat=True)
+            )
+            if not moving:
+                continue
+            Thread.objects.filter(pk__in=moving).update(
+                status=new_status, status_changed_at=now, status_changed_by=by
+            )
+            written += [
+                StatusChange(
+                    thread_id=pk,
+                    remote_id=by_pk[pk].remote_id,
+                    old_status=old_status,
+                    new_status=new_status,
+                    changed_at=now,
+                    changed_by=by,
+                    changed_by_name=by.get_username() if by else "",
+                    reason=reason[:500],
+                )
+                for pk in moving
+            ]
+        StatusChange.objects.bulk_create(written)
+    return written
+
+
+class StatusChange(models.Model):
+    """The status history of a thread: one row for each transition, kept after the thread row is gone
+    (the remote ID and the actor's name are copied onto it for that reason)."""
+
+    thread = models.ForeignKey(
+        Thread, null=True, blank=True, on_delete=models.SET_NULL, related_name="status_changes"
+    )
+    remote_id = models.CharField(max_length=100, db_index=True)
     old_status = models.CharField(max_length=10, choices=Thread.Status.choices, blank=True)
     new_status = models.CharField(max_length=10, choices=Thread.Status.choices)
     changed_at = models.DateTimeField(default=timezone.now)
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    changed_by_name = models.CharField(max_length=150, blank=True)
     reason = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-changed_at", "-id"]
 
     def __str__(self):
-        return f"{self.thread_id}: {self.old_status or '∅'} → {self.new_status}"
+        return f"{self.remote_id}: {self.old_status or '∅'} → {self.new_status}"
+
+
+class DeletionJob(models.Model):
+    """Deleting a chosen set of threads through the API, in the background; its items are fixed when the
+    job is created, so later changes to the registry never widen it.
+
+    States and the transitions allowed (each made by a conditional UPDATE in `deletion.py`):
+        queued     → running (a worker starts) | cancelled (cancelled before any worker started)
+        running    → finished (every item deleted or already gone) | failed (some items failed, or the
+                     job could not go on) | cancelling (someone cancelled it)
+        cancelling → cancelled (the workers stopped; pending items are left as they were)
+        finished, failed, cancelled → queued ("retry failed items", or resuming pending ones)
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        CANCELLING = "cancelling", "Cancelling"
+        CANCELLED = "cancelled", "Cancelled"
+        FINISHED = "finished", "Finished"
+        FAILED = "failed", "Failed"
+
+    class Source(models.TextChoices):
+        BROWSER = "browser", "Thread list"
+        COMMAND = "command", "delete_threads command"
+        SWEEP = "sweep", "Retention sweep"
+
+    UNFINISHED = (State.QUEUED, State.RUNNING, State.CANCELLING)
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Copied, so that a job's receipt still names who asked after that account is removed.
+    requested_by_name = models.CharField(max_length=150, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.BROWSER)
+    summary = models.CharField(max_length=1000, help_text="The selection, as people read it.")
+    filters = models.JSONField(default=dict, blank=True)
+    delete_items = models.BooleanField(default=True, help_text="Conversations: delete their items first.")
+    archive = models.BooleanField(default=False, help_text="Store each transcript before deleting.")
+    verify_all = models.BooleanField(default=False, help_text="Confirm every deletion, not a sample.")
+
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    # Counts by item state, refreshed by the workers (deletion.refresh_counts).
+    total = models.PositiveIntegerField(default=0)
+    pending = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    already_gone = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    verified = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Resuming unfinished jobs when a worker or the web process starts.
+            models.Index(
+                fields=["state"],
+                condition=Q(state__in=["queued", "running", "cancelling"]),
+                name="deletionjob_unfinished_idx",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Deletion job {self.pk}"
+
+    @property
+    def done(self) -> int:
+        return self.deleted + self.already_gone + self.failed
+
+    @property
+    def is_unfinished(self) -> bool:
+        return self.state in self.UNFINISHED
+
+
+class DeletionItem(models.Model):
+    """One thread of a deletion job. Its remote ID, kind and credential are copied, so that the receipt
+    stays whole whatever happens to the thread's row later.
+
+    pending → in_flight (claimed by a worker) → deleted | already_gone | failed, or back to pending (a
+    transient failure, retried after `not_before`; a cancelled claim). An item found in flight whose
+    worker died is retrieved before anything else is sent: a 404 makes it already gone.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        IN_FLIGHT = "in_flight", "In flight"
+        DELETED = "deleted", "Deleted"
+        ALREADY_GONE = "already_gone", "Already gone"
+        FAILED = "failed", "Failed"
+
+    job = models.ForeignKey(DeletionJob, on_delete=models.CASCADE, related_name="items")
+    thread = models.ForeignKey(Thread, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    remote_id = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=Thread.Kind.choices)
+    credential = models.ForeignKey(
+        Credential, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    credential_name = models.CharField(max_length=100)
+
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    message = models.CharField(max_length=500, blank=True, help_text="The API's last word on it.")
+    # The claim: which worker run holds it and until when (renewed while the worker lives).
+    claimed_by = models.CharField(max_length=40, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # True once a retrieve answered 404 after the API said it deleted the thread.
+    verified = models.BooleanField(null=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # Workers claim a job's pending items of one credential in id order, and count by state.
+            models.Index(fields=["job", "state", "credential", "id"], name="deletionitem_claim_idx"),
+            models.Index(fields=["thread"], name="deletionitem_thread_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.remote_id} ({self.state})"
+
+
+class DeletionArchive(models.Model):
+    """A transcript fetched and stored before its thread was deleted (jobs with `archive`)."""
+
+    item = models.OneToOneField(DeletionItem, on_delete=models.CASCADE, related_name="archived")
+    content = models.TextField(help_text="The transcript as one line of JSON.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"Transcript of item {self.item_id}"

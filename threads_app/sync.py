@@ -10,23 +10,16 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from . import kinds
-from .client import (
-    APIConnectionError,
-    APIError,
-    AuthenticationError,
-    Client,
-    NotFound,
-    PermissionDenied,
-    RateLimited,
-    ServerError,
-)
+from . import engine, kinds, outcomes
+from .client import APIError, Client, NotFound
 from .models import Credential, Thread
 
 logger = logging.getLogger(__name__)
 
-# Checks run in batches so that one task never holds thousands of rows in memory.
+# Discovery registers threads in batches so that one task never holds thousands of rows in memory.
 CHECK_BATCH = 200
+# A page waits at most this long for a rate limit to clear; beyond it, the person sees the wait and retries.
+WEB_MAX_WAIT = 3.0
 
 
 def record_remote(thread: Thread, remote=None, newest=None) -> None:
@@ -58,36 +51,57 @@ def record_not_found(thread: Thread, error: NotFound, *, by=None) -> None:
     thread.set_status(new_status, by=by, reason=f"The API answered 404: {error.message}")
 
 
-def check_thread(thread: Thread, client: Client | None = None) -> str:
-    """Ask the API whether `thread` exists for its credential, and record the answer (a Thread.Check value).
+@dataclass
+class CheckAnswer:
+    """What the API answered when asked about one thread: the thread (and its newest entry), or why not."""
 
-    Rate limits and server failures that outlast the client's retries propagate, so that the calling task
-    retries later; the other answers are recorded on the thread.
-    """
+    remote: object = None
+    newest: object = None
+    error: APIError | None = None
+
+    @property
+    def outcome(self) -> outcomes.Outcome | None:
+        return outcomes.classify(self.error) if self.error is not None else None
+
+
+def fetch_check(client: Client, thread: Thread) -> CheckAnswer:
+    """Ask the API whether `thread` exists for its credential: API calls only, nothing written."""
     adapter = kinds.adapter_for(thread)
-    client = client or Client.for_credential(thread.credential)
     try:
         remote = adapter.retrieve(client, thread.remote_id)
         newest = adapter.page(client, thread.remote_id, limit=1) if adapter.supports_timestamps else None
-    except NotFound as error:
-        result, message = Thread.Check.NOT_FOUND, error.message
-        record_not_found(thread, error)
-    except AuthenticationError as error:
-        result, message = Thread.Check.BAD_KEY, error.message
-    except PermissionDenied as error:
-        result, message = Thread.Check.FORBIDDEN, error.message
-    except (RateLimited, ServerError, APIConnectionError):
-        raise
     except APIError as error:
-        result, message = Thread.Check.ERROR, str(error)
-    else:
-        record_remote(thread, remote, newest)
+        return CheckAnswer(error=error)
+    return CheckAnswer(remote, newest)
+
+
+def record_check(thread: Thread, answer: CheckAnswer) -> str:
+    """Store the answer of a check on the thread; return its Thread.Check value."""
+    outcome = answer.outcome
+    if outcome is None:
+        record_remote(thread, answer.remote, answer.newest)
         result, message = Thread.Check.OK, ""
+    else:
+        result, message = outcome.check, outcome.detail
+        if outcome.kind == "not_found":
+            record_not_found(thread, answer.error)
     Thread.objects.filter(pk=thread.pk).update(
         last_check=result, last_check_message=message[:500], last_synced_at=timezone.now()
     )
     thread.last_check, thread.last_check_message = result, message[:500]
     return result
+
+
+def check_thread(thread: Thread, client: Client | None = None) -> str:
+    """Ask the API whether `thread` exists for its credential, and record the answer (a Thread.Check value).
+
+    Rate limits and server failures that outlast the client's retries propagate, so that the caller can
+    try again later; the other answers are recorded on the thread.
+    """
+    answer = fetch_check(client or Client.for_credential(thread.credential), thread)
+    if answer.outcome is not None and answer.outcome.transient:
+        raise answer.error
+    return record_check(thread, answer)
 
 
 @dataclass
@@ -97,6 +111,7 @@ class CheckReport:
     not_found: int = 0
     failed: int = 0
     stopped: str = ""  # why the run stopped early, e.g. the key was refused
+    transient: APIError | None = None  # the last failure that a later run may get past
 
     def summary(self) -> str:
         text = f"{self.checked} checked: {self.found} found, {self.not_found} not found, {self.failed} failed"
@@ -104,32 +119,55 @@ class CheckReport:
 
 
 def check_unchecked(credential: Credential, *, limit: int | None = None) -> CheckReport:
-    """Check the threads of `credential` that were never checked (newly imported or added).
+    """Check the threads of `credential` that were never checked (newly imported or added), many at once
+    within the project's rate limit (`engine`).
 
     A refused key stops the run: every other thread would fail the same way, and is reported as a bad key
-    on the credential rather than as a thousand missing threads.
+    on the credential rather than as a thousand missing threads. Threads whose check met a rate limit or a
+    server failure stay unchecked, and the last such error is raised at the end, so that the task retries.
     """
     report = CheckReport()
-    client = Client.for_credential(credential)
-    while limit is None or report.checked < limit:
-        batch = list(Thread.objects.filter(credential=credential, last_check="").order_by("id")[:CHECK_BATCH])
+    position = {"after": 0, "claimed": 0}
+
+    def claim(credential, n):
+        if limit is not None:
+            n = min(n, limit - position["claimed"])
+            if n <= 0:
+                return None
+        batch = list(
+            Thread.objects.filter(credential=credential, last_check="", pk__gt=position["after"])
+            .select_related("credential")
+            .order_by("id")[:n]
+        )
         if not batch:
-            break
-        for thread in batch:
-            result = check_thread(thread, client)
+            return None
+        position["after"], position["claimed"] = batch[-1].pk, position["claimed"] + len(batch)
+        return batch
+
+    def record(credential, results) -> bool:
+        for thread, answer in results:
             report.checked += 1
+            outcome = answer.outcome
+            if outcome is not None and outcome.transient:
+                report.failed += 1
+                report.transient = answer.error
+                continue
+            result = record_check(thread, answer)
             if result == Thread.Check.OK:
                 report.found += 1
             elif result == Thread.Check.NOT_FOUND:
                 report.not_found += 1
             else:
                 report.failed += 1
-            if result in (Thread.Check.BAD_KEY, Thread.Check.FORBIDDEN):
-                record_verification(credential, False, thread.last_check_message)
-                report.stopped = f"the API refused the credential's key: {thread.last_check_message}"
-                return report
-            if limit is not None and report.checked >= limit:
-                break
+            if outcome is not None and outcome.stops_credential:
+                record_verification(credential, False, outcome.message)
+                report.stopped = outcome.message
+                return True
+        return False
+
+    engine.run([credential], claim=claim, call=fetch_check, record=record)
+    if report.transient is not None and not report.stopped:
+        raise report.transient
     return report
 
 
@@ -149,19 +187,28 @@ PROBE_ID = "conv_threadsiteverificationprobe"
 
 def verify_credential(credential: Credential) -> tuple[bool, str]:
     """Check that the API accepts the credential's key; record and return (ok, message)."""
-    client = Client.for_credential(credential)
     try:
-        client.get(f"/conversations/{PROBE_ID}")
-    except NotFound:
-        ok, message = True, "The API accepted the key."
-    except (AuthenticationError, PermissionDenied) as error:
-        ok, message = False, f"The API refused the key: {error.message}"
+        web_client(credential).get(f"/conversations/{PROBE_ID}")
     except APIError as error:
-        ok, message = False, f"Could not verify the key: {error}"
+        outcome = outcomes.classify(error)
+        if outcome.kind == "not_found":
+            ok, message = True, "The API accepted the key."
+        elif outcome.kind == "refused":
+            ok, message = False, outcome.message
+        else:
+            ok, message = False, f"Could not verify the key. {outcome.message}"
     else:
         ok, message = True, "The API accepted the key."
     record_verification(credential, ok, message)
     return ok, message
+
+
+def web_client(credential: Credential, *, max_wait: float = WEB_MAX_WAIT) -> Client:
+    """A client for a request a person waits on: it waits at most a few seconds for a rate limit."""
+    try:
+        return Client.for_credential(credential, max_wait=max_wait)
+    except ValueError as error:  # the stored key cannot be decrypted (the encryption keys changed)
+        raise APIError(str(error), code="key_unreadable") from None
 
 
 @dataclass

@@ -10,10 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.conf import settings
 from django.db import connections, transaction
 
-from . import sync
+from . import deletion, sync
 from .client import APIConnectionError, RateLimited, ServerError
 from .models import Credential
 
@@ -81,3 +82,22 @@ def discover_all() -> int:
     for credential_id in credential_ids:
         dispatch(discover_threads, credential_id)
     return len(credential_ids)
+
+
+@shared_task
+def run_deletion_job(job_id: int) -> str:
+    """Work on a deletion job; no retries of its own: the job retries its items, and resumes after a crash
+    (`resume_deletion_jobs`)."""
+    return deletion.run_job(job_id)
+
+
+@shared_task
+def resume_deletion_jobs() -> int:
+    """Start a run of every unfinished deletion job: when a worker starts, and on beat's schedule, so that
+    a job whose worker died goes on."""
+    return len(deletion.resume_unfinished())
+
+
+@worker_ready.connect
+def _resume_on_worker_start(**kwargs):
+    resume_deletion_jobs.delay()

@@ -77,11 +77,18 @@ def thread_header(thread) -> dict:
 
 def as_json(thread, entries: list[Entry]) -> str:
     """The transcript as JSON: the thread, then every entry oldest first, normalised and as sent."""
-    document = {
-        "thread": thread_header(thread),
-        "entries": [asdict(entry) for entry in entries],
-    }
-    return json.dumps(document, default=_json_default, ensure_ascii=False, indent=2)
+    return json.dumps(_document(thread, entries), default=_json_default, ensure_ascii=False, indent=2)
+
+
+def as_json_line(thread, entries: list[Entry]) -> str:
+    """The same document as `as_json`, on one line: a line of a JSON Lines archive."""
+    return json.dumps(
+        _document(thread, entries), default=_json_default, ensure_ascii=False, separators=(",", ":")
+    )
+
+
+def _document(thread, entries: list[Entry]) -> dict:
+    return {"thread": thread_header(thread), "entries": [asdict(entry) for entry in entries]}
 
 
 def _part_markdown(part) -> str:

@@ -20,17 +20,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh, push_url
 
-from . import kinds, listing, overview, sync, transcripts
-from .client import (
-    APIConnectionError,
-    APIError,
-    AuthenticationError,
-    Client,
-    NotFound,
-    PermissionDenied,
-    RateLimited,
-    ServerError,
-)
+from . import deletion, kinds, listing, outcomes, overview, sync, transcripts
+from .client import APIError, Client, NotFound
 from .entries import Page, RemoteThread
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
 from .metadata import InvalidMetadata
@@ -39,15 +30,10 @@ from .permissions import get_rw_thread_for_user, get_thread_for_user, visibility
 
 MESSAGES_PER_PAGE = 20
 OVERVIEW_CACHE_SECONDS = 60
-# A page waits at most this long for a rate limit to clear; beyond it, the person sees the wait and retries.
-WEB_MAX_WAIT = 3.0
 
 
 def api_client(thread: Thread) -> Client:
-    try:
-        return Client.for_credential(thread.credential, max_wait=WEB_MAX_WAIT)
-    except ValueError as error:  # the stored key cannot be decrypted (the encryption keys changed)
-        raise APIError(str(error), code="key_unreadable") from None
+    return sync.web_client(thread.credential)
 
 
 def is_fragment_request(request) -> bool:
@@ -161,15 +147,8 @@ class MessageResult:
 
 def api_failure(error: APIError) -> tuple[str, str]:
     """(error kind, sentence) for an API error, worded for the person looking at the page."""
-    if isinstance(error, NotFound):
-        return "not_found", error.message
-    if isinstance(error, AuthenticationError | PermissionDenied):
-        return "refused", f"The API refused the credential’s key: {error}"
-    if isinstance(error, RateLimited):
-        return "rate_limited", f"The API is rate-limiting this credential: {error}"
-    if isinstance(error, ServerError | APIConnectionError):
-        return "unavailable", f"The API could not be reached or failed: {error}"
-    return "failed", f"The request failed: {error}"
+    outcome = outcomes.classify(error)
+    return outcome.kind, outcome.message
 
 
 def stored_remote(thread: Thread) -> RemoteThread:
@@ -378,7 +357,7 @@ def thread_delete(request, pk):
     context = {
         "thread": thread,
         "adapter": adapter,
-        "offers_item_deletion": hasattr(adapter, "delete_items"),
+        "offers_item_deletion": deletion.offers_item_deletion(thread),
         "next": safe_next(request, fallback),
         "here_quoted": quote(safe_next(request, fallback), safe="/"),
         "origin": request.POST.get("origin") or request.GET.get("origin") or "",
@@ -389,34 +368,13 @@ def thread_delete(request, pk):
         template = "threads_app/thread_delete.html#dialog" if fragment else "threads_app/thread_delete.html"
         return render(request, template, context)
 
-    status, outcome = 200, ""
-    if thread.status != Thread.Status.ACTIVE:
-        status, outcome = (
-            409,
-            f"{thread.remote_id} is already {thread.get_status_display().lower()}; nothing was sent.",
-        )
-    else:
-        form = context["form"]
-        form.is_valid()
-        delete_items = bool(form.cleaned_data.get("delete_items")) and context["offers_item_deletion"]
-        try:
-            adapter.delete(api_client(thread), thread.remote_id, delete_items=delete_items)
-        except NotFound as error:
-            sync.record_not_found(thread, error, by=request.user)
-            outcome = (
-                f"The API no longer had {thread.remote_id}; it is now marked "
-                f"{thread.get_status_display().lower()}."
-            )
-        except APIError as error:
-            status, outcome = 502, f"{thread.remote_id} was not deleted. {api_failure(error)[1]}"
-        else:
-            how = " with its items" if delete_items else ""
-            thread.set_status(
-                Thread.Status.DELETED,
-                by=request.user,
-                reason=f"Deleted{how} through the API by {request.user.get_username()}",
-            )
-            outcome = f"Deleted {thread.remote_id}{how}."
+    form = context["form"]
+    form.is_valid()
+    result = deletion.delete_thread(
+        thread, by=request.user, delete_items=bool(form.cleaned_data.get("delete_items"))
+    )
+    status = {"deleted": 200, "already_gone": 200, "not_sent": 409}.get(result.state, 502)
+    outcome = result.message
     if fragment:
         context.update(outcome=outcome, failed=status != 200, now=timezone.now())
         return render(request, "threads_app/thread_delete.html#result", context, status=status)

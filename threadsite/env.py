@@ -104,6 +104,13 @@ BEAT_TABLE = [
         "threads_app.tasks.discover_all",
         55 * 60,
     ),
+    (
+        "Resume stalled deletion jobs",
+        "THREADSITE_RESUME_JOBS_CRON",
+        "* * * * *",
+        "threads_app.tasks.resume_deletion_jobs",
+        50,
+    ),
 ]
 
 

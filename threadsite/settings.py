@@ -153,6 +153,10 @@ CELERY_BEAT_SCHEDULE = beat_schedule()
 # tests set 0 to run them inline.
 THREADSITE_INPROCESS_WORKERS = envint("THREADSITE_INPROCESS_WORKERS", 0 if TESTING else 2, minimum=0)
 
+# A deletion job's item in flight belongs to its worker this long past the worker's last heartbeat (one
+# a second); after that, another worker takes it over, looking the thread up before sending anything.
+THREADSITE_DELETION_LEASE_SECONDS = envint("THREADSITE_DELETION_LEASE_SECONDS", 30, minimum=2)
+
 # --- OpenAI API -----------------------------------------------------------------------------------
 OPENAI_DEFAULT_BASE_URL = envstr("OPENAI_BASE_URL", "https://api.openai.com/v1")
 OPENAI_CONNECT_TIMEOUT = envint("OPENAI_CONNECT_TIMEOUT", 5, minimum=1)

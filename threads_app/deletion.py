@@ -1,0 +1,623 @@
+"""Deleting threads through the API: one thread from its page, or many in a background job.
+
+Wherever a deletion starts (the thread page, the list's selection, `manage.py delete_threads`, a sweep),
+it goes through this module:
+- `delete_remote()` is the API side of deleting one thread, the same for one and for a million: an
+  archive of its transcript first if asked, the kind's own way of deleting (a conversation's items first),
+  a 404 taken as "already gone", and a retrieve that must answer 404 to confirm a deletion;
+- `delete_thread()` deletes one thread now and records it (the thread page);
+- `preview()` and `create_job()` turn a selection into a job whose items are fixed at creation;
+- `run_job()` is what a worker runs: it claims items in batches by conditional UPDATE (any number of
+  workers can share a job), calls the API through `engine` (bounded concurrency per credential, one rate
+  limit per project), records outcomes in batches, and finishes, fails or stops on cancellation. Killed,
+  it loses nothing: an item left in flight is retrieved before anything else is sent for it.
+"""
+
+import csv
+import io
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from . import engine, kinds, outcomes, sync, transcripts
+from .client import APIError, Client, NotFound, backoff
+from .models import Credential, DeletionArchive, DeletionItem, DeletionJob, Thread, set_statuses
+
+logger = logging.getLogger(__name__)
+
+Item = DeletionItem.State
+Job = DeletionJob.State
+
+# An item is given up after this many attempts that failed in a way that might have passed.
+MAX_ATTEMPTS = 8
+# One deletion in this many is confirmed by a retrieve (all of them when the job asks to verify).
+VERIFY_EVERY = 20
+SAMPLE_SIZE = 10
+
+
+# --- The API side of one deletion -----------------------------------------------------------------------
+
+
+@dataclass
+class Attempt:
+    """What one try at deleting a thread came to."""
+
+    state: str  # an Item state: deleted, already_gone, failed; or pending (try again later)
+    message: str = ""
+    outcome: outcomes.Outcome | None = None
+    verified: bool | None = None
+    transcript: str | None = None
+
+
+def delete_remote(
+    client: Client,
+    thread: Thread,
+    *,
+    delete_items: bool = True,
+    archive: bool = False,
+    verify: bool = False,
+    recovering: bool = False,
+) -> Attempt:
+    """Delete `thread` through the API: only API calls, nothing written here.
+
+    `recovering`: an earlier try may have been sent without its answer recorded (its worker died), so the
+    thread is looked up first and a 404 ends it as already gone, instead of a second DELETE sent blindly.
+    """
+    adapter = kinds.adapter_for(thread)
+    transcript = None
+    try:
+        if recovering:
+            adapter.retrieve(client, thread.remote_id)
+        if archive:
+            transcript = transcripts.as_json_line(
+                thread, list(adapter.iter_entries(client, thread.remote_id))
+            )
+        adapter.delete(client, thread.remote_id, delete_items=delete_items)
+    except NotFound as error:
+        return Attempt(Item.ALREADY_GONE, error.message)
+    except APIError as error:
+        outcome = outcomes.classify(error)
+        state = Item.PENDING if outcome.transient else Item.FAILED
+        return Attempt(state, outcome.message, outcome=outcome)
+    verified = None
+    if verify:
+        try:
+            adapter.retrieve(client, thread.remote_id)
+        except NotFound:
+            verified = True
+        except APIError:
+            pass  # Not confirmed, not refuted: the API's answer to the DELETE stands.
+        else:
+            return Attempt(
+                Item.FAILED,
+                "The API answered that it deleted this thread, but still serves it.",
+                verified=False,
+            )
+    return Attempt(Item.DELETED, verified=verified, transcript=transcript)
+
+
+def record_thread_statuses(pairs, *, by=None, reason: str) -> None:
+    """Move the threads of finished attempts to their new status: deleted, or expired / missing for those
+    the API no longer had (as their kind decides); one transaction per new status."""
+    moves: dict[str, dict[str, list]] = {}
+    for thread, attempt in pairs:
+        if attempt.state == Item.DELETED:
+            new_status = Thread.Status.DELETED
+        elif attempt.state == Item.ALREADY_GONE:
+            new_status = kinds.adapter_for(thread).status_when_not_found(thread)
+        else:
+            continue
+        moves.setdefault(new_status, {}).setdefault(thread.status, []).append(thread)
+    for new_status, by_status in moves.items():
+        why = reason if new_status == Thread.Status.DELETED else f"{reason}: the API answered 404"
+        set_statuses(by_status, new_status, by=by, reason=why)
+
+
+@dataclass
+class ThreadDeletion:
+    """The outcome of deleting one thread from its page."""
+
+    state: str  # deleted, already_gone, failed, not_sent
+    message: str
+
+
+def delete_thread(thread: Thread, *, by, delete_items: bool = True) -> ThreadDeletion:
+    """Delete one thread now, as a person asked on its page, and record it."""
+    if thread.status != Thread.Status.ACTIVE:
+        return ThreadDeletion(
+            "not_sent",
+            f"{thread.remote_id} is already {thread.get_status_display().lower()}; nothing was sent.",
+        )
+    delete_items = delete_items and offers_item_deletion(thread)
+    try:
+        client = sync.web_client(thread.credential)
+    except APIError as error:
+        attempt = Attempt(Item.FAILED, outcomes.classify(error).message)
+    else:
+        attempt = delete_remote(client, thread, delete_items=delete_items)
+    how = " with its items" if delete_items else ""
+    record_thread_statuses(
+        [(thread, attempt)], by=by, reason=f"Deleted{how} through the API by {by.get_username()}"
+    )
+    thread.refresh_from_db(fields=["status", "status_changed_at", "status_changed_by"])
+    if attempt.state == Item.DELETED:
+        return ThreadDeletion("deleted", f"Deleted {thread.remote_id}{how}.")
+    if attempt.state == Item.ALREADY_GONE:
+        return ThreadDeletion(
+            "already_gone",
+            f"The API no longer had {thread.remote_id}; it is now marked "
+            f"{thread.get_status_display().lower()}.",
+        )
+    return ThreadDeletion("failed", f"{thread.remote_id} was not deleted. {attempt.message}")
+
+
+def offers_item_deletion(kind_or_thread) -> bool:
+    """Whether the kind keeps items that a deletion may remove first (conversations)."""
+    return hasattr(kinds.adapter_for(kind_or_thread), "delete_items")
+
+
+# --- Making a job from a selection ----------------------------------------------------------------------
+
+
+def deletable(threads):
+    """The threads of a selection that a deletion job takes: every one not already deleted."""
+    return threads.exclude(status=Thread.Status.DELETED)
+
+
+@dataclass
+class Preview:
+    """What a job made from a selection would delete, before anything is."""
+
+    count: int
+    by_credential: list = field(default_factory=list)  # (name, count), largest first
+    by_owner: list = field(default_factory=list)  # (username or "", count)
+    by_kind: list = field(default_factory=list)  # (kind label, count)
+    sample: list = field(default_factory=list)  # Thread objects
+
+    def lines(self) -> list[str]:
+        """The preview as lines of text (the command prints them)."""
+        lines = [f"{self.count:,} threads would be deleted"]
+        for title, rows in (
+            ("credential", self.by_credential),
+            ("owner", self.by_owner),
+            ("kind", self.by_kind),
+        ):
+            shown = ", ".join(f"{name or 'unassigned'} {n:,}" for name, n in rows)
+            lines.append(f"  by {title}: {shown or '—'}")
+        for thread in self.sample:
+            lines.append(f"  e.g. {thread.remote_id}  {thread.title or ''}".rstrip())
+        return lines
+
+
+def preview(threads) -> Preview:
+    threads = deletable(threads).order_by()
+
+    def grouped(name):
+        return [
+            (value, n) for value, n in threads.values_list(name).annotate(n=Count("pk")).order_by("-n", name)
+        ]
+
+    labels = dict(Thread.Kind.choices)
+    by_kind = [(labels.get(kind, kind), n) for kind, n in grouped("kind")]
+    return Preview(
+        count=sum(n for _, n in by_kind),
+        by_credential=grouped("credential__name"),
+        by_owner=[(name or "", n) for name, n in grouped("owner__username")],
+        by_kind=by_kind,
+        sample=list(threads.select_related("credential").order_by("-last_activity_at", "-id")[:SAMPLE_SIZE]),
+    )
+
+
+class NothingToDelete(ValueError):
+    pass
+
+
+def create_job(
+    threads,
+    *,
+    requested_by=None,
+    summary: str,
+    filters: dict | None = None,
+    source: str = DeletionJob.Source.BROWSER,
+    delete_items: bool = True,
+    archive: bool = False,
+    verify_all: bool = False,
+    expected_count: int | None = None,
+    start: bool = True,
+) -> DeletionJob:
+    """Make a job of the selected threads (not already deleted), fixed now: one item for each, copied in
+    one INSERT … SELECT. `expected_count` is the count a person confirmed: if the selection has changed
+    since, nothing is made (ValueError). Starts it in the background unless `start=False`."""
+    with transaction.atomic():
+        job = DeletionJob.objects.create(
+            requested_by=requested_by,
+            requested_by_name=requested_by.get_username() if requested_by else "",
+            source=source,
+            summary=summary[:1000],
+            filters=filters or {},
+            delete_items=delete_items,
+            archive=archive,
+            verify_all=verify_all,
+        )
+        selected = (
+            deletable(threads)
+            .order_by()
+            .values_list("pk", "remote_id", "kind", "credential_id", "credential__name")
+        )
+        select_sql, params = selected.query.sql_with_params()
+        table = connection.ops.quote_name(DeletionItem._meta.db_table)
+        columns = ", ".join(
+            connection.ops.quote_name(DeletionItem._meta.get_field(name).column)
+            for name in ("thread", "remote_id", "kind", "credential", "credential_name", "job")
+            + ("state", "attempts", "message", "claimed_by")
+        )
+        with connection.cursor() as cursor:
+            # Identifiers come from the models; every value is a parameter.
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT s.*, %s, %s, 0, '', '' FROM ({select_sql}) s",  # noqa: S608
+                (*params, job.pk, Item.PENDING),
+            )
+            total = cursor.rowcount
+        if not total:
+            raise NothingToDelete("No thread of the selection is left to delete.")
+        if expected_count is not None and total != expected_count:
+            raise NothingToDelete(
+                f"The selection now holds {total:,} threads, not the {expected_count:,} you confirmed: "
+                "look at the preview again."
+            )
+        DeletionJob.objects.filter(pk=job.pk).update(total=total, pending=total)
+        job.total = job.pending = total
+        if start:
+            start_job(job)
+    logger.info("Deletion job %s made by %s: %s threads (%s)", job.pk, job.requested_by_name, total, summary)
+    return job
+
+
+def start_job(job: DeletionJob) -> None:
+    from . import tasks  # tasks imports this module
+
+    tasks.dispatch(tasks.run_deletion_job, job.pk)
+
+
+# --- Running a job --------------------------------------------------------------------------------------
+
+
+def lease_seconds() -> int:
+    return settings.THREADSITE_DELETION_LEASE_SECONDS
+
+
+def refresh_counts(job: DeletionJob) -> DeletionJob:
+    """Count the job's items by state (one GROUP BY over the job's index) and store the counts."""
+    counts = dict(job.items.order_by().values_list("state").annotate(n=Count("pk")))
+    values = {
+        "pending": counts.get(Item.PENDING, 0) + counts.get(Item.IN_FLIGHT, 0),
+        "deleted": counts.get(Item.DELETED, 0),
+        "already_gone": counts.get(Item.ALREADY_GONE, 0),
+        "failed": counts.get(Item.FAILED, 0),
+        "verified": job.items.filter(verified=True).count(),
+    }
+    DeletionJob.objects.filter(pk=job.pk).update(**values)
+    for name, value in values.items():
+        setattr(job, name, value)
+    return job
+
+
+@dataclass
+class JobRun:
+    """One worker's share of one job; several may run the same job at once."""
+
+    job: DeletionJob
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    stopped_credentials: set = field(default_factory=set)
+
+    @property
+    def actor(self):
+        return self.job.requested_by
+
+    @property
+    def reason(self) -> str:
+        who = self.job.requested_by_name or "the system"
+        how = " with its items" if self.job.delete_items else ""
+        return f"Deleted{how} through the API by deletion job {self.job.pk} ({who})"
+
+    def claim(self, credential: Credential, n: int):
+        now = timezone.now()
+        lease = now + timedelta(seconds=lease_seconds())
+        mine = DeletionItem.objects.filter(job=self.job, credential=credential)
+        # Items whose worker died while they were in flight: taken over, and looked up before any DELETE.
+        stale = list(mine.filter(state=Item.IN_FLIGHT, lease_until__lt=now).values_list("pk", flat=True)[:n])
+        if stale:
+            mine.filter(pk__in=stale, state=Item.IN_FLIGHT, lease_until__lt=now).update(
+                claimed_by=self.token, lease_until=lease, attempts=F("attempts") + 1
+            )
+        ready = Q(not_before__isnull=True) | Q(not_before__lte=now)
+        fresh = list(
+            mine.filter(ready, state=Item.PENDING)
+            .order_by("id")
+            .values_list("pk", flat=True)[: n - len(stale)]
+        )
+        if fresh:
+            mine.filter(pk__in=fresh, state=Item.PENDING).update(
+                state=Item.IN_FLIGHT, claimed_by=self.token, lease_until=lease, attempts=F("attempts") + 1
+            )
+        claimed = list(
+            DeletionItem.objects.filter(pk__in=stale + fresh, claimed_by=self.token, state=Item.IN_FLIGHT)
+            .select_related("thread__credential", "thread__owner")
+            .order_by("id")
+        )
+        for item in claimed:
+            item.recovering = item.pk in stale
+        if claimed:
+            return claimed
+        if mine.filter(state__in=[Item.PENDING, Item.IN_FLIGHT]).exists():
+            return []  # retries not yet due, or items other workers hold
+        return None
+
+    def call(self, client: Client, item: DeletionItem) -> Attempt:
+        if item.thread is None:
+            return Attempt(Item.FAILED, "The thread's record was removed from the registry.")
+        try:
+            return delete_remote(
+                client,
+                item.thread,
+                delete_items=self.job.delete_items,
+                archive=self.job.archive,
+                verify=self.job.verify_all or item.pk % VERIFY_EVERY == 0,
+                recovering=item.recovering,
+            )
+        except Exception as error:  # a defect must not lose the claim: the item is retried, then failed
+            logger.exception("Deleting %s failed unexpectedly", item.remote_id)
+            return Attempt(Item.PENDING, f"Unexpected error: {type(error).__name__}")
+
+    def record(self, credential: Credential, results) -> bool:
+        """Write a batch of outcomes; True when the credential was refused and its part must stop."""
+        now = timezone.now()
+        final: dict[tuple, list[int]] = {}
+        retries, stop, archives, finished = [], None, [], []
+        for item, attempt in results:
+            state, message = attempt.state, attempt.message
+            if state == Item.PENDING:
+                if attempt.outcome is not None and attempt.outcome.stops_credential:
+                    stop, state = attempt.outcome, Item.FAILED
+                elif item.attempts >= MAX_ATTEMPTS:
+                    state, message = Item.FAILED, f"Gave up after {item.attempts} attempts. {message}"
+                else:
+                    wait = attempt.outcome.retry_after if attempt.outcome else None
+                    retries.append((item, message, now + timedelta(seconds=wait or backoff(item.attempts))))
+                    continue
+            elif attempt.outcome is not None and attempt.outcome.stops_credential:
+                stop = attempt.outcome
+            final.setdefault((state, message[:500], attempt.verified), []).append(item.pk)
+            if attempt.transcript is not None:
+                archives.append(DeletionArchive(item_id=item.pk, content=attempt.transcript))
+            if item.thread is not None:
+                finished.append((item.thread, attempt))
+        with transaction.atomic():
+            for (state, message, verified), pks in final.items():
+                self._items(pks).update(
+                    state=state,
+                    message=message,
+                    verified=verified,
+                    finished_at=now,
+                    claimed_by="",
+                    lease_until=None,
+                )
+            for item, message, not_before in retries:
+                self._items([item.pk]).update(
+                    state=Item.PENDING,
+                    message=message[:500],
+                    not_before=not_before,
+                    claimed_by="",
+                    lease_until=None,
+                )
+            DeletionArchive.objects.bulk_create(archives, ignore_conflicts=True)
+            record_thread_statuses(finished, by=self.actor, reason=self.reason)
+            if stop is not None:
+                self.stop_credential(credential, stop)
+        return stop is not None
+
+    def stop_credential(self, credential: Credential, outcome: outcomes.Outcome) -> None:
+        """The API refused the credential: fail its pending items with the reason, rather than send each."""
+        self.stopped_credentials.add(credential.pk)
+        DeletionItem.objects.filter(job=self.job, credential=credential, state=Item.PENDING).update(
+            state=Item.FAILED,
+            message=f"Not attempted: {outcome.message}"[:500],
+            finished_at=timezone.now(),
+        )
+        if outcome.kind == "refused":
+            sync.record_verification(credential, False, outcome.message)
+
+    def release(self, credential: Credential, items) -> None:
+        """Items claimed but never sent (the job was cancelled): pending again, their attempt not counted."""
+        self._items([item.pk for item in items]).update(
+            state=Item.PENDING, claimed_by="", lease_until=None, attempts=F("attempts") - 1
+        )
+
+    def tick(self) -> bool:
+        """About once a second: the heartbeat, the leases, the counts; False once the job is cancelled."""
+        now = timezone.now()
+        DeletionJob.objects.filter(pk=self.job.pk).update(heartbeat_at=now)
+        DeletionItem.objects.filter(job=self.job, state=Item.IN_FLIGHT, claimed_by=self.token).update(
+            lease_until=now + timedelta(seconds=lease_seconds())
+        )
+        refresh_counts(self.job)
+        self.job.state = DeletionJob.objects.values_list("state", flat=True).get(pk=self.job.pk)
+        return self.job.state == Job.RUNNING
+
+    def _items(self, pks):
+        # Only while this run holds the claim: a worker that lost its lease must not overwrite another's.
+        return DeletionItem.objects.filter(pk__in=pks, claimed_by=self.token, state=Item.IN_FLIGHT)
+
+
+def run_job(job_id: int) -> str:
+    """Work on a job until nothing is left for this worker: what a worker task runs. Safe to run on any
+    number of workers at once, and again after a crash."""
+    now = timezone.now()
+    DeletionJob.objects.filter(pk=job_id, state=Job.QUEUED).update(
+        state=Job.RUNNING, started_at=now, heartbeat_at=now, reason=""
+    )
+    job = DeletionJob.objects.select_related("requested_by").filter(pk=job_id).first()
+    if job is None:
+        return "job gone"
+    if job.state == Job.RUNNING:
+        run = JobRun(job)
+        orphans = job.items.filter(state=Item.PENDING, credential__isnull=True)
+        orphans.update(state=Item.FAILED, message="The credential was removed.", finished_at=now)
+        credential_ids = (
+            job.items.filter(state__in=[Item.PENDING, Item.IN_FLIGHT])
+            .order_by()
+            .values("credential")
+            .distinct()
+        )
+        credentials = list(Credential.objects.filter(pk__in=credential_ids))
+        logger.info(
+            "Deletion job %s: working on %d credentials (run %s)", job.pk, len(credentials), run.token
+        )
+        engine.run(
+            credentials,
+            claim=run.claim,
+            call=run.call,
+            record=run.record,
+            tick=run.tick,
+            release=run.release,
+        )
+    return finish(job).state
+
+
+def finish(job: DeletionJob) -> DeletionJob:
+    """End the job if nothing is left in flight: cancelled if it was being cancelled, else finished, or
+    failed when some items failed. Conditional, so that of several workers only one ends it."""
+    refresh_counts(job)
+    if job.items.filter(state=Item.IN_FLIGHT).exists():
+        job.refresh_from_db()
+        return job
+    now = timezone.now()
+    left = job.pending
+    done = f"{job.deleted:,} deleted, {job.already_gone:,} already gone, {job.failed:,} failed"
+    DeletionJob.objects.filter(pk=job.pk, state=Job.CANCELLING).update(
+        state=Job.CANCELLED, finished_at=now, reason=f"Cancelled: {done}; {left:,} left untouched."
+    )
+    if not left:
+        state = Job.FAILED if job.failed else Job.FINISHED
+        reason = f"{job.failed:,} of {job.total:,} threads could not be deleted." if job.failed else ""
+        DeletionJob.objects.filter(pk=job.pk, state=Job.RUNNING).update(
+            state=state, finished_at=now, reason=reason
+        )
+    job.refresh_from_db()
+    if not job.is_unfinished:
+        logger.info("Deletion job %s %s: %s", job.pk, job.state, done)
+    return job
+
+
+def cancel_job(job: DeletionJob) -> DeletionJob:
+    """Ask the job to stop: at once if no worker has started it, else within a second or two."""
+    now = timezone.now()
+    reason = "Cancelled before it started; nothing was sent."
+    DeletionJob.objects.filter(pk=job.pk, state=Job.QUEUED).update(
+        state=Job.CANCELLED, finished_at=now, reason=reason
+    )
+    DeletionJob.objects.filter(pk=job.pk, state=Job.RUNNING).update(state=Job.CANCELLING)
+    job.refresh_from_db()
+    if job.state == Job.CANCELLING and (
+        job.heartbeat_at is None or job.heartbeat_at < now - timedelta(seconds=lease_seconds())
+    ):
+        finish(job)  # No worker is alive to end it.
+    return job
+
+
+def retry_job(job: DeletionJob, *, failed: bool = True) -> int:
+    """Put the failed items (and any left pending) of an ended job back in the queue and start it again.
+    Returns how many items will be tried."""
+    with transaction.atomic():
+        if failed:
+            job.items.filter(state=Item.FAILED).update(
+                state=Item.PENDING, attempts=0, not_before=None, finished_at=None
+            )
+        moved = DeletionJob.objects.filter(
+            pk=job.pk, state__in=[Job.FINISHED, Job.FAILED, Job.CANCELLED]
+        ).update(state=Job.QUEUED, finished_at=None, reason="")
+        refresh_counts(job)
+        if moved:
+            start_job(job)
+    job.refresh_from_db()
+    return job.pending if moved else 0
+
+
+def resume_unfinished() -> list[int]:
+    """Start a worker run for every job left unfinished (after a restart, or a worker that died)."""
+    job_ids = list(DeletionJob.objects.filter(state__in=DeletionJob.UNFINISHED).values_list("pk", flat=True))
+    for job_id in job_ids:
+        start_job(DeletionJob(pk=job_id))
+    return job_ids
+
+
+# --- Receipts -------------------------------------------------------------------------------------------
+
+RECEIPT_FIELDS = ["id", "kind", "credential", "outcome", "finished_at", "attempts", "message", "requested_by"]
+
+
+def receipt_rows(job: DeletionJob):
+    """One dict per item, in a stable order, for the CSV and JSON receipts."""
+    for item in job.items.order_by("id").iterator(chunk_size=2000):
+        yield {
+            "id": item.remote_id,
+            "kind": item.kind,
+            "credential": item.credential_name,
+            "outcome": item.state,
+            "finished_at": item.finished_at.isoformat() if item.finished_at else None,
+            "attempts": item.attempts,
+            "message": item.message,
+            "requested_by": job.requested_by_name,
+        }
+
+
+def receipt_csv(job: DeletionJob):
+    """The receipt as CSV text, produced in chunks (for a streaming response)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=RECEIPT_FIELDS)
+    writer.writeheader()
+    for n, row in enumerate(receipt_rows(job)):
+        writer.writerow(row)
+        if n % 1000 == 999:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def receipt_json(job: DeletionJob):
+    """The receipt as one JSON document: the job, then every item; produced in chunks."""
+    header = {
+        "job": job.pk,
+        "requested_by": job.requested_by_name,
+        "source": job.source,
+        "selection": job.summary,
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "state": job.state,
+        "counts": {
+            "total": job.total,
+            "deleted": job.deleted,
+            "already_gone": job.already_gone,
+            "failed": job.failed,
+            "left": job.pending,
+        },
+    }
+    yield json.dumps(header, ensure_ascii=False)[:-1] + ', "items": ['
+    for n, row in enumerate(receipt_rows(job)):
+        yield ("," if n else "") + "\n" + json.dumps(row, ensure_ascii=False)
+    yield "\n]}\n"
+
+
+def archive_lines(job: DeletionJob):
+    """The job's stored transcripts as JSON Lines."""
+    archives = DeletionArchive.objects.filter(item__job=job).order_by("item_id")
+    for content in archives.values_list("content", flat=True).iterator(chunk_size=200):
+        yield content + "\n"

@@ -1,0 +1,190 @@
+"""One request-rate limiter per API project, shared by every worker: through Redis when there is one
+(REDIS_URL), else in this process.
+
+The API limits requests per minute per project, and answers 429 past it. Background work runs at that
+limit instead of bouncing off it: before each request a worker reserves the next free slot of the
+project's schedule and sleeps until its time (GCRA, the "virtual scheduling" form of a token bucket: one
+number per project, the theoretical arrival time, so a reservation is one atomic step). The limit is the
+credential's own setting, or what the API's `x-ratelimit-limit-requests` says, whichever is lower; a 429's
+wait, or an answer that says no requests remain, pauses every worker of that project.
+
+A project is named by its base URL, organization and project ID; a credential with no project ID is its
+own project (by a hash of its key, never the key).
+"""
+
+import hashlib
+import threading
+import time
+from functools import cache
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from .client import parse_duration
+
+# How far ahead of the steady pace requests may run: one second of the limit (at least one request).
+BURST_SECONDS = 1.0
+# A limit learned from the API's headers is trusted this long without being seen again.
+LEARNED_TTL = 3600
+
+
+class Cancelled(Exception):
+    """The work this request belonged to was cancelled while it waited for its slot."""
+
+
+def bucket_key(credential) -> str:
+    parts = urlsplit(credential.base_url)
+    host = (parts.netloc.rpartition("@")[2] or credential.base_url).lower()
+    project = credential.project_id or "key:" + hashlib.sha256(credential.api_key.encode()).hexdigest()[:16]
+    return f"{host}{parts.path.rstrip('/')}|{credential.organization_id or '-'}|{project}"
+
+
+class MemoryLimiter:
+    """The limiter of one process: the embedded default, and tests of the fast layer."""
+
+    def __init__(self, clock=time.monotonic):
+        self._lock = threading.Lock()
+        self._arrival: dict[str, float] = {}
+        self._learned: dict[str, tuple[int, float]] = {}
+        self._clock = clock
+
+    def reserve(self, key: str, per_minute: int | None) -> float:
+        """Reserve the next request of `key` at `per_minute`; return how long to wait before sending it."""
+        with self._lock:
+            now = self._clock()
+            arrival = max(self._arrival.get(key, now), now)
+            if not per_minute:
+                # No known limit: send now, unless a pause holds the project back.
+                return max(0.0, self._arrival.get(key, now) - now)
+            interval = 60.0 / per_minute
+            tolerance = max(0.0, per_minute / 60.0 * BURST_SECONDS - 1) * interval
+            wait = max(0.0, arrival - tolerance - now)
+            self._arrival[key] = arrival + interval
+            return wait
+
+    def pause(self, key: str, seconds: float) -> None:
+        """Hold every request of `key` back for `seconds` (the server asked for it)."""
+        with self._lock:
+            now = self._clock()
+            self._arrival[key] = max(self._arrival.get(key, now), now + seconds)
+
+    def learn(self, key: str, per_minute: int) -> None:
+        with self._lock:
+            self._learned[key] = (per_minute, self._clock() + LEARNED_TTL)
+
+    def learned(self, key: str) -> int | None:
+        with self._lock:
+            value = self._learned.get(key)
+            return value[0] if value and value[1] > self._clock() else None
+
+
+# KEYS[1]: the arrival time of the project. ARGV: interval, tolerance (seconds; interval 0 = no limit).
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local arrival = math.max(stored, now)
+if interval == 0 then
+    return tostring(math.max(0, stored - now))
+end
+local wait = math.max(0, arrival - tolerance - now)
+local ttl = math.ceil((arrival + interval - now) * 1000) + 60000
+redis.call('SET', KEYS[1], tostring(arrival + interval), 'PX', ttl)
+return tostring(wait)
+"""
+# KEYS[1]: the arrival time of the project. ARGV[1]: seconds to hold every request back.
+_PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
+local arrival = math.max(stored, now + tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], tostring(arrival), 'PX', math.ceil((arrival - now) * 1000) + 60000)
+return tostring(arrival - now)
+"""
+
+
+class RedisLimiter:
+    """The limiter shared by every worker and web process through Redis; Redis's clock is the only one."""
+
+    PREFIX = "threadsite:ratelimit:"
+
+    def __init__(self, url: str):
+        import redis
+
+        self._redis = redis.Redis.from_url(url)
+        self._reserve = self._redis.register_script(_RESERVE)
+        self._pause = self._redis.register_script(_PAUSE)
+
+    def reserve(self, key: str, per_minute: int | None) -> float:
+        interval = 60.0 / per_minute if per_minute else 0.0
+        tolerance = max(0.0, (per_minute or 0) / 60.0 * BURST_SECONDS - 1) * interval
+        return float(self._reserve(keys=[self.PREFIX + key], args=[repr(interval), repr(tolerance)]))
+
+    def pause(self, key: str, seconds: float) -> None:
+        self._pause(keys=[self.PREFIX + key], args=[repr(float(seconds))])
+
+    def learn(self, key: str, per_minute: int) -> None:
+        self._redis.set(f"{self.PREFIX}learned:{key}", per_minute, ex=LEARNED_TTL)
+
+    def learned(self, key: str) -> int | None:
+        value = self._redis.get(f"{self.PREFIX}learned:{key}")
+        return int(value) if value else None
+
+
+@cache
+def _limiter_for(url: str):
+    return RedisLimiter(url) if url else MemoryLimiter()
+
+
+def limiter():
+    return _limiter_for(settings.REDIS_URL)
+
+
+def _header_int(headers, name: str) -> int | None:
+    try:
+        value = int(headers.get(name, ""))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+class Throttle:
+    """What the client calls around every request of one credential: wait for a slot, then learn from
+    the answer. `cancel()` wakes every waiting request with Cancelled."""
+
+    def __init__(self, credential, limiter=None):
+        self.key = bucket_key(credential)
+        self.configured = credential.requests_per_minute or None
+        self.limiter = limiter or _limiter_for(settings.REDIS_URL)
+        self._cancelled = threading.Event()
+        self._learned = self.limiter.learned(self.key)
+
+    @property
+    def per_minute(self) -> int | None:
+        """The limit in force: the credential's setting or the API's, whichever is lower."""
+        known = [value for value in (self.configured, self._learned) if value]
+        return min(known) if known else None
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def before_request(self) -> None:
+        if self._cancelled.is_set():
+            raise Cancelled
+        wait = self.limiter.reserve(self.key, self.per_minute)
+        if wait > 0 and self._cancelled.wait(wait):
+            raise Cancelled
+
+    def after_response(self, headers, status: int, retry_after: float | None) -> None:
+        limit = _header_int(headers, "x-ratelimit-limit-requests")
+        if limit and limit != self._learned:
+            self._learned = limit
+            self.limiter.learn(self.key, limit)
+        if status == 429 and retry_after:
+            self.limiter.pause(self.key, retry_after)
+        elif limit and _header_int(headers, "x-ratelimit-remaining-requests") == 0:
+            # Out of requests for now: wait for the next one to come back (not for the whole window).
+            reset = parse_duration(headers.get("x-ratelimit-reset-requests", "")) or 0.0
+            self.limiter.pause(self.key, min(reset, 60.0 / limit))
