@@ -262,7 +262,7 @@ def create_job(
             # Identifiers come from the models; every value is a parameter.
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) SELECT s.*, %s, %s, 0, '', '' FROM ({select_sql}) s",  # noqa: S608
-                (*params, job.pk, Item.PENDING),
+                (job.pk, Item.PENDING, *params),
             )
             total = cursor.rowcount
         if not total:
@@ -621,3 +621,34 @@ def archive_lines(job: DeletionJob):
     archives = DeletionArchive.objects.filter(item__job=job).order_by("item_id")
     for content in archives.values_list("content", flat=True).iterator(chunk_size=200):
         yield content + "\n"
+
+
+# --- Progress -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    percent: int
+    rate: float | None  # threads finished per second, since the job started
+    seconds_left: float | None
+    limits: list  # (credential name, requests per minute in force, or None when unknown)
+
+
+def progress(job: DeletionJob) -> Progress:
+    """What the job page shows beside the counts: how far, how fast, how long still, and the rate limit."""
+    from .ratelimit import Throttle
+
+    percent = int(100 * job.done / job.total) if job.total else 100
+    rate = seconds_left = None
+    if job.started_at and job.done:
+        end = job.finished_at or timezone.now()
+        elapsed = max((end - job.started_at).total_seconds(), 0.001)
+        rate = job.done / elapsed
+        if job.is_unfinished and job.pending:
+            seconds_left = job.pending / rate
+    credential_ids = job.items.order_by().values("credential").distinct()
+    limits = [
+        (credential.name, Throttle(credential).per_minute)
+        for credential in Credential.objects.filter(pk__in=credential_ids)
+    ]
+    return Progress(percent, rate, seconds_left, limits)

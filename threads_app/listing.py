@@ -324,3 +324,41 @@ def querystring(params: dict, **overrides) -> str:
     merged = {**params, **overrides}
     pairs = [(key, value) for key, value in merged.items() if value not in (None, "")]
     return "?" + urlencode(pairs) if pairs else ""
+
+
+def describe(data: dict, user=None) -> str:
+    """The filters of ThreadFilterForm's cleaned data as people read them: "Kind: Conversation · Inactive
+    for more than 60 days". What a deletion job records of the selection it was made from."""
+    from django.contrib.auth import get_user_model
+
+    from .models import Credential
+
+    parts = []
+    owner = data.get("owner")
+    if owner == "me":
+        parts.append(f"Owner: {user.get_username() if user else 'me'}")
+    elif owner == "none":
+        parts.append("Owner: unassigned")
+    elif owner:
+        found = get_user_model().objects.filter(pk=int(owner)).first()
+        parts.append(f"Owner: {found.get_username() if found else '#' + owner}")
+    if data.get("credential"):
+        found = Credential.objects.filter(pk=int(data["credential"])).first()
+        parts.append(f"Credential: {found.name if found else '#' + data['credential']}")
+    if data.get("project"):
+        parts.append(f"Project: {data['project']}")
+    if data.get("kind"):
+        parts.append(f"Kind: {Thread.Kind(data['kind']).label}")
+    if data.get("status"):
+        parts.append(f"Status: {Thread.Status(data['status']).label}")
+    for start, end, label in (
+        ("created_from", "created_to", "Created"),
+        ("active_from", "active_to", "Active"),
+    ):
+        if data.get(start) or data.get(end):
+            parts.append(f"{label}: {data.get(start) or '…'} to {data.get(end) or '…'}")
+    if data.get("inactive_days") is not None:
+        parts.append(f"Inactive for more than {data['inactive_days']} days")
+    if data.get("q"):
+        parts.append(f"Search: “{data['q']}”")
+    return " · ".join(parts) or "Every thread"
