@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
@@ -29,6 +30,7 @@ from django.utils import timezone
 from . import engine, kinds, outcomes, sync, transcripts
 from .client import APIError, Client, NotFound, backoff
 from .models import Credential, DeletionArchive, DeletionItem, DeletionJob, Thread, set_statuses
+from .ratelimit import Cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +253,10 @@ def create_job(
             .order_by()
             .values_list("pk", "remote_id", "kind", "credential_id", "credential__name")
         )
-        select_sql, params = selected.query.sql_with_params()
+        try:
+            select_sql, params = selected.query.sql_with_params()
+        except EmptyResultSet:
+            raise NothingToDelete("No thread of the selection is left to delete.") from None
         table = connection.ops.quote_name(DeletionItem._meta.db_table)
         columns = ", ".join(
             connection.ops.quote_name(DeletionItem._meta.get_field(name).column)
@@ -372,6 +377,8 @@ class JobRun:
                 verify=self.job.verify_all or item.pk % VERIFY_EVERY == 0,
                 recovering=item.recovering,
             )
+        except Cancelled:
+            raise  # the engine releases the item: nothing was sent
         except Exception as error:  # a defect must not lose the claim: the item is retried, then failed
             logger.exception("Deleting %s failed unexpectedly", item.remote_id)
             return Attempt(Item.PENDING, f"Unexpected error: {type(error).__name__}")
@@ -383,17 +390,15 @@ class JobRun:
         retries, stop, archives, finished = [], None, [], []
         for item, attempt in results:
             state, message = attempt.state, attempt.message
-            if state == Item.PENDING:
-                if attempt.outcome is not None and attempt.outcome.stops_credential:
-                    stop, state = attempt.outcome, Item.FAILED
-                elif item.attempts >= MAX_ATTEMPTS:
+            if stops_credential(attempt):
+                stop, state = attempt.outcome, Item.FAILED
+            elif state == Item.PENDING:
+                if item.attempts >= MAX_ATTEMPTS:
                     state, message = Item.FAILED, f"Gave up after {item.attempts} attempts. {message}"
                 else:
                     wait = attempt.outcome.retry_after if attempt.outcome else None
                     retries.append((item, message, now + timedelta(seconds=wait or backoff(item.attempts))))
                     continue
-            elif attempt.outcome is not None and attempt.outcome.stops_credential:
-                stop = attempt.outcome
             final.setdefault((state, message[:500], attempt.verified), []).append(item.pk)
             if attempt.transcript is not None:
                 archives.append(DeletionArchive(item_id=item.pk, content=attempt.transcript))
@@ -456,6 +461,10 @@ class JobRun:
         return DeletionItem.objects.filter(pk__in=pks, claimed_by=self.token, state=Item.IN_FLIGHT)
 
 
+def stops_credential(attempt: Attempt) -> bool:
+    return attempt.outcome is not None and attempt.outcome.stops_credential
+
+
 def run_job(job_id: int) -> str:
     """Work on a job until nothing is left for this worker: what a worker task runs. Safe to run on any
     number of workers at once, and again after a crash."""
@@ -487,6 +496,7 @@ def run_job(job_id: int) -> str:
             record=run.record,
             tick=run.tick,
             release=run.release,
+            stops_lane=stops_credential,
         )
     return finish(job).state
 

@@ -11,6 +11,8 @@ The callbacks:
 - `call(client, unit)`: the API work for one unit, in a pool thread; it returns a result;
 - `record(credential, [(unit, result), …])`: write the results; it returns True to stop the lane (its
   credential was refused, say);
+- `stops_lane(result)`: True for a result that makes every other call of the lane pointless (the key
+  was refused): the lane stops claiming at once, before its results are recorded;
 - `tick()`: called about once a second; it returns False to stop everything (the job was cancelled);
 - `release(credential, units)`: units claimed but never sent, when a lane stops early.
 """
@@ -75,6 +77,7 @@ def run(
     record: Callable,
     tick: Callable[[], bool] | None = None,
     release: Callable | None = None,
+    stops_lane: Callable[[object], bool] | None = None,
     client_options: dict | None = None,
 ) -> bool:
     """Run every lane to its end. Returns False if `tick` stopped the run early, else True."""
@@ -116,6 +119,8 @@ def run(
                     unit = lane.futures.pop(future)
                     result = NOT_SENT if future.cancelled() else future.result()
                     lane.results.append((unit, result))
+                    if stops_lane is not None and result is not NOT_SENT and stops_lane(result):
+                        _stop(lane)
             now = time.monotonic()
             pending_results = sum(len(lane.results) for lane in lanes)
             if pending_results >= FLUSH_SIZE or (pending_results and now - last_flush >= FLUSH_SECONDS):
@@ -143,7 +148,8 @@ def _flush(lane: Lane, record, release) -> None:
     results, lane.results = lane.results, []
     unsent = [unit for unit, result in results if result is NOT_SENT]
     sent = [(unit, result) for unit, result in results if result is not NOT_SENT]
-    if sent and record(lane.credential, sent) and not lane.stopped:
-        _stop(lane)
+    # Unsent units first: a lane stopped by what it records must find them back in the queue.
     if unsent and release is not None:
         release(lane.credential, unsent)
+    if sent and record(lane.credential, sent) and not lane.stopped:
+        _stop(lane)

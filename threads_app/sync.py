@@ -165,7 +165,13 @@ def check_unchecked(credential: Credential, *, limit: int | None = None) -> Chec
                 return True
         return False
 
-    engine.run([credential], claim=claim, call=fetch_check, record=record)
+    engine.run(
+        [credential],
+        claim=claim,
+        call=fetch_check,
+        record=record,
+        stops_lane=lambda answer: answer.outcome is not None and answer.outcome.stops_credential,
+    )
     if report.transient is not None and not report.stopped:
         raise report.transient
     return report

@@ -1,11 +1,9 @@
-import sys
-from pathlib import Path
-
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from threads_app import importing, tasks
+from threads_app.management.input_files import read_text
 from threads_app.models import Credential
 
 
@@ -34,7 +32,7 @@ class Command(BaseCommand):
             owner_obj = get_user_model().objects.filter(username=owner).first()
             if owner_obj is None:
                 raise CommandError(f"No team member named {owner!r}.")
-        text = self.read(file)
+        text = read_text(file)
         try:
             report = importing.import_threads(text, credential=credential_obj, owner=owner_obj)
         except importing.ImportRefused as exc:
@@ -51,17 +49,3 @@ class Command(BaseCommand):
                 tasks.dispatch(tasks.check_threads, credential_obj.pk)
                 self.stdout.write(f"Checking {report.added} threads against the API in the background.")
         self.stdout.write(f"Imported: {report.summary()}.")
-
-    def read(self, file) -> str:
-        try:
-            data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-        except OSError as exc:
-            raise CommandError(f"Cannot read {file}: {exc.strerror}") from None
-        if len(data) > settings.IMPORT_MAX_BYTES:
-            raise CommandError(
-                f"{file} is larger than THREADSITE_IMPORT_MAX_BYTES ({settings.IMPORT_MAX_BYTES})."
-            )
-        try:
-            return importing.decode(data)
-        except importing.ImportRefused as exc:
-            raise CommandError(exc.errors[0]) from None
