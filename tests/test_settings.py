@@ -79,9 +79,10 @@ def test_a_schedule_can_be_moved_or_disabled():
     moved = env.beat_schedule({"THREADSITE_DISCOVERY_CRON": "0 3 * * 1"})
     assert moved["Discover ChatKit threads"]["schedule"] == crontab(minute="0", hour="3", day_of_week="1")
     assert "Discover ChatKit threads" not in env.beat_schedule({"THREADSITE_DISCOVERY_CRON": "disable"})
-    assert env.beat_schedule(
-        {"THREADSITE_DISCOVERY_CRON": "disable", "THREADSITE_RESUME_JOBS_CRON": "disable"}
-    ) == {}
+    assert (
+        env.beat_schedule({"THREADSITE_DISCOVERY_CRON": "disable", "THREADSITE_RESUME_JOBS_CRON": "disable"})
+        == {}
+    )
 
 
 @pytest.mark.parametrize("value", ["every hour", "61 * * * *"])
