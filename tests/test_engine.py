@@ -1,0 +1,75 @@
+"""The engine that runs API calls for background work: bounded per credential, results on one thread."""
+
+import threading
+
+from threads_app import engine
+from threads_app.models import Credential
+
+
+def credential(name, concurrency):
+    cred = Credential(
+        name=name, base_url="http://127.0.0.1:9/v1", project_id=f"proj_{name}", concurrency=concurrency
+    )
+    cred.api_key = "sk-engine-test-0001"
+    cred.pk = {"a": 1, "b": 2}[name]
+    return cred
+
+
+def test_each_credential_keeps_at_most_its_concurrency_in_flight_and_results_are_recorded_here():
+    credentials = [credential("a", 3), credential("b", 1)]
+    queues = {cred.pk: list(range(40)) for cred in credentials}
+    running, most, lock, recorded = {1: 0, 2: 0}, {1: 0, 2: 0}, threading.Lock(), []
+    caller = threading.current_thread()
+    release = threading.Semaphore(0)
+
+    def claim(cred, n):
+        queue = queues[cred.pk]
+        if not queue:
+            return None
+        taken, queue[:] = queue[:n], queue[n:]
+        return [(cred.pk, unit) for unit in taken]
+
+    def call(client, unit):
+        pk, _ = unit
+        with lock:
+            running[pk] += 1
+            most[pk] = max(most[pk], running[pk])
+        release.acquire(timeout=0.01)
+        with lock:
+            running[pk] -= 1
+        return unit[1] * 2
+
+    def record(cred, results):
+        assert threading.current_thread() is caller
+        recorded.extend((cred.pk, unit[1], result) for unit, result in results)
+        return False
+
+    assert engine.run(credentials, claim=claim, call=call, record=record)
+    assert most == {1: 3, 2: 1}
+    assert sorted(recorded) == sorted((pk, n, 2 * n) for pk in (1, 2) for n in range(40))
+
+
+def test_a_result_that_stops_the_lane_ends_its_claims_and_releases_what_was_not_sent():
+    cred = credential("a", 1)
+    queue, released, sent = list(range(10)), [], []
+
+    def claim(cred, n):
+        if not queue:
+            return None
+        taken, queue[:] = queue[:n], queue[n:]
+        return taken
+
+    def call(client, unit):
+        sent.append(unit)
+        return "refused" if unit == 0 else "ok"
+
+    engine.run(
+        [cred],
+        claim=claim,
+        call=call,
+        record=lambda cred, results: any(result == "refused" for _, result in results),
+        release=lambda cred, units: released.extend(units),
+        stops_lane=lambda result: result == "refused",
+    )
+    assert len(sent) <= 2, "one call may already be running when the refusal comes back"
+    assert set(sent) | set(released) | set(queue) == set(range(10))
