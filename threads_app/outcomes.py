@@ -22,7 +22,7 @@ from .models import Thread
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: str  # not_found, refused, quota, rate_limited, unavailable, failed
+    kind: str  # not_found, refused, quota, rate_limited, unavailable, failed; invalid (never sent)
     check: str  # the Thread.Check value a check of a thread records
     message: str  # a sentence for people, with the API's own words
     detail: str  # the API's own words alone
@@ -37,6 +37,11 @@ class Outcome:
     def stops_credential(self) -> bool:
         """Every request with this credential would fail the same way: stop using it."""
         return self.kind in ("refused", "quota")
+
+
+def invalid(message: str) -> Outcome:
+    """A request refused before it was sent: the input breaks the API's rules, or the kind cannot do it."""
+    return Outcome("invalid", Thread.Check.ERROR, message, message)
 
 
 def classify(error: Exception) -> Outcome:

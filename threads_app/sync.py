@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from . import engine, kinds, outcomes
 from .client import APIError, Client, NotFound
+from .entries import Page, RemoteThread
+from .metadata import InvalidMetadata
 from .models import Credential, Thread
 
 logger = logging.getLogger(__name__)
@@ -215,6 +217,106 @@ def web_client(credential: Credential, *, max_wait: float = WEB_MAX_WAIT) -> Cli
         return Client.for_credential(credential, max_wait=max_wait)
     except ValueError as error:  # the stored key cannot be decrypted (the encryption keys changed)
         raise APIError(str(error), code="key_unreadable") from None
+
+
+# --- What a person's page asks of the API --------------------------------------------------------------
+
+MESSAGES_PER_PAGE = 20
+
+
+@dataclass
+class MessageResult:
+    """What the API answered for one page of a thread's messages: a page, or why there is none."""
+
+    page: Page | None = None
+    after: str = ""
+    error: str = ""  # an Outcome kind: not_found, refused, quota, rate_limited, unavailable, failed
+    message: str = ""
+    retry_after: float | None = None
+
+    @property
+    def older_cursor(self) -> str:
+        return (self.page.next_cursor or "") if self.page else ""
+
+
+def stored_remote(thread: Thread) -> RemoteThread:
+    """The thread as last seen, for dating activity from a page of messages without another request."""
+    return RemoteThread(
+        id=thread.remote_id,
+        kind=thread.kind,
+        created_at=thread.remote_created_at,
+        metadata=thread.metadata,
+        title=thread.title,
+        user=thread.end_user,
+    )
+
+
+def read_messages(thread: Thread, after: str | None) -> MessageResult:
+    """One page of messages, newest first: one API request. The first page also dates the last activity."""
+    adapter = kinds.adapter_for(thread)
+    try:
+        page = adapter.page(
+            web_client(thread.credential), thread.remote_id, limit=MESSAGES_PER_PAGE, after=after
+        )
+    except APIError as error:
+        outcome = outcomes.classify(error)
+        return MessageResult(
+            after=after or "", error=outcome.kind, message=outcome.message, retry_after=outcome.retry_after
+        )
+    if after is None:
+        record_remote(thread, stored_remote(thread), page)
+        if not page.has_more:
+            record_message_count(thread, len(page.entries))
+    return MessageResult(page=page, after=after or "")
+
+
+def record_message_count(thread: Thread, count: int) -> None:
+    if thread.message_count != count:
+        thread.message_count = count
+        Thread.objects.filter(pk=thread.pk).update(message_count=count)
+
+
+def refresh(thread: Thread) -> outcomes.Outcome | None:
+    """Ask the API for the thread (one request) and store what changed; the outcome if it failed."""
+    try:
+        remote = kinds.adapter_for(thread).retrieve(web_client(thread.credential), thread.remote_id)
+    except APIError as error:
+        return outcomes.classify(error)
+    record_remote(thread, remote)
+    return None
+
+
+def update_metadata(thread: Thread, metadata: dict) -> outcomes.Outcome | None:
+    """Replace the thread's remote metadata through the API and store it; the outcome if it failed."""
+    try:
+        remote = kinds.adapter_for(thread).update_metadata(
+            web_client(thread.credential), thread.remote_id, metadata
+        )
+    except (kinds.NotSupported, InvalidMetadata) as error:
+        return outcomes.invalid(str(error))
+    except APIError as error:
+        outcome = outcomes.classify(error)
+        if outcome.kind == "not_found":
+            message = "The API no longer finds this thread, so its metadata cannot be changed."
+            return outcomes.Outcome("not_found", outcome.check, message, outcome.detail)
+        return outcome
+    record_remote(thread, remote)
+    return None
+
+
+def read_transcript(thread: Thread) -> tuple[list, outcomes.Outcome | None]:
+    """Every entry of the thread, oldest first (for exports); or the outcome that stopped the reading."""
+    try:
+        entries = list(
+            kinds.adapter_for(thread).iter_entries(web_client(thread.credential), thread.remote_id)
+        )
+    except APIError as error:
+        return [], outcomes.classify(error)
+    record_message_count(thread, len(entries))
+    return entries, None
+
+
+# --- Discovery ------------------------------------------------------------------------------------------
 
 
 @dataclass

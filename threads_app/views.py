@@ -6,7 +6,6 @@ fragment and its full page never drift apart; every HTMX link has an href that r
 Objects come only from `permissions`, which decides who sees what.
 """
 
-from dataclasses import dataclass
 from urllib.parse import quote
 
 from django.contrib import messages
@@ -20,20 +19,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh, push_url
 
-from . import deletion, kinds, listing, outcomes, overview, sync, transcripts
-from .client import APIError, Client, NotFound
-from .entries import Page, RemoteThread
+from . import deletion, kinds, listing, overview, sync, transcripts
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
-from .metadata import InvalidMetadata
 from .models import Thread
 from .permissions import get_rw_thread_for_user, get_thread_for_user, visibility_key, visible_threads
 
-MESSAGES_PER_PAGE = 20
 OVERVIEW_CACHE_SECONDS = 60
-
-
-def api_client(thread: Thread) -> Client:
-    return sync.web_client(thread.credential)
 
 
 def is_fragment_request(request) -> bool:
@@ -130,57 +121,6 @@ def thread_list(request):
 # --- One thread -----------------------------------------------------------------------------------------
 
 
-@dataclass
-class MessageResult:
-    """What the API answered for one page of a thread's messages: a page, or why there is none."""
-
-    page: Page | None = None
-    after: str = ""
-    error: str = ""  # not_found, refused, rate_limited, unavailable, failed
-    message: str = ""
-    retry_after: float | None = None
-
-    @property
-    def older_cursor(self) -> str:
-        return (self.page.next_cursor or "") if self.page else ""
-
-
-def api_failure(error: APIError) -> tuple[str, str]:
-    """(error kind, sentence) for an API error, worded for the person looking at the page."""
-    outcome = outcomes.classify(error)
-    return outcome.kind, outcome.message
-
-
-def stored_remote(thread: Thread) -> RemoteThread:
-    """The thread as last seen, for dating activity from a page of messages without another request."""
-    return RemoteThread(
-        id=thread.remote_id,
-        kind=thread.kind,
-        created_at=thread.remote_created_at,
-        metadata=thread.metadata,
-        title=thread.title,
-        user=thread.end_user,
-    )
-
-
-def fetch_messages(thread: Thread, after: str | None) -> MessageResult:
-    """One page of messages, newest first: one API request. The first page also dates the last activity."""
-    adapter = kinds.adapter_for(thread)
-    try:
-        page = adapter.page(api_client(thread), thread.remote_id, limit=MESSAGES_PER_PAGE, after=after)
-    except APIError as error:
-        kind, message = api_failure(error)
-        return MessageResult(
-            after=after or "", error=kind, message=message, retry_after=getattr(error, "retry_after", None)
-        )
-    if after is None:
-        sync.record_remote(thread, stored_remote(thread), page)
-        if not page.has_more and thread.message_count != len(page.entries):
-            thread.message_count = len(page.entries)
-            Thread.objects.filter(pk=thread.pk).update(message_count=thread.message_count)
-    return MessageResult(page=page, after=after or "")
-
-
 def detail_context(request, thread: Thread, **extra) -> dict:
     adapter = kinds.adapter_for(thread)
     context = {
@@ -210,7 +150,7 @@ def thread_detail(request, pk):
     result = None
     # Without JavaScript, "Show messages" and "Load older" come back here and render the page inline.
     if request.GET.get("show") == "messages":
-        result = fetch_messages(thread, form.cleaned_data["after"] or None)
+        result = sync.read_messages(thread, form.cleaned_data["after"] or None)
     return render(request, "threads_app/thread_detail.html", detail_context(request, thread, result=result))
 
 
@@ -230,7 +170,7 @@ def thread_messages(request, pk):
             {"thread": thread, "page_form": form},
             status=400,
         )
-    result = fetch_messages(thread, form.cleaned_data["after"] or None)
+    result = sync.read_messages(thread, form.cleaned_data["after"] or None)
     return render(
         request, "threads_app/thread_detail.html#messages", detail_context(request, thread, result=result)
     )
@@ -249,14 +189,12 @@ def thread_facts(request, pk):
 def thread_refresh(request, pk):
     """Ask the API for the thread (one request), store what changed and show the refreshed facts."""
     thread = get_thread_for_user(request, pk)
+    outcome = sync.refresh(thread)
     refresh_error = ""
-    try:
-        remote = kinds.adapter_for(thread).retrieve(api_client(thread), thread.remote_id)
-    except APIError as error:
-        kind, message = api_failure(error)
-        refresh_error = "The API no longer finds this thread." if kind == "not_found" else message
-    else:
-        sync.record_remote(thread, remote)
+    if outcome is not None:
+        refresh_error = (
+            "The API no longer finds this thread." if outcome.kind == "not_found" else outcome.message
+        )
     if not is_fragment_request(request):
         if refresh_error:
             messages.error(request, refresh_error)
@@ -316,25 +254,18 @@ def thread_edit(request, pk):
 
 @require_http_methods(["GET", "POST"])
 def thread_metadata(request, pk):
-    """Edit the remote metadata, sent to the API with the adapter's update_metadata."""
+    """Edit the remote metadata, sent to the API (`sync.update_metadata`)."""
     thread = get_rw_thread_for_user(request, pk)
     adapter = kinds.adapter_for(thread)
     form = MetadataForm(request.POST if request.method == "POST" else None, initial_metadata=thread.metadata)
     status, api_error = 200, ""
     if request.method == "POST" and adapter.supports_metadata:
         if form.is_valid():
-            try:
-                remote = adapter.update_metadata(
-                    api_client(thread), thread.remote_id, form.cleaned_data["metadata"]
-                )
-            except (APIError, kinds.NotSupported, InvalidMetadata) as error:
-                api_error = api_failure(error)[1] if isinstance(error, APIError) else str(error)
-                status = 502 if isinstance(error, APIError) and not isinstance(error, NotFound) else 400
-                if isinstance(error, NotFound):
-                    api_error = "The API no longer finds this thread, so its metadata cannot be changed."
-            else:
-                sync.record_remote(thread, remote)
+            problem = sync.update_metadata(thread, form.cleaned_data["metadata"])
+            if problem is None:
                 return saved(request, thread, "Metadata saved.")
+            status = 400 if problem.kind in ("invalid", "not_found") else 502
+            api_error = problem.message
         else:
             status = 400
     elif request.method == "POST":
@@ -388,18 +319,13 @@ def thread_export(request, pk, fmt):
     thread = get_thread_for_user(request, pk)
     if fmt not in ("json", "md"):
         raise Http404("Transcripts download as .json or .md.")
-    adapter = kinds.adapter_for(thread)
-    try:
-        entries = list(adapter.iter_entries(api_client(thread), thread.remote_id))
-    except APIError as error:
-        kind, message = api_failure(error)
-        if kind == "not_found":
+    entries, problem = sync.read_transcript(thread)
+    if problem is not None:
+        message = problem.message
+        if problem.kind == "not_found":
             message = "The API no longer finds this thread, so there is nothing to export."
         messages.error(request, f"Export failed. {message}")
         return redirect("thread_detail", pk=thread.pk)
-    if thread.message_count != len(entries):
-        thread.message_count = len(entries)
-        Thread.objects.filter(pk=thread.pk).update(message_count=len(entries))
     if fmt == "json":
         body, content_type = transcripts.as_json(thread, entries), "application/json"
     else:
