@@ -75,6 +75,8 @@ def test_the_key_is_never_rendered_back_and_blank_keeps_it(admin_client, alpha):
         ({"name": "ok", "api_key": KEY, "base_url": "ftp://example.com"}, "must start with https://"),
         ({"name": "ok", "api_key": KEY, "organization_id": "acme"}, "start with org-"),
         ({"name": "ok"}, "This field is required"),
+        ({"name": "ok", "api_key": KEY, "concurrency": "0"}, "greater than or equal to 1"),
+        ({"name": "ok", "api_key": KEY, "requests_per_minute": "-5"}, "greater than or equal to 0"),
     ],
 )
 def test_bad_credential_input_is_refused_and_changes_nothing(admin_client, db, data, error):
@@ -83,6 +85,12 @@ def test_bad_credential_input_is_refused_and_changes_nothing(admin_client, db, d
     assert response.status_code == 200
     assert error in response.content.decode()
     assert not Credential.objects.exists()
+
+
+def test_a_credentials_rate_limit_and_concurrency_are_set_in_its_form(admin_client, db, simulator):
+    data = {"name": "ok", "api_key": KEY, "base_url": simulator.base_url}
+    admin_client.post(reverse("credential_add"), {**data, "requests_per_minute": "3000", "concurrency": "32"})
+    assert Credential.objects.values_list("requests_per_minute", "concurrency").get() == (3000, 32)
 
 
 def test_a_credential_that_tracks_threads_cannot_be_removed(admin_client, alpha):

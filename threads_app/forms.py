@@ -44,8 +44,18 @@ class CredentialForm(forms.ModelForm):
 
     class Meta:
         model = Credential
-        fields = ["name", "base_url", "organization_id", "project_id", "azure_api_version"]
+        fields = [
+            "name",
+            "base_url",
+            "organization_id",
+            "project_id",
+            "azure_api_version",
+            "requests_per_minute",
+            "concurrency",
+        ]
         labels = {
+            "requests_per_minute": "Request limit (per minute)",
+            "concurrency": "Requests in flight per worker",
             "base_url": "API base URL",
             "organization_id": "Organization ID",
             "project_id": "Project ID",
@@ -58,6 +68,7 @@ class CredentialForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["concurrency"].required = False  # blank: the default
         if self.instance.pk:
             self.fields["api_key"].required = False
             self.fields[
@@ -65,6 +76,10 @@ class CredentialForm(forms.ModelForm):
             ].help_text = (
                 f"Now {self.instance.masked_key}. Leave blank to keep it; type a new key to replace it."
             )
+
+    def clean_concurrency(self):
+        value = self.cleaned_data.get("concurrency")
+        return Credential._meta.get_field("concurrency").default if value is None else value
 
     def clean_base_url(self):
         url = self.cleaned_data["base_url"].rstrip("/")

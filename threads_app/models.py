@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -37,7 +38,9 @@ class Credential(models.Model):
         help_text="The project's request limit per minute. Blank: learned from the API's answers.",
     )
     concurrency = models.PositiveSmallIntegerField(
-        default=16, help_text="Requests one background worker keeps in flight with this key."
+        default=16,
+        validators=[MinValueValidator(1), MaxValueValidator(256)],
+        help_text="Requests one background worker keeps in flight with this key (1 to 256).",
     )
 
     class Meta:

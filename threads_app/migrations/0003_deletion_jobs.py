@@ -1,4 +1,5 @@
 
+import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
 from django.conf import settings
@@ -24,7 +25,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='credential',
             name='concurrency',
-            field=models.PositiveSmallIntegerField(default=16, help_text='Requests one background worker keeps in flight with this key.'),
+            field=models.PositiveSmallIntegerField(default=16, help_text='Requests one background worker keeps in flight with this key (1 to 256).', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(256)]),
         ),
         migrations.AddField(
             model_name='credential',

@@ -28,6 +28,12 @@ class Command(BaseCommand):
             default="OPENAI_API_KEY",
             help="Environment variable holding the key (default OPENAI_API_KEY); prompts if it is unset.",
         )
+        add.add_argument(
+            "--requests-per-minute",
+            type=int,
+            help="The project's request limit (default: learned from the API).",
+        )
+        add.add_argument("--concurrency", type=int, default=16, help="Requests in flight per worker (16).")
         add.add_argument("--no-verify", action="store_true", help="Do not ask the API whether the key works.")
         sub.add_parser("list", help="List credentials with masked keys.")
         verify = sub.add_parser("verify", help="Ask the API whether a credential's key works.")
@@ -38,7 +44,19 @@ class Command(BaseCommand):
     def handle(self, *args, action, **options):
         getattr(self, f"handle_{action}")(**options)
 
-    def handle_add(self, name, base_url, organization, project, azure_api_version, key_env, no_verify, **_):
+    def handle_add(
+        self,
+        name,
+        base_url,
+        organization,
+        project,
+        azure_api_version,
+        key_env,
+        no_verify,
+        requests_per_minute,
+        concurrency,
+        **_,
+    ):
         key = os.environ.get(key_env, "")
         if not key:
             if not self.stdin_is_tty():
@@ -51,6 +69,8 @@ class Command(BaseCommand):
                 "organization_id": organization,
                 "project_id": project,
                 "azure_api_version": azure_api_version,
+                "requests_per_minute": requests_per_minute or "",
+                "concurrency": concurrency,
                 "api_key": key,
             }
         )
