@@ -60,3 +60,22 @@ def test_with_a_broker_dispatch_queues_the_task_by_primary_key_after_commit(
 def test_tasks_for_a_removed_credential_end_quietly(db):
     assert tasks.check_threads.apply(args=(424242,)).get() == "credential gone"
     assert tasks.discover_threads.apply(args=(424242,)).get() == "credential gone"
+
+
+def test_the_web_process_resumes_unfinished_deletion_jobs_when_it_starts(db, settings, monkeypatch):
+    from threads_app.models import DeletionJob
+    from threadsite import wsgi
+
+    unfinished = [DeletionJob.objects.create(summary="s", state=state) for state in ("queued", "running")]
+    DeletionJob.objects.create(summary="s", state="finished")
+    started = []
+    monkeypatch.setattr(tasks, "dispatch", lambda task, *args: started.append((task.name, *args)))
+
+    settings.THREADSITE_INPROCESS_WORKERS = 2
+    wsgi._resume_background_work()
+    assert sorted(started) == [("threads_app.tasks.run_deletion_job", job.pk) for job in unfinished]
+
+    started.clear()
+    settings.THREADSITE_INPROCESS_WORKERS = 0  # tests and inline runs: nothing runs behind their back
+    wsgi._resume_background_work()
+    assert started == []
