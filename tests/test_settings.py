@@ -69,26 +69,30 @@ def test_a_bad_database_url_is_refused():
 
 def test_the_beat_schedule_is_built_from_the_table():
     schedule = env.beat_schedule({})
-    entry = schedule["Discover ChatKit threads"]
-    assert entry["task"] == "threads_app.tasks.discover_all"
-    assert entry["schedule"] == crontab(minute="17")
+    entry = schedule["Apply retention policies"]
+    assert (entry["task"], entry["args"]) == ("threads_app.tasks.run_sweep", ("retention",))
+    assert entry["schedule"] == crontab(minute="41")
     assert entry["options"]["expires"] < 3600
+    assert set(schedule) == {
+        "Resume stalled deletion jobs",
+        "Check threads past their expiry",
+        "Apply retention policies",
+        "Sync recently active threads",
+    }
 
 
 def test_a_schedule_can_be_moved_or_disabled():
-    moved = env.beat_schedule({"THREADSITE_DISCOVERY_CRON": "0 3 * * 1"})
-    assert moved["Discover ChatKit threads"]["schedule"] == crontab(minute="0", hour="3", day_of_week="1")
-    assert "Discover ChatKit threads" not in env.beat_schedule({"THREADSITE_DISCOVERY_CRON": "disable"})
-    assert (
-        env.beat_schedule({"THREADSITE_DISCOVERY_CRON": "disable", "THREADSITE_RESUME_JOBS_CRON": "disable"})
-        == {}
-    )
+    moved = env.beat_schedule({"THREADSITE_SYNC_CRON": "0 3 * * 1"})
+    assert moved["Sync recently active threads"]["schedule"] == crontab(minute="0", hour="3", day_of_week="1")
+    assert "Sync recently active threads" not in env.beat_schedule({"THREADSITE_SYNC_CRON": "disable"})
+    keys = [row[1] for row in env.BEAT_TABLE]
+    assert env.beat_schedule(dict.fromkeys(keys, "disable")) == {}
 
 
 @pytest.mark.parametrize("value", ["every hour", "61 * * * *"])
 def test_a_bad_crontab_is_refused(value):
-    with pytest.raises(ImproperlyConfigured, match="THREADSITE_DISCOVERY_CRON"):
-        env.beat_schedule({"THREADSITE_DISCOVERY_CRON": value})
+    with pytest.raises(ImproperlyConfigured, match="THREADSITE_SYNC_CRON"):
+        env.beat_schedule({"THREADSITE_SYNC_CRON": value})
 
 
 def test_the_cache_is_shared_through_redis_when_there_is_one():

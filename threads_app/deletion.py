@@ -29,7 +29,15 @@ from django.utils import timezone
 
 from . import engine, kinds, outcomes, sync, transcripts
 from .client import APIError, Client, NotFound, backoff
-from .models import Credential, DeletionArchive, DeletionItem, DeletionJob, Thread, set_statuses
+from .models import (
+    Credential,
+    DeletionArchive,
+    DeletionItem,
+    DeletionJob,
+    RetentionPolicy,
+    Thread,
+    set_statuses,
+)
 from .ratelimit import Cancelled
 
 logger = logging.getLogger(__name__)
@@ -169,8 +177,14 @@ def offers_item_deletion(kind_or_thread) -> bool:
 
 
 def deletable(threads):
-    """The threads of a selection that a deletion job takes: every one not already deleted."""
-    return threads.exclude(status=Thread.Status.DELETED)
+    """The threads of a selection that a deletion job takes: every one not already deleted, nor waiting
+    in another job that has not ended."""
+    queued = DeletionItem.objects.filter(
+        job__state__in=[Job.AWAITING, *DeletionJob.UNFINISHED],
+        state__in=[Item.PENDING, Item.IN_FLIGHT],
+        thread__isnull=False,
+    ).values("thread_id")
+    return threads.exclude(status=Thread.Status.DELETED).exclude(pk__in=queued)
 
 
 @dataclass
@@ -233,15 +247,20 @@ def create_job(
     verify_all: bool = False,
     expected_count: int | None = None,
     start: bool = True,
+    policy=None,
+    awaiting: bool = False,
 ) -> DeletionJob:
     """Make a job of the selected threads (not already deleted), fixed now: one item for each, copied in
     one INSERT … SELECT. `expected_count` is the count a person confirmed: if the selection has changed
-    since, nothing is made (ValueError). Starts it in the background unless `start=False`."""
+    since, nothing is made (ValueError). Starts it in the background unless `start=False` or `awaiting`
+    (a sweep's first preview, which waits for an admin's `confirm_job`)."""
     with transaction.atomic():
         job = DeletionJob.objects.create(
             requested_by=requested_by,
             requested_by_name=requested_by.get_username() if requested_by else "",
             source=source,
+            policy=policy,
+            state=DeletionJob.State.AWAITING if awaiting else DeletionJob.State.QUEUED,
             summary=summary[:1000],
             filters=filters or {},
             delete_items=delete_items,
@@ -279,7 +298,7 @@ def create_job(
             )
         DeletionJob.objects.filter(pk=job.pk).update(total=total, pending=total)
         job.total = job.pending = total
-        if start:
+        if start and not awaiting:
             start_job(job)
     logger.info("Deletion job %s made by %s: %s threads (%s)", job.pk, job.requested_by_name, total, summary)
     return job
@@ -526,11 +545,26 @@ def finish(job: DeletionJob) -> DeletionJob:
     return job
 
 
+def confirm_job(job: DeletionJob, *, by) -> bool:
+    """An admin confirms a job awaiting confirmation (a sweep's first preview): it starts, and the policy
+    that made it deletes without asking from now on. False if the job was not awaiting."""
+    with transaction.atomic():
+        moved = DeletionJob.objects.filter(pk=job.pk, state=Job.AWAITING).update(state=Job.QUEUED)
+        if moved:
+            if job.policy_id:
+                RetentionPolicy.objects.filter(pk=job.policy_id, confirmed_at__isnull=True).update(
+                    confirmed_at=timezone.now(), confirmed_by=by
+                )
+            start_job(job)
+    job.refresh_from_db()
+    return bool(moved)
+
+
 def cancel_job(job: DeletionJob) -> DeletionJob:
     """Ask the job to stop: at once if no worker has started it, else within a second or two."""
     now = timezone.now()
     reason = "Cancelled before it started; nothing was sent."
-    DeletionJob.objects.filter(pk=job.pk, state=Job.QUEUED).update(
+    DeletionJob.objects.filter(pk=job.pk, state__in=[Job.QUEUED, Job.AWAITING]).update(
         state=Job.CANCELLED, finished_at=now, reason=reason
     )
     DeletionJob.objects.filter(pk=job.pk, state=Job.RUNNING).update(state=Job.CANCELLING)

@@ -148,16 +148,24 @@ class Adapter:
         latest = max(moment for moment, _ in evidence)
         return next((moment, source) for moment, source in evidence if moment == latest)
 
+    def expiry(self, thread) -> datetime | None:
+        """When the API removes (or removed) the thread on its own: None for kinds that never expire.
+
+        On OpenAI's own API a kind past its sunset is gone since the sunset; elsewhere an expiring kind
+        goes `expires_after` past its last activity (or its creation, when no activity is known).
+        """
+        last = thread.last_activity_at or thread.remote_created_at
+        moments = [last + self.expires_after] if self.expires_after is not None and last is not None else []
+        if self.sunset is not None and is_openai(thread.credential.base_url):
+            moments.append(self.sunset)
+        return min(moments, default=None)
+
     def status_when_not_found(self, thread) -> str:
-        """The status of a tracked thread that the API no longer finds: expired if its kind expires and it
-        was idle long enough, else missing (deleted elsewhere, or a key of another project)."""
-        now = timezone.now()
-        if self.sunset is not None and now >= self.sunset and is_openai(thread.credential.base_url):
+        """The status of a tracked thread that the API no longer finds: expired if its kind expires and the
+        moment has come, else missing (deleted elsewhere, or a key of another project)."""
+        moment = self.expiry(thread)
+        if moment is not None and moment <= timezone.now():
             return Thread.Status.EXPIRED
-        if self.expires_after is not None:
-            last = thread.last_activity_at or thread.remote_created_at
-            if last is not None and last <= now - self.expires_after:
-                return Thread.Status.EXPIRED
         return Thread.Status.MISSING
 
     def discover(self, client: Client, *, user: str | None = None) -> Iterator[RemoteThread]:

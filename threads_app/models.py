@@ -123,6 +123,11 @@ class Thread(models.Model):
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_check = models.CharField(max_length=10, choices=Check.choices, blank=True)
     last_check_message = models.CharField(max_length=500, blank=True)
+    # The newest message or item the last sync saw: a conversation's items carry no time, so a change of
+    # its newest item is how activity in it is noticed (ActivitySource.SEEN).
+    newest_entry_id = models.CharField(max_length=100, blank=True)
+    # Exempt from every retention policy ("keep").
+    pinned = models.BooleanField(default=False)
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     status_changed_at = models.DateTimeField(null=True, blank=True)
@@ -251,6 +256,7 @@ class DeletionJob(models.Model):
     job is created, so later changes to the registry never widen it.
 
     States and the transitions allowed (each made by a conditional UPDATE in `deletion.py`):
+        awaiting   → queued (an admin confirmed a sweep's first preview) | cancelled (dismissed)
         queued     → running (a worker starts) | cancelled (cancelled before any worker started)
         running    → finished (every item deleted or already gone) | failed (some items failed, or the
                      job could not go on) | cancelling (someone cancelled it)
@@ -259,6 +265,7 @@ class DeletionJob(models.Model):
     """
 
     class State(models.TextChoices):
+        AWAITING = "awaiting", "Awaiting confirmation"
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         CANCELLING = "cancelling", "Cancelling"
@@ -279,6 +286,10 @@ class DeletionJob(models.Model):
     # Copied, so that a job's receipt still names who asked after that account is removed.
     requested_by_name = models.CharField(max_length=150, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.BROWSER)
+    # The retention policy whose sweep made the job, if a sweep did.
+    policy = models.ForeignKey(
+        "RetentionPolicy", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
     summary = models.CharField(max_length=1000, help_text="The selection, as people read it.")
     filters = models.JSONField(default=dict, blank=True)
     delete_items = models.BooleanField(default=True, help_text="Conversations: delete their items first.")
@@ -380,3 +391,75 @@ class DeletionArchive(models.Model):
 
     def __str__(self):
         return f"Transcript of item {self.item_id}"
+
+
+class RetentionPolicy(models.Model):
+    """How long a credential's threads are kept without activity, for the kinds the API never expires
+    (conversations, ChatKit threads), and optionally for Assistants threads on compatible servers.
+
+    Modes: off; flag (the overview and the list show the threads past the window); delete (a sweep makes
+    a deletion job of them). The first sweep after a switch to delete only previews: its job awaits an
+    admin's confirmation (`confirmed_at`), as careful pruning tools start with a dry run.
+    """
+
+    class Mode(models.TextChoices):
+        OFF = "off", "Off"
+        FLAG = "flag", "Flag only"
+        DELETE = "delete", "Delete"
+
+    credential = models.OneToOneField(Credential, on_delete=models.CASCADE, related_name="retention")
+    mode = models.CharField(max_length=6, choices=Mode.choices, default=Mode.OFF)
+    window_days = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(36500)],
+        help_text="Days without activity.",
+    )
+    include_assistants = models.BooleanField(
+        default=False, help_text="Also Assistants threads (which OpenAI's own API expired after 60 days)."
+    )
+    exempt_owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    exempt_metadata = models.JSONField(
+        default=list, blank=True, help_text='Metadata pairs that exempt a thread: [["legal_hold", "true"]].'
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "retention policies"
+
+    def __str__(self):
+        return f"{self.credential.name}: {self.get_mode_display().lower()} after {self.window_days} days"
+
+
+class SweepRun(models.Model):
+    """One run of a sweep, by beat or by hand. A sweep runs only while it holds its lock (`sweeps.py`):
+    two beats, or a beat and a person, never sweep the same rows at once."""
+
+    name = models.CharField(max_length=20)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    dry_run = models.BooleanField(default=False)
+    summary = models.CharField(max_length=500, blank=True)
+    # Who holds the sweep's lock and until when (renewed while it runs).
+    holder = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["name", "-started_at"], name="sweeprun_name_idx")]
+
+    def __str__(self):
+        return f"{self.name} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class SweepLock(models.Model):
+    """One row per sweep; held by a conditional UPDATE that only succeeds when nobody holds it."""
+
+    name = models.CharField(max_length=20, unique=True)
+    holder = models.CharField(max_length=40, blank=True)
+    held_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.name

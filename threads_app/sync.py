@@ -26,9 +26,21 @@ WEB_MAX_WAIT = 3.0
 
 def record_remote(thread: Thread, remote=None, newest=None) -> None:
     """Store what the API just showed of `thread`: its metadata, title, end user, creation time and latest
-    activity. Writes only the changed fields, with one UPDATE."""
+    activity. `newest` is a page of its entries, newest first. Writes only the changed fields, with one
+    UPDATE.
+
+    A conversation's items carry no time: when its newest item is not the one the last look saw, it was
+    active since, and that is recorded as activity seen now.
+    """
     adapter = kinds.adapter_for(thread)
-    changed = {"last_synced_at": timezone.now()}
+    now = timezone.now()
+    changed = {"last_synced_at": now}
+    if newest is not None:
+        newest_id = (newest.entries[0].id if newest.entries else "")[:100]
+        if newest_id != thread.newest_entry_id:
+            if thread.newest_entry_id and not adapter.supports_timestamps:
+                changed["last_activity_at"], changed["activity_source"] = now, Thread.ActivitySource.SEEN
+            changed["newest_entry_id"] = newest_id
     if remote is not None:
         if remote.metadata != thread.metadata:
             changed["metadata"] = remote.metadata
@@ -39,7 +51,8 @@ def record_remote(thread: Thread, remote=None, newest=None) -> None:
         if remote.user and remote.user != thread.end_user:
             changed["end_user"] = remote.user[:200]
         activity, source = adapter.last_activity(remote, newest)
-        if activity and (thread.last_activity_at is None or activity > thread.last_activity_at):
+        latest = changed.get("last_activity_at", thread.last_activity_at)
+        if activity and (latest is None or activity > latest):
             changed["last_activity_at"] = activity
             changed["activity_source"] = source
     for name, value in changed.items():
@@ -71,7 +84,7 @@ def fetch_check(client: Client, thread: Thread) -> CheckAnswer:
     adapter = kinds.adapter_for(thread)
     try:
         remote = adapter.retrieve(client, thread.remote_id)
-        newest = adapter.page(client, thread.remote_id, limit=1) if adapter.supports_timestamps else None
+        newest = adapter.page(client, thread.remote_id, limit=1)
     except APIError as error:
         return CheckAnswer(error=error)
     return CheckAnswer(remote, newest)
@@ -121,8 +134,14 @@ class CheckReport:
 
 
 def check_unchecked(credential: Credential, *, limit: int | None = None) -> CheckReport:
-    """Check the threads of `credential` that were never checked (newly imported or added), many at once
-    within the project's rate limit (`engine`).
+    """Check the threads of `credential` that were never checked (newly imported or added)."""
+    return check_many(credential, Thread.objects.filter(last_check=""), limit=limit)
+
+
+def check_many(credential: Credential, threads, *, limit: int | None = None) -> CheckReport:
+    """Check `credential`'s threads among `threads` (a queryset), many at once within the project's rate
+    limit (`engine`), each once, in id order: what the API shows is stored, a 404 marks them expired or
+    missing (as their kind decides).
 
     A refused key stops the run: every other thread would fail the same way, and is reported as a bad key
     on the credential rather than as a thousand missing threads. Threads whose check met a rate limit or a
@@ -137,7 +156,7 @@ def check_unchecked(credential: Credential, *, limit: int | None = None) -> Chec
             if n <= 0:
                 return None
         batch = list(
-            Thread.objects.filter(credential=credential, last_check="", pk__gt=position["after"])
+            threads.filter(credential=credential, pk__gt=position["after"])
             .select_related("credential")
             .order_by("id")[:n]
         )

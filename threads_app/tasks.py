@@ -14,7 +14,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 from django.db import connections, transaction
 
-from . import deletion, sync
+from . import deletion, sweeps, sync
 from .client import APIConnectionError, RateLimited, ServerError
 from .models import Credential
 
@@ -101,3 +101,13 @@ def resume_deletion_jobs() -> int:
 @worker_ready.connect
 def _resume_on_worker_start(**kwargs):
     resume_deletion_jobs.delay()
+
+
+@shared_task
+def run_sweep(name: str) -> str:
+    """One sweep (expiry, retention or sync) under its lock; a run that finds it held does nothing."""
+    try:
+        return sweeps.run(name).summary
+    except sweeps.SweepBusy as busy:
+        logger.info("%s", busy)
+        return str(busy)

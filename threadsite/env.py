@@ -95,21 +95,40 @@ def cache_settings(redis_url: str) -> dict:
     }
 
 
-# name, env key, default crontab ("minute hour day_of_month month day_of_week"), task, expires (s)
+# name, env key, default crontab ("minute hour day_of_month month day_of_week"), task, expires (s),
+# arguments
 BEAT_TABLE = [
-    (
-        "Discover ChatKit threads",
-        "THREADSITE_DISCOVERY_CRON",
-        "17 * * * *",
-        "threads_app.tasks.discover_all",
-        55 * 60,
-    ),
     (
         "Resume stalled deletion jobs",
         "THREADSITE_RESUME_JOBS_CRON",
         "* * * * *",
         "threads_app.tasks.resume_deletion_jobs",
         50,
+        (),
+    ),
+    (
+        "Check threads past their expiry",
+        "THREADSITE_EXPIRY_CRON",
+        "23 3 * * *",
+        "threads_app.tasks.run_sweep",
+        23 * 3600,
+        ("expiry",),
+    ),
+    (
+        "Apply retention policies",
+        "THREADSITE_RETENTION_CRON",
+        "41 * * * *",
+        "threads_app.tasks.run_sweep",
+        55 * 60,
+        ("retention",),
+    ),
+    (
+        "Sync recently active threads",
+        "THREADSITE_SYNC_CRON",
+        "*/15 * * * *",
+        "threads_app.tasks.run_sweep",
+        14 * 60,
+        ("sync",),
     ),
 ]
 
@@ -119,7 +138,7 @@ def beat_schedule(environ=os.environ) -> dict:
     from celery.schedules import crontab
 
     schedule = {}
-    for name, key, default, task, expires in BEAT_TABLE:
+    for name, key, default, task, expires, args in BEAT_TABLE:
         value = environ.get(key, default).strip()
         if value.lower() == "disable":
             continue
@@ -137,5 +156,5 @@ def beat_schedule(environ=os.environ) -> dict:
             )
         except ValueError as exc:
             raise ImproperlyConfigured(f"{key} is not a valid crontab: {exc}") from None
-        schedule[name] = {"task": task, "schedule": cron, "options": {"expires": expires}}
+        schedule[name] = {"task": task, "schedule": cron, "args": args, "options": {"expires": expires}}
     return schedule
