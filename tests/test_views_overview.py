@@ -6,7 +6,7 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
-from threads_app import overview
+from threads_app import overview, retention
 from threads_app.models import Thread
 
 URL = reverse("overview")
@@ -55,8 +55,17 @@ def test_the_figures_count_by_status_owner_credential_and_age(world, alice, cred
     assert figures["by_credential"] == [(credential.pk, "alpha · proj_alpha", 12)]
     assert [n for _, n, _, _ in figures["ages"]] == [2, 1, 1, 3, 1, 1]
     assert figures["age_unknown"] == 1
-    # Only active Assistants threads expire: 55 and 58 days idle are within 7 days of 60; 40 within 30.
-    assert figures["expiring"] == [(7, 2), (30, 3)]
+    # Only active Assistants threads expire: 55 and 58 days idle are within 7 days of 60; 40 within 30;
+    # 75 and 200 are past the window (not yet looked up by the expiry sweep).
+    assert figures["removed_within"] == [(7, 2), (30, 3)]
+    assert (figures["past_window"], figures["flagged"]) == (2, 0)
+
+
+def test_a_retention_policy_counts_in_the_same_figures(world, credential):
+    retention.set_policy(credential, mode=retention.Mode.FLAG, window_days=30)
+    figures = overview.summary(Thread.objects.all(), timezone.now())
+    # The conversation idle for 57 days is past a 30-day window, flagged.
+    assert (figures["past_window"], figures["flagged"]) == (3, 1)
 
 
 def test_the_page_draws_bars_that_link_to_the_filtered_list(signed_in, world):
@@ -65,7 +74,7 @@ def test_the_page_draws_bars_that_link_to_the_filtered_list(signed_in, world):
     assert '<a href="/?status=missing" class="bar-label">Missing</a>' in body
     assert '<a href="/?owner=none" class="bar-label">unassigned</a>' in body
     assert re.search(r'<a href="/\?status=active&amp;inactive_days=90">over 90 days</a>', body)
-    assert re.search(r"<strong>2</strong> within 7 days", body)
+    assert re.search(r'<a href="/\?status=active&amp;removal_days=7"><strong>2</strong> within 7 days', body)
     # The largest bar fills its track.
     assert 'width="100.0"' in body
 

@@ -212,6 +212,14 @@ class ThreadFilterForm(forms.Form):
         max_value=36500,
         widget=forms.NumberInput(attrs={"placeholder": "days"}),
     )
+    removal_days = forms.IntegerField(
+        label="Removed within",
+        required=False,
+        min_value=0,
+        max_value=36500,
+        widget=forms.NumberInput(attrs={"placeholder": "days"}),
+        help_text="By the API's expiry or a retention policy.",
+    )
     sort = forms.ChoiceField(choices=listing.SORT_CHOICES, required=False)
     after = forms.CharField(required=False, max_length=1000)
     before = forms.CharField(required=False, max_length=1000)

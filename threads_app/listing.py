@@ -19,7 +19,7 @@ from django.db.models.lookups import Contains
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import ids
+from . import ids, retention
 from .models import Thread
 
 PAGE_SIZE = 50
@@ -155,6 +155,8 @@ def apply_filters(threads, data: dict, user):
         threads = threads.filter(last_activity_at__lt=day_start(data["active_to"] + timedelta(days=1)))
     if data.get("inactive_days") is not None:
         threads = threads.filter(last_activity_at__lt=timezone.now() - timedelta(days=data["inactive_days"]))
+    if data.get("removal_days") is not None:
+        threads = threads.filter(retention.removed_by(timezone.now() + timedelta(days=data["removal_days"])))
     if data.get("q"):
         threads = threads.filter(search_condition(data["q"]))
     return threads
@@ -359,6 +361,8 @@ def describe(data: dict, user=None) -> str:
             parts.append(f"{label}: {data.get(start) or '…'} to {data.get(end) or '…'}")
     if data.get("inactive_days") is not None:
         parts.append(f"Inactive for more than {data['inactive_days']} days")
+    if data.get("removal_days") is not None:
+        parts.append(f"Removed within {data['removal_days']} days")
     if data.get("q"):
         parts.append(f"Search: “{data['q']}”")
     return " · ".join(parts) or "Every thread"

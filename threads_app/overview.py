@@ -13,7 +13,7 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.db.models import Case, Count, IntegerField, Value, When
 
-from . import kinds, listing
+from . import listing, retention
 from .models import Credential, Thread
 
 # Days since last activity, for active threads: (label, newer bound, older bound).
@@ -25,7 +25,7 @@ AGE_BUCKETS = [
     ("61–90 days", 60, 90),
     ("over 90 days", 90, None),
 ]
-EXPIRY_WINDOWS = (7, 30)
+REMOVAL_WINDOWS = (7, 30)
 
 
 @dataclass
@@ -48,19 +48,27 @@ def bars(rows) -> list[Bar]:
     return [Bar(label, value, round(100 * value / largest, 1), url) for label, value, url in rows]
 
 
-def expiring_kinds() -> dict[str, timedelta]:
-    return {kind: adapter.expires_after for kind, adapter in kinds.ADAPTERS.items() if adapter.expires_after}
-
-
 def idle_edges() -> list[int]:
-    """Days of inactivity at which a figure changes: the age buckets' edges and each expiring kind's
-    windows. Threads are grouped by the edges they fall between, so every figure can be summed from
-    the groups."""
-    edges = {days for _, newer, older in AGE_BUCKETS for days in (newer, older) if days}
-    for window in expiring_kinds().values():
-        edges.add(window.days)
-        edges.update(window.days - days for days in EXPIRY_WINDOWS if window.days > days)
-    return sorted(edges)
+    """Days of inactivity at which an age bucket changes. Threads are grouped by the edges they fall
+    between, so every bucket can be summed from the groups."""
+    return sorted({days for _, newer, older in AGE_BUCKETS for days in (newer, older) if days})
+
+
+def removals(threads, now) -> dict:
+    """How many active threads go soon, and how many are already past their window (flagged by a policy,
+    or expired and not yet looked up): counts of `retention.removed_by`, the rule the list and the thread
+    page use too."""
+    past = threads.filter(retention.removed_by(now)).count()
+    return {
+        "removed_within": [
+            (days, threads.filter(retention.removed_by(now + timedelta(days=days))).count() - past)
+            for days in REMOVAL_WINDOWS
+        ],
+        "past_window": past,
+        "flagged": threads.filter(
+            retention.removed_by(now, modes=(retention.Mode.FLAG,), expiry=False)
+        ).count(),
+    }
 
 
 def summary(threads, now) -> dict:
@@ -129,17 +137,7 @@ def summary(threads, now) -> dict:
         ),
         "ages": [(label, idle_between(newer, older), newer, older) for label, newer, older in AGE_BUCKETS],
         "age_unknown": sum(n for (_, idle), n in active_idle.items() if idle == -1),
-        "expiring": [
-            (
-                days,
-                sum(
-                    idle_between(max(window.days - days, 0), window.days, {kind})
-                    for kind, window in expiring_kinds().items()
-                ),
-            )
-            for days in EXPIRY_WINDOWS
-        ],
-        "expiring_kinds": [kinds.ADAPTERS[kind].label for kind in expiring_kinds()],
+        **removals(threads, now),
     }
 
 

@@ -23,7 +23,8 @@ Mode = RetentionPolicy.Mode
 @dataclass(frozen=True)
 class Removal:
     at: datetime | None  # when; None when the thread's activity is unknown
-    how: str  # "expires" (the API removes it), "deleted" (a policy deletes it), "flagged" (flag only)
+    how: str  # "expires" (the API removes it), "sunset" (gone with its API), "deleted" (a policy deletes it),
+    # "flagged" (a policy only flags it)
     exempt: str = ""  # why a policy spares it: "pinned", "owner alice", "metadata legal_hold=true"
     window_days: int = 0
 
@@ -146,7 +147,9 @@ def set_policy(
 ) -> RetentionPolicy:
     """Save `credential`'s policy. Switching it to delete, or shortening the window of a policy that
     deletes, asks for an admin's confirmation of the next sweep's preview again."""
-    policy = RetentionPolicy.objects.filter(credential=credential).first() or RetentionPolicy(credential=credential)
+    policy = RetentionPolicy.objects.filter(credential=credential).first() or RetentionPolicy(
+        credential=credential
+    )
     stricter = mode == Mode.DELETE and (policy.mode != Mode.DELETE or window_days < policy.window_days)
     policy.mode, policy.window_days, policy.include_assistants = mode, window_days, include_assistants
     policy.exempt_metadata = [[str(key), str(value)] for key, value in exempt_metadata]

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh, push_url
 
-from . import deletion, kinds, listing, overview, sync, transcripts
+from . import deletion, kinds, listing, overview, retention, sync, transcripts
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
 from .models import Thread
 from .permissions import get_rw_thread_for_user, get_thread_for_user, visibility_key, visible_threads
@@ -128,9 +128,7 @@ def detail_context(request, thread: Thread, **extra) -> dict:
         "adapter": adapter,
         "status_changes": thread.status_changes.select_related("changed_by")[:50],
         "now": timezone.now(),
-        "expires_at": (thread.last_activity_at + adapter.expires_after)
-        if adapter.expires_after and thread.last_activity_at and thread.status == Thread.Status.ACTIVE
-        else None,
+        "removal": retention.removal(thread),
     }
     context.update(extra)
     return context
