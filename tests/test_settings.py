@@ -1,5 +1,6 @@
 """The settings helpers: typed, loud about bad values."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -89,7 +90,12 @@ def test_a_schedule_can_be_moved_or_disabled():
     assert env.beat_schedule(dict.fromkeys(keys, "disable")) == {}
 
 
-@pytest.mark.parametrize("value", ["every hour", "61 * * * *"])
+def test_a_schedule_can_repeat_every_few_seconds():
+    entry = env.beat_schedule({"THREADSITE_SYNC_CRON": "every 5 seconds"})["Sync recently active threads"]
+    assert entry["schedule"] == timedelta(seconds=5) and entry["options"]["expires"] == 4
+
+
+@pytest.mark.parametrize("value", ["every hour", "61 * * * *", "every 0 s"])
 def test_a_bad_crontab_is_refused(value):
     with pytest.raises(ImproperlyConfigured, match="THREADSITE_SYNC_CRON"):
         env.beat_schedule({"THREADSITE_SYNC_CRON": value})

@@ -4,6 +4,8 @@ Every variable the project reads is listed, with its default, in `.env.example`.
 """
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -133,8 +135,12 @@ BEAT_TABLE = [
 ]
 
 
+EVERY = re.compile(r"every (\d+) ?s(?:ec(?:ond)?s?)?", re.IGNORECASE)
+
+
 def beat_schedule(environ=os.environ) -> dict:
-    """Celery beat schedule from BEAT_TABLE; an env value of `disable` switches an entry off."""
+    """Celery beat schedule from BEAT_TABLE. An env value is a 5-field crontab, `every N seconds` (for
+    short intervals: tests, busy sites), or `disable`, which switches the entry off."""
     from celery.schedules import crontab
 
     schedule = {}
@@ -142,19 +148,27 @@ def beat_schedule(environ=os.environ) -> dict:
         value = environ.get(key, default).strip()
         if value.lower() == "disable":
             continue
-        parts = value.split()
-        if len(parts) != 5:
-            raise ImproperlyConfigured(f"{key} must be a 5-field crontab or 'disable', not {value!r}")
-        minute, hour, day_of_month, month, day_of_week = parts
-        try:
-            cron = crontab(
-                minute=minute,
-                hour=hour,
-                day_of_month=day_of_month,
-                month_of_year=month,
-                day_of_week=day_of_week,
-            )
-        except ValueError as exc:
-            raise ImproperlyConfigured(f"{key} is not a valid crontab: {exc}") from None
-        schedule[name] = {"task": task, "schedule": cron, "args": args, "options": {"expires": expires}}
+        if every := EVERY.fullmatch(value):
+            seconds = int(every.group(1))
+            if seconds < 1:
+                raise ImproperlyConfigured(f"{key} must repeat at least a second apart, not {value!r}")
+            when, expires = timedelta(seconds=seconds), min(expires, max(1, seconds - 1))
+        else:
+            when = _crontab(key, value, crontab)
+        schedule[name] = {"task": task, "schedule": when, "args": args, "options": {"expires": expires}}
     return schedule
+
+
+def _crontab(key: str, value: str, crontab):
+    parts = value.split()
+    if len(parts) != 5:
+        raise ImproperlyConfigured(
+            f"{key} must be a 5-field crontab, 'every N seconds' or 'disable', not {value!r}"
+        )
+    minute, hour, day_of_month, month, day_of_week = parts
+    try:
+        return crontab(
+            minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month, day_of_week=day_of_week
+        )
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{key} is not a valid crontab: {exc}") from None
