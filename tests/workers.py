@@ -28,9 +28,10 @@ def redis_url():
 
 
 @pytest.fixture
-def start_worker(redis_url, transactional_db, settings, tmp_path):
-    """Start `celery worker` processes on the test database: `start_worker("w2", SOME_SETTING="1")`.
-    This process queues through Redis meanwhile. Every worker still running is stopped at the end."""
+def start_celery(redis_url, transactional_db, settings, tmp_path):
+    """Start Celery processes on the test database: `start_celery("worker", "w2", SOME_SETTING="1")` or
+    `start_celery("beat", "b1")`. This process queues through Redis meanwhile. Every process still running
+    is stopped at the end."""
     assert connection.vendor == "postgresql", "worker tests need DATABASE_URL to name a PostgreSQL database"
     db = connection.settings_dict
     database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
@@ -39,7 +40,7 @@ def start_worker(redis_url, transactional_db, settings, tmp_path):
     celery_app.conf.update(broker_url=redis_url, task_always_eager=False)
     processes = []
 
-    def start(name: str = "worker", **extra_env) -> subprocess.Popen:
+    def start(program: str, name: str, **extra_env) -> subprocess.Popen:
         env = dict(
             os.environ,
             DATABASE_URL=database_url,
@@ -48,9 +49,12 @@ def start_worker(redis_url, transactional_db, settings, tmp_path):
             **{key: str(value) for key, value in extra_env.items()},
         )
         log = (tmp_path / f"{name}.log").open("w+")
-        command = [sys.executable, "-m", "celery", "-A", "threadsite", "worker", "--pool", "solo"]
-        command += ["--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
-        command += ["--hostname", f"{name}@%h"]
+        command = [sys.executable, "-m", "celery", "-A", "threadsite", program, "--loglevel", "INFO"]
+        if program == "worker":
+            command += ["--pool", "solo", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+            command += ["--hostname", f"{name}@%h"]
+        else:
+            command += ["--schedule", str(tmp_path / f"{name}-schedule"), "--pidfile", ""]
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         process.log = log
         processes.append(process)
@@ -67,6 +71,12 @@ def start_worker(redis_url, transactional_db, settings, tmp_path):
             process.kill()
         process.log.close()
     celery_app.conf.update(previous)
+
+
+@pytest.fixture
+def start_worker(start_celery):
+    """Start worker processes: `start_worker("w2", SOME_SETTING="1")`."""
+    return lambda name="worker", **env: start_celery("worker", name, **env)
 
 
 @pytest.fixture
