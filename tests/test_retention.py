@@ -269,3 +269,36 @@ def test_the_retention_command_sets_and_shows_a_policy(credential, alice):
     with pytest.raises(CommandError, match="No team member named bob"):
         call_command("retention", "alpha", "--exempt-owner", "bob")
     assert RetentionPolicy.objects.get().window_days == 30
+
+
+# --- Pages -----------------------------------------------------------------------------------------------
+
+
+def test_the_thread_page_says_when_a_thread_goes_and_pinning_keeps_it(client, credential, alice):
+    client.force_login(alice)
+    retention.set_policy(credential, mode=Mode.DELETE, window_days=30)
+    conversation = thread(credential, idle_days=20)
+    page = client.get(f"/threads/{conversation.pk}/").content.decode()
+    assert "Deleted by the retention policy in about 9 days without activity" in page
+
+    response = client.post(
+        f"/threads/{conversation.pk}/pin/", {"pinned": "1"}, headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200 and "Pinned" in response.content.decode()
+    conversation.refresh_from_db()
+    assert conversation.pinned
+    assert not Thread.objects.filter(retention.removed_by(timezone.now() + 60 * DAY)).exists()
+
+    client.post(f"/threads/{conversation.pk}/pin/", {"pinned": "0"})
+    conversation.refresh_from_db()
+    assert not conversation.pinned
+    assert client.get(f"/threads/{conversation.pk}/pin/").status_code == 405
+
+
+def test_the_list_filters_threads_removed_within_n_days(client, credential, alice):
+    client.force_login(alice)
+    soon = thread(credential, "assistants_thread", idle_days=55)
+    later = thread(credential, "assistants_thread", idle_days=10)
+    page = client.get("/?removal_days=7").content.decode()
+    assert soon.remote_id in page and later.remote_id not in page
+    assert client.get("/?removal_days=-1").status_code == 400

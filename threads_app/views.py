@@ -219,6 +219,15 @@ def thread_mark_missing(request, pk):
     return redirect("thread_detail", pk=thread.pk)
 
 
+@require_POST
+def thread_pin(request, pk):
+    """Pin (keep) the thread, exempting it from every retention policy, or unpin it (`pinned=0`)."""
+    thread = get_rw_thread_for_user(request, pk)
+    pinned = request.POST.get("pinned", "1") != "0"
+    retention.set_pinned(thread, pinned)
+    return saved(request, thread, "Pinned: no retention policy removes it." if pinned else "Unpinned.")
+
+
 def saved(request, thread: Thread, message: str):
     """After an edit: the refreshed facts panel for HTMX, else back to the thread page with a message."""
     if is_fragment_request(request):
