@@ -302,3 +302,46 @@ def test_the_list_filters_threads_removed_within_n_days(client, credential, alic
     page = client.get("/?removal_days=7").content.decode()
     assert soon.remote_id in page and later.remote_id not in page
     assert client.get("/?removal_days=-1").status_code == 400
+
+
+def test_an_admin_sets_a_policy_on_the_credentials_page(admin_client, credential, alice):
+    thread(credential, idle_days=90)
+    thread(credential, idle_days=90, metadata={"legal_hold": "true"})
+    url = f"/credentials/{credential.pk}/retention/"
+    data = {
+        "mode": "delete",
+        "window_days": "60",
+        "exempt_owners": [alice.pk],
+        "exempt_metadata": "legal_hold=true",
+    }
+    response = admin_client.post(url, data, follow=True)
+    page = response.content.decode()
+    assert "waits for your confirmation" in page
+    assert "1 thread past the window, 0 more within 7 days, 1 exempt" in page
+    policy = RetentionPolicy.objects.get()
+    assert (policy.mode, policy.exempt_metadata, list(policy.exempt_owners.all())) == (
+        "delete",
+        [["legal_hold", "true"]],
+        [alice],
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"mode": "purge", "window_days": "60"}, "Select a valid choice"),
+        ({"mode": "delete", "window_days": "0"}, "greater than or equal to 1"),
+        ({"mode": "delete", "window_days": "60", "exempt_metadata": "novalue"}, "Line 1: write KEY=VALUE."),
+    ],
+)
+def test_a_bad_policy_is_refused_and_changes_nothing(admin_client, credential, data, error):
+    response = admin_client.post(f"/credentials/{credential.pk}/retention/", data)
+    assert response.status_code == 400 and error in response.content.decode()
+    assert not RetentionPolicy.objects.exists()
+
+
+def test_only_admins_set_policies(client, credential, alice):
+    client.force_login(alice)
+    response = client.post(f"/credentials/{credential.pk}/retention/", {"mode": "delete", "window_days": "1"})
+    assert response.status_code == 403
+    assert not RetentionPolicy.objects.exists()

@@ -5,8 +5,8 @@ from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import sync, tasks
-from .forms import CredentialForm
+from . import retention, sync, tasks
+from .forms import CredentialForm, RetentionPolicyForm
 from .models import Credential, Thread
 from .permissions import admin_required
 
@@ -40,7 +40,46 @@ def credential_form(request, pk=None):
         level = messages.SUCCESS if ok else messages.WARNING
         messages.add_message(request, level, f"{'Added' if is_new else 'Saved'} {credential.name}. {message}")
         return redirect("credential_list")
-    return render(request, "threads_app/credential_form.html", {"form": form, "credential": credential})
+    context = {"form": form, "credential": credential}
+    if credential is not None and credential.pk:
+        context.update(retention_context(credential))
+    return render(request, "threads_app/credential_form.html", context)
+
+
+def retention_context(credential, form=None) -> dict:
+    policy = retention.policy_of(credential)
+    return {
+        "policy": policy,
+        "policy_form": form or RetentionPolicyForm(initial=RetentionPolicyForm.initial_for(policy)),
+        "policy_preview": retention.preview(policy) if policy else None,
+    }
+
+
+@require_POST
+@admin_required
+def credential_retention(request, pk):
+    credential = get_object_or_404(Credential, pk=pk)
+    form = RetentionPolicyForm(request.POST)
+    if not form.is_valid():
+        context = {"form": CredentialForm(instance=credential), "credential": credential}
+        context.update(retention_context(credential, form))
+        return render(request, "threads_app/credential_form.html", context, status=400)
+    data = form.cleaned_data
+    policy = retention.set_policy(
+        credential,
+        mode=data["mode"],
+        window_days=data["window_days"],
+        include_assistants=data["include_assistants"],
+        exempt_owners=data["exempt_owners"],
+        exempt_metadata=data["exempt_metadata"],
+    )
+    note = ""
+    if policy.mode == policy.Mode.DELETE and policy.confirmed_at is None:
+        note = (
+            " The next sweep previews what it would delete and waits for your confirmation on the job's page."
+        )
+    messages.success(request, f"Retention policy of {credential.name}: {policy}.{note}")
+    return redirect("credential_edit", pk=credential.pk)
 
 
 @require_POST

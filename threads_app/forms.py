@@ -5,7 +5,7 @@ from django.core.validators import RegexValidator
 
 from . import ids, importing, listing
 from . import metadata as metadata_rules
-from .models import Credential, Thread
+from .models import Credential, RetentionPolicy, Thread
 from .permissions import visible_credentials
 
 # --- Intake: credentials, adding and importing threads ------------------------------------------------
@@ -108,6 +108,61 @@ class CredentialForm(forms.ModelForm):
         if commit:
             credential.save()
         return credential
+
+
+class RetentionPolicyForm(forms.Form):
+    """A credential's retention policy (`retention.set_policy`)."""
+
+    mode = forms.ChoiceField(
+        choices=RetentionPolicy.Mode.choices,
+        widget=forms.RadioSelect,
+        help_text="Delete: the first sweep after switching only previews, and waits for your confirmation.",
+    )
+    window_days = forms.IntegerField(label="Days without activity", min_value=1, max_value=36500, initial=60)
+    include_assistants = forms.BooleanField(
+        label="Also Assistants threads (on servers that do not expire them)", required=False
+    )
+    exempt_owners = forms.ModelMultipleChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+        required=False,
+        label="Owners whose threads are kept",
+        widget=forms.CheckboxSelectMultiple,
+    )
+    exempt_metadata = forms.CharField(
+        label="Metadata that keeps a thread",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "legal_hold=true"}),
+        help_text="One KEY=VALUE a line. Pinned threads are always kept.",
+    )
+
+    def clean_exempt_metadata(self):
+        pairs = []
+        for number, line in enumerate(self.cleaned_data["exempt_metadata"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            key, sep, value = line.partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise forms.ValidationError(f"Line {number}: write KEY=VALUE.")
+            if len(key) > metadata_rules.MAX_KEY or len(value) > metadata_rules.MAX_VALUE:
+                raise forms.ValidationError(
+                    f"Line {number}: keys hold at most {metadata_rules.MAX_KEY} characters, values "
+                    f"{metadata_rules.MAX_VALUE}."
+                )
+            pairs.append((key, value.strip()))
+        return pairs
+
+    @classmethod
+    def initial_for(cls, policy) -> dict:
+        if policy is None:
+            return {"mode": RetentionPolicy.Mode.OFF, "window_days": 60}
+        return {
+            "mode": policy.mode,
+            "window_days": policy.window_days,
+            "include_assistants": policy.include_assistants,
+            "exempt_owners": list(policy.exempt_owners.all()),
+            "exempt_metadata": "\n".join(f"{k}={v}" for k, v in policy.exempt_metadata or []),
+        }
 
 
 class AddThreadForm(forms.Form):

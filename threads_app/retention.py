@@ -15,7 +15,7 @@ from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from . import kinds
-from .models import Credential, RetentionPolicy, Thread
+from .models import Credential, DeletionJob, RetentionPolicy, Thread
 
 Mode = RetentionPolicy.Mode
 
@@ -164,3 +164,32 @@ def set_pinned(thread: Thread, pinned: bool) -> None:
     """Pin (keep) a thread, which exempts it from every retention policy, or unpin it."""
     Thread.objects.filter(pk=thread.pk).update(pinned=pinned)
     thread.pinned = pinned
+
+
+@dataclass
+class PolicyPreview:
+    past_window: int  # threads a sweep would delete (or flag) now
+    within_week: int  # and within the next seven days
+    exempt: int  # past the window but spared
+    awaiting_job: object  # the sweep's first preview, if it awaits confirmation
+
+
+def preview(policy: RetentionPolicy) -> PolicyPreview:
+    """What the policy means today, for its credential's page."""
+    now = timezone.now()
+    threads = Thread.objects.filter(credential_id=policy.credential_id)
+    governed = [kind for kind in kinds.ADAPTERS if applies(policy, kind)] if policy.mode != Mode.OFF else []
+    window = _idle_since(now - timedelta(days=policy.window_days))
+    past_all = threads.filter(window, status=Thread.Status.ACTIVE, kind__in=governed)
+    past = past_all.exclude(exempt_condition(policy)).count()
+    soon = (
+        threads.filter(
+            _idle_since(now + timedelta(days=7) - timedelta(days=policy.window_days)),
+            status=Thread.Status.ACTIVE,
+            kind__in=governed,
+        )
+        .exclude(exempt_condition(policy))
+        .count()
+    )
+    awaiting = DeletionJob.objects.filter(policy=policy, state=DeletionJob.State.AWAITING).first()
+    return PolicyPreview(past, soon - past, past_all.count() - past, awaiting)

@@ -23,6 +23,9 @@ urlpatterns = [
     path("credentials/<int:pk>/verify/", credential_views.credential_verify, name="credential_verify"),
     path("credentials/<int:pk>/discover/", credential_views.credential_discover, name="credential_discover"),
     path("credentials/<int:pk>/delete/", credential_views.credential_delete, name="credential_delete"),
+    path(
+        "credentials/<int:pk>/retention/", credential_views.credential_retention, name="credential_retention"
+    ),
     path("threads/add/", import_views.thread_add, name="thread_add"),
     path("threads/import/", import_views.thread_import, name="thread_import"),
 ]
