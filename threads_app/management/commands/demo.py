@@ -10,8 +10,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils.text import slugify
 
-from threads_app import importing, sync
-from threads_app.models import Credential, Thread
+from threads_app import importing, retention, sync
+from threads_app.models import Credential, RetentionPolicy, Thread
 from threads_app.simulator import SimulatorConfig, SimulatorState, running_simulator, seed_demo
 
 USERS = [
@@ -100,6 +100,9 @@ class Command(BaseCommand):
             ):
                 Thread.objects.filter(pk=thread.pk).update(owner=users[owner] if owner else None)
             checked = sync.check_unchecked(credential)
+            if not lines:
+                # One credential flags its idle conversations and ChatKit threads, to show retention.
+                retention.set_policy(credential, mode=RetentionPolicy.Mode.FLAG, window_days=60)
             lines.append(
                 f"{credential.name} ({credential.project_id}, key {credential.masked_key}): "
                 f"{len(imported)} imported, {discovered.added} discovered; {checked.summary()}"
