@@ -15,6 +15,7 @@ import logging
 import math
 import random
 import re
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -107,6 +108,14 @@ class InvalidResponse(ServerError):
 
 class APIConnectionError(APIError):
     """No HTTP answer: refused, dropped, timed out, or a URL that cannot be reached at all."""
+
+
+class DeadlineExceeded(APIConnectionError):
+    """The whole call (every attempt, every byte of the answer) took longer than its deadline."""
+
+
+class ResponseTooLarge(APIError):
+    """The answer is larger than the client reads (OPENAI_MAX_RESPONSE_BYTES); reading more cannot help."""
 
 
 ERRORS_BY_STATUS = {
@@ -340,6 +349,19 @@ def session_for(credential) -> requests.Session:
 # --- The client -----------------------------------------------------------------------------------
 
 
+def _abort(response: requests.Response) -> None:
+    """Shut the socket under a response being read, from another thread: the blocked read ends at once."""
+    connection = getattr(response.raw, "connection", None) or getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    try:
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+        else:
+            response.close()
+    except OSError:
+        pass  # already closed
+
+
 class _KeyAuth(requests.auth.AuthBase):
     """Puts the key on each request. Being the request's auth, it also keeps requests from adding a .netrc
     login of its own (proxy settings from the environment still apply)."""
@@ -382,6 +404,8 @@ class Client:
         sleep=time.sleep,
         max_wait: float = MAX_RETRY_AFTER,
         throttle=None,
+        deadline: float | None = None,
+        max_response_bytes: int | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         api_key = api_key.strip()
@@ -406,6 +430,10 @@ class Client:
         # Background work shares the project's request rate (`ratelimit.Throttle`): it is asked before
         # every attempt and told of every answer.
         self.throttle = throttle
+        # The read timeout bounds each socket read, not the call: a server that drips one byte at a time
+        # could hold it for ever. The deadline bounds the whole call, retries and body included.
+        self.deadline = settings.OPENAI_TASK_DEADLINE if deadline is None else deadline
+        self.max_response_bytes = max_response_bytes or settings.OPENAI_MAX_RESPONSE_BYTES
 
     def __repr__(self) -> str:
         return f"<Client {self.base_url} project={self.project or '-'}>"
@@ -446,6 +474,15 @@ class Client:
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def request(self, method: str, path: str, *, params=None, json=None, beta=None) -> dict:
+        try:
+            return self._request(method, path, params=params, json=json, beta=beta)
+        except APIError as error:
+            # Whatever built the message (an error body, a 2xx that is not JSON, a proxy's page), a key
+            # that the server quoted back never reaches a page, a row or a log line.
+            self._auth.redact(error)
+            raise
+
+    def _request(self, method: str, path: str, *, params=None, json=None, beta=None) -> dict:
         if self._key_problem:
             raise AuthenticationError(self._key_problem)
         params = {key: value for key, value in (params or {}).items() if value is not None}
@@ -453,10 +490,14 @@ class Client:
             params["api-version"] = self.azure_api_version
         url = self.url(path)
         shown_path = urlsplit(url).path
+        deadline = time.monotonic() + self.deadline
         attempt = 0
         while True:
             if self.throttle is not None:
                 self.throttle.before_request()
+            remaining = self._remaining(deadline, url)
+            connect, read = self.timeout
+            timeout = (min(connect, remaining), min(read, remaining))
             try:
                 response = self.session.request(
                     method,
@@ -465,18 +506,21 @@ class Client:
                     json=json,
                     headers=self.headers(beta),
                     auth=self._auth,
-                    timeout=self.timeout,
+                    timeout=timeout,
                     # A redirect would carry the key to wherever it points (requests strips only
                     # Authorization, not Azure's api-key); a base URL that redirects is a mistake to report.
                     allow_redirects=False,
+                    stream=True,
                 )
+                self._read_body(response, deadline, url)
             except (
                 requests.ConnectionError,
                 requests.Timeout,
                 requests.exceptions.ChunkedEncodingError,
             ) as e:
+                self._remaining(deadline, url)  # past the deadline: say so, rather than "timed out"
                 error = APIConnectionError(
-                    f"Could not reach {_host(url)}: {_describe_connection_failure(e, self.timeout)}"
+                    f"Could not reach {_host(url)}: {_describe_connection_failure(e, timeout)}"
                 )
                 if attempt >= self.max_retries:
                     raise error from e
@@ -526,8 +570,51 @@ class Client:
                     self.max_retries,
                     wait,
                 )
+            if time.monotonic() + wait >= deadline:
+                self._remaining(deadline - wait, url)
             self.sleep(wait)
             attempt += 1
+
+    def _remaining(self, deadline: float, url: str) -> float:
+        """Seconds left before the deadline; DeadlineExceeded when none are."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineExceeded(f"{_host(url)} did not answer within {self.deadline:g} s")
+        return remaining
+
+    def _read_body(self, response: requests.Response, deadline: float, url: str) -> None:
+        """Read the answer's body into the response, within the deadline and the size limit.
+
+        A watchdog shuts the socket at the deadline, so that a read blocked on a server that sends one
+        byte every few seconds ends then, rather than a read timeout after the last byte.
+        """
+        limit = self.max_response_bytes
+        declared = response.headers.get("content-length", "")
+        too_large = ResponseTooLarge(
+            f"The answer of {_host(url)} is larger than {limit:,} bytes; it was not read",
+            status=response.status_code,
+        )
+        if declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise too_large
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _abort, args=(response,))
+        watchdog.daemon = True
+        watchdog.start()
+        chunks, size = [], 0
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    response.close()
+                    raise too_large
+                chunks.append(chunk)
+        except (requests.RequestException, OSError):
+            self._remaining(deadline, url)
+            raise
+        finally:
+            watchdog.cancel()
+        self._remaining(deadline, url)
+        response._content = b"".join(chunks)
 
     def _retry_wait(self, response: requests.Response, error: APIError, attempt: int) -> float | None:
         """Seconds to wait before retrying, or None when the error should be raised now."""

@@ -8,6 +8,7 @@ Celery.
 import logging
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.utils import timezone
 
 from . import engine, kinds, outcomes
@@ -231,9 +232,10 @@ def verify_credential(credential: Credential) -> tuple[bool, str]:
 
 
 def web_client(credential: Credential, *, max_wait: float = WEB_MAX_WAIT) -> Client:
-    """A client for a request a person waits on: it waits at most a few seconds for a rate limit."""
+    """A client for a request a person waits on: it waits at most a few seconds for a rate limit, and
+    every call ends within OPENAI_WEB_DEADLINE."""
     try:
-        return Client.for_credential(credential, max_wait=max_wait)
+        return Client.for_credential(credential, max_wait=max_wait, deadline=settings.OPENAI_WEB_DEADLINE)
     except ValueError as error:  # the stored key cannot be decrypted (the encryption keys changed)
         raise APIError(str(error), code="key_unreadable") from None
 

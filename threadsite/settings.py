@@ -162,6 +162,12 @@ OPENAI_DEFAULT_BASE_URL = envstr("OPENAI_BASE_URL", "https://api.openai.com/v1")
 OPENAI_CONNECT_TIMEOUT = envint("OPENAI_CONNECT_TIMEOUT", 5, minimum=1)
 OPENAI_READ_TIMEOUT = envint("OPENAI_READ_TIMEOUT", 30, minimum=1)
 OPENAI_MAX_RETRIES = envint("OPENAI_MAX_RETRIES", 2, minimum=0)
+# Every API call a page waits on ends within this many seconds, retries and body included (keep it well
+# under the server's worker timeout); background work has its own, longer deadline.
+OPENAI_WEB_DEADLINE = envint("OPENAI_WEB_DEADLINE", 10, minimum=1)
+OPENAI_TASK_DEADLINE = envint("OPENAI_TASK_DEADLINE", 300, minimum=1)
+# The largest answer the client reads, in bytes.
+OPENAI_MAX_RESPONSE_BYTES = envint("OPENAI_MAX_RESPONSE_BYTES", 20 * 1024 * 1024, minimum=1024)
 # Imports of more IDs than this are checked against the API by a background task.
 IMPORT_INLINE_CHECK_LIMIT = envint("THREADSITE_IMPORT_INLINE_CHECK_LIMIT", 20, minimum=0)
 # Largest import accepted at once, in bytes.

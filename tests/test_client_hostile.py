@@ -1,0 +1,136 @@
+"""The client against servers that misbehave on purpose: a body dripped a byte at a time, no headers at
+all, an endless body, a key echoed in a 2xx answer. Every call ends within its deadline, reads at most
+its limit, and never lets the key out."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from threads_app.client import APIError, Client, DeadlineExceeded, InvalidResponse, ResponseTooLarge
+
+KEY = "sk-hostile-test-key-1234567890"
+
+
+class HostileServer:
+    """A socket server that answers every connection with `behaviour(connection)` until stopped."""
+
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/v1"
+
+    def serve(self):
+        while not self.stopped.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self.answer, args=(connection,), daemon=True).start()
+
+    def answer(self, connection):
+        try:
+            connection.recv(65536)
+            self.behaviour(connection, self.stopped)
+        except OSError:
+            pass
+        finally:
+            connection.close()
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join()
+        self.listener.close()
+
+
+@pytest.fixture
+def hostile():
+    servers = []
+
+    def start(behaviour):
+        servers.append(HostileServer(behaviour))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def drip(connection, stopped):
+    connection.sendall(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n"
+    )
+    while not stopped.wait(0.2):
+        connection.sendall(b" ")
+
+
+def silent(connection, stopped):
+    stopped.wait(30)
+
+
+def endless(connection, stopped):
+    connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n[")
+    chunk = b"0," * 32768
+    while not stopped.is_set():
+        connection.sendall(chunk)
+
+
+def echo_key(connection, stopped):
+    body = f"debug: Authorization: Bearer {KEY}".encode()
+    connection.sendall(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+def client(server, **options):
+    return Client(base_url=server.base_url, api_key=KEY, max_retries=2, **options)
+
+
+@pytest.mark.parametrize("behaviour", [drip, silent], ids=["dripped body", "no headers"])
+def test_a_call_ends_at_its_deadline_whatever_the_server_does(hostile, behaviour):
+    server = hostile(behaviour)
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match=r"did not answer within 1 s"):
+        client(server, deadline=1, timeout=(1, 30)).get("/threads/thread_abc")
+    assert time.monotonic() - started < 1.5
+
+
+def test_an_answer_larger_than_the_limit_is_not_read(hostile):
+    server = hostile(endless)
+    with pytest.raises(ResponseTooLarge, match="larger than 1,048,576 bytes"):
+        client(server, deadline=10, max_response_bytes=1024 * 1024).get("/threads/thread_abc")
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_reading(hostile):
+    server = hostile(drip)
+    started = time.monotonic()
+    with pytest.raises(ResponseTooLarge):
+        client(server, deadline=10, max_response_bytes=1024).get("/threads/thread_abc")
+    assert time.monotonic() - started < 1
+
+
+def test_a_key_echoed_in_a_2xx_answer_is_masked(hostile, caplog):
+    server = hostile(echo_key)
+    with pytest.raises(InvalidResponse) as raised:
+        client(server, deadline=5).get("/threads/thread_abc")
+    assert KEY not in str(raised.value) and KEY not in raised.value.message
+    assert "sk-" in str(raised.value) and "7890" in str(raised.value)
+    assert KEY not in caplog.text
+
+
+def test_a_deadline_error_is_an_api_error_that_pages_show(hostile):
+    from threads_app import outcomes
+
+    server = hostile(silent)
+    with pytest.raises(APIError) as raised:
+        client(server, deadline=1).get("/threads/thread_abc")
+    outcome = outcomes.classify(raised.value)
+    assert outcome.kind == "unavailable" and "did not answer within 1 s" in outcome.message
