@@ -66,7 +66,7 @@ def hostile():
 
 def drip(connection, stopped):
     connection.sendall(
-        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000000\r\n\r\n"
     )
     while not stopped.wait(0.2):
         connection.sendall(b" ")
