@@ -101,3 +101,32 @@ def test_no_junk_gives_a_server_error(client, simulator, db, who):
     # Junk never registers, renames or deletes anything.
     assert list(Thread.objects.values_list("remote_id", flat=True)) == [remote["id"]]
     assert list(Credential.objects.values_list("name", flat=True)) == ["alpha"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "after=WyI5OTk5LTk5LTk5VDAwOjAwOjAwIiwxXQ",  # ["9999-99-99T00:00:00", 1]: no such moment
+        "after=WyJ4Iiw5MjIzMzcyMDM2ODU0Nzc1ODA4XQ&sort=title",  # ["x", 2**63]: past a 64-bit row id
+    ],
+)
+def test_impossible_cursors_are_a_400(admin_client, query):
+    response = admin_client.get(f"/?{query}")
+    assert response.status_code == 400 and "This page link is broken" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"id": "thread_abc123", "title": "' + "x," * 70_000 + '"}',  # one line past the csv field limit
+        "[" * 100_000 + "]" * 100_000,  # nested past Python's recursion limit
+        "id,title\nthread_abc123," + "y" * 140_000,  # a CSV field past the limit
+    ],
+    ids=["long JSON line with commas", "deeply nested JSON", "long CSV field"],
+)
+def test_pathological_imports_are_refused_or_scanned_never_a_500(admin_client, credential, text):
+    from threads_app.models import Thread
+
+    response = admin_client.post("/threads/import/", {"credential": credential.pk, "text": text})
+    assert response.status_code == 200
+    assert Thread.objects.count() <= 1

@@ -118,7 +118,10 @@ def _csv_header(lines):
         return None
     # The header row alone decides the delimiter; quoting follows the CSV standard (RFC 4180).
     delimiter = max(",;\t", key=first.count)
-    names = [name.strip().lower() for name in next(csv.reader([first], delimiter=delimiter))]
+    try:
+        names = [name.strip().lower() for name in next(csv.reader([first], delimiter=delimiter))]
+    except csv.Error:  # a field past the csv module's limit: not a header row
+        return None
     if not any(name in ID_FIELDS for name in names):
         return None
     return names, delimiter
@@ -128,7 +131,7 @@ def _parse_csv(lines, header, parsed):
     names, delimiter = header
     start = next(i for i, line in enumerate(lines) if line.strip())
     reader = csv.reader(lines[start + 1 :], delimiter=delimiter)
-    for offset, values in enumerate(reader):
+    for offset, values in enumerate(_rows(reader, parsed, start)):
         number = start + 2 + offset
         if not any(value.strip() for value in values):
             continue
@@ -136,16 +139,29 @@ def _parse_csv(lines, header, parsed):
         if "metadata" in record and record["metadata"]:
             try:
                 record["metadata"] = json.loads(record["metadata"])
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 parsed.errors.append(f"Line {number}: the metadata column is not a JSON object.")
                 continue
         _add_record(parsed, record, number)
 
 
+def _rows(reader, parsed, start):
+    """The reader's rows, until one it cannot read (a field past the csv module's limit): that refuses
+    the input with the line's number."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            parsed.errors.append(f"Line {start + 1 + reader.line_num}: {error}.")
+            return
+
+
 def _json_record(text):
     try:
         record = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # not JSON, or nested past Python's limit
         return None
     if not isinstance(record, dict) or not any(isinstance(record.get(f), str) for f in ID_FIELDS):
         return None

@@ -66,6 +66,10 @@ class BadCursor(ValueError):
     pass
 
 
+# Row ids are 64-bit signed integers; a larger one in a cursor would overflow the query.
+MAX_ROW_ID = 2**63 - 1
+
+
 def encode_cursor(sort_key: SortKey, thread: Thread) -> str:
     value = getattr(thread, sort_key.field)
     if isinstance(value, datetime):
@@ -81,13 +85,16 @@ def decode_cursor(sort_key: SortKey, token: str) -> tuple:
         value, pk = json.loads(raw)
     except (binascii.Error, ValueError, TypeError):
         raise BadCursor("not a page cursor") from None
-    if not isinstance(pk, int) or isinstance(pk, bool) or pk < 1:
-        raise BadCursor("its row id is not a positive number")
+    if not isinstance(pk, int) or isinstance(pk, bool) or not 1 <= pk <= MAX_ROW_ID:
+        raise BadCursor("its row id is not a row id")
     if value is None:
         if not sort_key.nullable:
             raise BadCursor(f"{sort_key.label.lower()} cannot be empty")
     elif sort_key.is_datetime:
-        parsed = parse_datetime(value) if isinstance(value, str) else None
+        try:
+            parsed = parse_datetime(value) if isinstance(value, str) else None
+        except ValueError:  # well formed, but no such moment (month 99)
+            parsed = None
         if parsed is None:
             raise BadCursor("its position is not a date and time")
         value = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.UTC)
