@@ -76,6 +76,11 @@ def test_the_key_is_never_rendered_back_and_blank_keeps_it(admin_client, alpha):
         ({"name": "ok", "api_key": KEY, "organization_id": "acme"}, "start with org-"),
         ({"name": "ok"}, "This field is required"),
         ({"name": "ok", "api_key": KEY, "concurrency": "0"}, "greater than or equal to 1"),
+        ({"name": "ok", "api_key": KEY, "organization_id": "org-a\r\nX-Evil: 1"}, "only letters, digits"),
+        ({"name": "ok", "api_key": KEY, "project_id": "proj_é"}, "only letters, digits"),
+        ({"name": "ok", "api_key": KEY, "azure_api_version": "2024\r\nX: y"}, "only letters, digits"),
+        ({"name": "ok", "api_key": "sk-" + "a" * 100_000}, "at most 512 plain ASCII characters"),
+        ({"name": "ok", "api_key": "sk-ключ-12345678"}, "at most 512 plain ASCII characters"),
         ({"name": "ok", "api_key": KEY, "requests_per_minute": "-5"}, "greater than or equal to 0"),
     ],
 )

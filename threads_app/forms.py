@@ -1,3 +1,5 @@
+import re
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -24,6 +26,19 @@ def owner_field(**kwargs):
         empty_label="Unassigned",
         **kwargs,
     )
+
+
+# Sent in a header with every request: letters, digits and - _ . : only, so that nothing can break the
+# header or the request line (a line break, a non-ASCII character).
+HEADER_VALUE = re.compile(r"[A-Za-z0-9_.:-]*")
+MAX_KEY_LENGTH = 512
+
+
+def header_value(value: str, what: str) -> str:
+    value = value.strip()
+    if not HEADER_VALUE.fullmatch(value):
+        raise forms.ValidationError(f"{what} hold only letters, digits and - _ . :")
+    return value
 
 
 class CredentialForm(forms.ModelForm):
@@ -93,13 +108,23 @@ class CredentialForm(forms.ModelForm):
         key = self.cleaned_data["api_key"]
         if key and (len(key) < 8 or any(ch.isspace() for ch in key)):
             raise forms.ValidationError("That does not look like an API key (too short, or has spaces).")
+        if key and (len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.isprintable()):
+            raise forms.ValidationError(
+                f"That does not look like an API key (at most {MAX_KEY_LENGTH} plain ASCII characters)."
+            )
         return key
 
     def clean_organization_id(self):
-        value = self.cleaned_data["organization_id"].strip()
+        value = header_value(self.cleaned_data["organization_id"], "Organization IDs")
         if value and not value.startswith("org-"):
             raise forms.ValidationError("Organization IDs start with org-.")
         return value
+
+    def clean_project_id(self):
+        return header_value(self.cleaned_data["project_id"], "Project IDs")
+
+    def clean_azure_api_version(self):
+        return header_value(self.cleaned_data["azure_api_version"], "API versions")
 
     def save(self, commit=True):
         credential = super().save(commit=False)
@@ -438,3 +463,118 @@ class DeleteThreadForm(forms.Form):
             "stays stored; it costs one request per item."
         ),
     )
+
+
+# --- Bulk deletion: a selection from the list, and the options a job is made with ------------------------
+
+# Ticked rows travel in the query string, one `ids=` each. A page holds 50 rows; more than this many picks
+# is not a list someone ticked, and Django refuses more than DATA_UPLOAD_MAX_NUMBER_FIELDS (1,000) anyway.
+MAX_PICKED_IDS = 500
+
+
+class PickedIdsField(forms.Field):
+    """Thread primary keys, `ids=1&ids=2…`: positive integers, duplicates dropped, order kept."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        if not value:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        pks = []
+        for raw in value:
+            raw = raw.strip()
+            if not (raw.isascii() and raw.isdecimal()) or len(raw) > 18 or int(raw) < 1:
+                raise forms.ValidationError("The ticked threads are not a list of row numbers (ids=…).")
+            pks.append(int(raw))
+        return list(dict.fromkeys(pks))
+
+    def validate(self, value):
+        super().validate(value)
+        if len(value) > MAX_PICKED_IDS:
+            raise forms.ValidationError(
+                f"{len(value):,} threads were ticked; at most {MAX_PICKED_IDS:,} can be picked one by one. "
+                "Use “Select all matching this filter” instead."
+            )
+
+
+class DeletionSelectionForm(forms.Form):
+    """What a deletion job is to take: ticked rows (`ids`), or everything matching the list's filters
+    (`all=1`, the filters read by ThreadFilterForm from the same query string)."""
+
+    ids = PickedIdsField(required=False)
+    all = forms.CharField(required=False, max_length=10)
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        ids, everything = cleaned.get("ids") or [], cleaned.get("all")
+        if everything not in ("", "1"):
+            raise forms.ValidationError(
+                "“all” takes every thread matching the filters: all=1, or leave it out."
+            )
+        if ids and everything:
+            raise forms.ValidationError("Tick threads or take every thread matching the filters, not both.")
+        if not ids and not everything:
+            raise forms.ValidationError(
+                "Nothing is selected: tick threads in the list, or use “Select all matching this filter”."
+            )
+        return cleaned
+
+
+def parse_count(text: str) -> int | None:
+    """A count as people type it: digits, perhaps grouped by commas, spaces or underscores."""
+    digits = "".join(text.split()).replace(",", "").replace("_", "")
+    if not digits or not (digits.isascii() and digits.isdecimal()) or len(digits) > 12:
+        return None
+    return int(digits)
+
+
+class DeletionJobForm(forms.Form):
+    """The options of a deletion job, and the count the admin types to start it."""
+
+    delete_items = forms.BooleanField(
+        label="Also delete conversations’ items",
+        required=False,
+        initial=True,
+        help_text=(
+            "The API keeps a conversation’s items after the conversation is deleted; with this on, each item "
+            "is deleted first (one request per item)."
+        ),
+    )
+    archive = forms.BooleanField(
+        label="Archive each transcript before deleting",
+        required=False,
+        help_text="Reads every message first and keeps it here, downloadable as JSON Lines. Slower.",
+    )
+    verify_all = forms.BooleanField(
+        label="Confirm every deletion with a lookup (slower)",
+        required=False,
+        help_text="Otherwise one deletion in 20 is confirmed by asking for the thread again.",
+    )
+    confirm_count = forms.CharField(
+        label="Number of threads to delete",
+        max_length=30,
+        required=False,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off", "size": 10}),
+    )
+
+    def __init__(self, *args, count: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.count = count
+
+    def clean_confirm_count(self):
+        text = self.cleaned_data["confirm_count"]
+        if not text.strip():
+            raise forms.ValidationError(f"Type the number of threads, {self.count:,}, to start.")
+        typed = parse_count(text)
+        if typed is None:
+            raise forms.ValidationError(f"Type the number as digits: {self.count:,}.")
+        if typed != self.count:
+            raise forms.ValidationError(
+                f"You typed {typed:,}, but the selection holds {self.count:,} threads. "
+                f"Type {self.count:,} to delete them."
+            )
+        return typed
