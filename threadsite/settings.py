@@ -108,7 +108,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG or TESTING
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        else "threadsite.static_storage.StaticFilesStorage"
     },
 }
 # Without collectstatic (the demo, tests) whitenoise serves straight from the finders, and its warning
