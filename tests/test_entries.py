@@ -605,3 +605,19 @@ def test_the_module_names_its_part_types():
         "widget",
         "other",
     )
+
+
+def test_a_list_that_never_ends_is_stopped_at_the_caps():
+    from threads_app.entries import Page, PagingLimit, follow_pages
+
+    def endless(cursor):
+        n = int(cursor or 0) + 1
+        return Page(entries=[n], first_id=str(n), last_id=str(n), has_more=True)
+
+    pages = follow_pages(endless, max_pages=5)
+    with pytest.raises(PagingLimit, match="still listing after 5 pages"):
+        list(pages)
+    with pytest.raises(PagingLimit, match="after 0 s"):
+        list(follow_pages(endless, max_seconds=0))
+    repeating = follow_pages(lambda cursor: Page(entries=[1], first_id="a", last_id="a", has_more=True))
+    assert len(list(repeating)) == 2, "a cursor given twice ends the list"

@@ -9,12 +9,13 @@ their raw data), pages without cursors and timestamps in odd formats do not brea
 
 import json
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .client import InvalidResponse
+from .client import APIError, InvalidResponse
 
 PART_TYPES = ("text", "refusal", "file", "image", "tool_call", "tool_output", "widget", "other")
 
@@ -165,16 +166,45 @@ def parse_page(payload: dict, parse: Callable[[dict], Any], limit: int) -> Page:
     return Page(entries=entries, first_id=first_id, last_id=last_id, has_more=has_more)
 
 
-def follow_pages(fetch: Callable[[str | None], Page]) -> Iterator[Page]:
-    """Every page from the first on. Stops if a server hands back a cursor it already gave (a loop)."""
-    cursor, seen = None, set()
+# A loop over pages stops at these, whatever the API keeps answering (`has_more` for ever, a new cursor
+# each time): 1,000 pages of 100 entries is far past any real thread.
+MAX_PAGES = 1000
+MAX_ENTRIES = 100_000
+
+
+class PagingLimit(APIError):
+    """A list went on past the caps of `follow_pages`; what was read so far is all there is."""
+
+
+def follow_pages(
+    fetch: Callable[[str | None], Page],
+    *,
+    max_pages: int = MAX_PAGES,
+    max_entries: int = MAX_ENTRIES,
+    max_seconds: float | None = None,
+) -> Iterator[Page]:
+    """Every page from the first on. Stops if a server hands back a cursor it already gave (a loop), and
+    raises PagingLimit past `max_pages` pages, `max_entries` entries or `max_seconds` seconds."""
+    cursor, seen, pages, entries = None, set(), 0, 0
+    started = time.monotonic()
     while True:
         page = fetch(cursor)
+        pages, entries = pages + 1, entries + len(page.entries)
         yield page
         cursor = page.next_cursor
         if cursor is None or cursor in seen or not page.entries:
             return
         seen.add(cursor)
+        if pages >= max_pages or entries >= max_entries:
+            raise PagingLimit(
+                f"The API was still listing after {pages:,} pages ({entries:,} entries); stopped there",
+                status=200,
+            )
+        if max_seconds is not None and time.monotonic() - started >= max_seconds:
+            raise PagingLimit(
+                f"The API was still listing after {max_seconds:g} s ({pages:,} pages); stopped there",
+                status=200,
+            )
 
 
 # --- Thread objects -------------------------------------------------------------------------------

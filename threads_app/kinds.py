@@ -29,6 +29,8 @@ from .metadata import validate as validate_metadata
 from .models import Thread
 
 MAX_PAGE_SIZE = 100
+# A project may hold many ChatKit threads: discovery reads up to a million.
+DISCOVERY_MAX_PAGES = 10_000
 
 
 class NotSupported(Exception):
@@ -120,10 +122,13 @@ class Adapter:
         payload = client.get(self.entries_path(remote_id), params=params, beta=self.beta)
         return parse_page(payload, self.entry, size)
 
-    def iter_entries(self, client: Client, remote_id: str, order: str = "asc") -> Iterator[Entry]:
-        """Every entry of the thread, oldest first by default (for exports)."""
+    def iter_entries(
+        self, client: Client, remote_id: str, order: str = "asc", *, max_seconds: float | None = None
+    ) -> Iterator[Entry]:
+        """Every entry of the thread, oldest first by default (for exports), within follow_pages' caps."""
         for page in follow_pages(
-            lambda after: self.page(client, remote_id, limit=MAX_PAGE_SIZE, after=after, order=order)
+            lambda after: self.page(client, remote_id, limit=MAX_PAGE_SIZE, after=after, order=order),
+            max_seconds=max_seconds,
         ):
             yield from page.entries
 
@@ -265,7 +270,10 @@ class ChatKitThreads(Adapter):
             )
 
         # A generator of its own, so that the NotSupported of other kinds is raised on the call, not later.
-        return (thread for page in follow_pages(fetch) for thread in page.entries)
+        pages = follow_pages(
+            fetch, max_pages=DISCOVERY_MAX_PAGES, max_entries=DISCOVERY_MAX_PAGES * MAX_PAGE_SIZE
+        )
+        return (thread for page in pages for thread in page.entries)
 
 
 ADAPTERS: dict[str, Adapter] = {
