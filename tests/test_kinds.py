@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from threads_app.client import Client, NotFound
+from threads_app.client import APIError, Client, NotFound
 from threads_app.entries import Entry, Page, RemoteThread
 from threads_app.kinds import (
     ADAPTERS,
@@ -117,9 +117,26 @@ def test_adapters_are_found_by_kind_or_by_thread(credential):
         adapter_for("fax")
 
 
-def test_paths_quote_ids_so_they_cannot_reach_other_endpoints():
-    assert assistants.thread_path("thread_1/../../files") == "/threads/thread_1%2F..%2F..%2Ffiles"
-    assert chatkit.entries_path("cthr_abc") == "/chatkit/threads/cthr_abc/items"
+@pytest.mark.parametrize(
+    "remote_id",
+    [
+        "",
+        "thread_1/../../files",
+        "../../threads/x",
+        "thread_abc\r\nX: y",
+        "conv_abcdef123",
+        "thread_" + "a" * 300,
+    ],
+)
+def test_a_malformed_id_never_changes_which_endpoint_is_called(remote_id):
+    with pytest.raises(APIError, match="is not a valid Assistants thread ID; nothing was sent") as raised:
+        assistants.thread_path(remote_id)
+    assert raised.value.code == "invalid_id"
+
+
+def test_paths_are_built_from_valid_ids():
+    assert chatkit.entries_path("cthr_abc123") == "/chatkit/threads/cthr_abc123/items"
+    assert assistants.thread_path("thread_abc123") == "/threads/thread_abc123"
 
 
 def test_what_a_kind_cannot_do_is_refused_before_any_request():

@@ -118,3 +118,19 @@ def test_discovery_registers_new_chatkit_threads_with_their_end_user(simulator, 
     )
     assert discovered.remote_created_at is not None
     assert sync.discover(alpha).added == 0
+
+
+def test_discovery_stores_only_valid_ids_and_clips_what_the_api_lists(simulator, alpha):
+    state = simulator.state
+    good = state.create_chatkit_thread("proj_alpha", user="customer", title="T" * 500)
+    state.chatkit_threads[good["id"]].data["metadata"] = {f"k{n}": "v" * 900 for n in range(200)}
+    for bad_id in ["", "cthr_abc\r\nX-Evil: 1", 'cthr_"<img src=x>', "../../threads/x", "cthr_" + "a" * 300]:
+        record = state.create_chatkit_thread("proj_alpha", user="hostile")
+        record["id"] = bad_id  # what a hostile server could list
+
+    report = sync.discover(alpha)
+
+    assert report.seen == 6 and report.added == 1
+    stored = Thread.objects.get()
+    assert stored.remote_id == good["id"] and len(stored.title) == 300
+    assert len(stored.metadata) == 16 and all(len(value) == 512 for value in stored.metadata.values())

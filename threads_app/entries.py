@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from . import metadata as metadata_rules
 from .client import APIError, InvalidResponse
 
 PART_TYPES = ("text", "refusal", "file", "image", "tool_call", "tool_output", "widget", "other")
 
 
-# Limits that OpenAI documents for metadata on every object that has it.
 @dataclass(frozen=True)
 class Annotation:
     """A citation or file reference inside a text part; `start`/`end` index the part's text when known."""
@@ -146,8 +146,16 @@ def items_of(value) -> list:
 
 
 def clean_metadata(value) -> dict:
-    """Metadata as a dict of strings; null (which the spec allows) becomes {}."""
-    return {str(key): text_of(item) for key, item in mapping(value).items()}
+    """Metadata as a dict of strings within the API's own limits (16 pairs, keys of 64 characters, values
+    of 512), whatever a server sends; null (which the spec allows) becomes {}."""
+    cleaned = {}
+    for key, item in mapping(value).items():
+        key = str(key)[: metadata_rules.MAX_KEY]
+        if key and key not in cleaned:
+            cleaned[key] = text_of(item)[: metadata_rules.MAX_VALUE]
+        if len(cleaned) == metadata_rules.MAX_PAIRS:
+            break
+    return cleaned
 
 
 def parse_page(payload: dict, parse: Callable[[dict], Any], limit: int) -> Page:

@@ -11,6 +11,7 @@ from urllib.parse import quote, urlsplit
 
 from django.utils import timezone
 
+from . import ids
 from .client import APIError, Client, NotFound
 from .entries import (
     Entry,
@@ -77,7 +78,16 @@ class Adapter:
         return f"<{type(self).__name__}>"
 
     def thread_path(self, remote_id: str) -> str:
-        # IDs reach here validated, but quoting keeps a stray "/" or ".." from addressing another endpoint.
+        # Whatever put an ID in the registry, a malformed one never reaches the API: an empty ID would
+        # address the list endpoint, a "../x" another one. Quoting is the second line of defence.
+        try:
+            valid = ids.kind_of(remote_id) == self.kind and remote_id == remote_id.strip()
+        except ids.InvalidId:
+            valid = False
+        if not valid:
+            raise APIError(
+                f"{remote_id[:80]!r} is not a valid {self.label} ID; nothing was sent", code="invalid_id"
+            )
         return f"/{self.collection}/{quote(remote_id, safe='')}"
 
     def entries_path(self, remote_id: str) -> str:

@@ -86,7 +86,7 @@ def decode_cursor(sort_key: SortKey, token: str) -> tuple:
     except (binascii.Error, ValueError, TypeError):
         raise BadCursor("not a page cursor") from None
     if not isinstance(pk, int) or isinstance(pk, bool) or not 1 <= pk <= MAX_ROW_ID:
-        raise BadCursor("its row id is not a row id")
+        raise BadCursor("its row id is not a positive number of 64 bits")
     if value is None:
         if not sort_key.nullable:
             raise BadCursor(f"{sort_key.label.lower()} cannot be empty")

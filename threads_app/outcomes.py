@@ -79,6 +79,8 @@ def classify(error: Exception) -> Outcome:
         return Outcome(
             "unavailable", Thread.Check.ERROR, f"The API could not be reached or failed: {detail}", detail
         )
+    if error.code == "invalid_id":
+        return invalid(detail)
     if error.code == "key_unreadable":
         return Outcome(
             "refused", Thread.Check.BAD_KEY, f"The credential’s key cannot be used: {detail}", detail

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from . import engine, kinds, outcomes
+from . import engine, ids, kinds, outcomes
 from .client import APIError, Client, NotFound
 from .entries import Page, RemoteThread
 from .metadata import InvalidMetadata
@@ -368,6 +368,15 @@ def discover(credential: Credential, *, added_by=None) -> DiscoveryReport:
     return report
 
 
+def _is_id_of(remote_id: str, kind: str) -> bool:
+    """Whether a listed ID passes the same check as a typed one (a server may list anything)."""
+    try:
+        return ids.kind_of(remote_id) == kind and remote_id == remote_id.strip()
+    except ids.InvalidId:
+        logger.warning("Discovery skipped a malformed ID %r", remote_id[:120])
+        return False
+
+
 def _register_discovered(adapter, credential, remotes, now, added_by) -> int:
     if not remotes:
         return 0
@@ -376,7 +385,7 @@ def _register_discovered(adapter, credential, remotes, now, added_by) -> int:
     )
     new = []
     for remote in remotes:
-        if remote.id in known:
+        if remote.id in known or not _is_id_of(remote.id, adapter.kind):
             continue
         activity, source = adapter.last_activity(remote, None)
         new.append(
