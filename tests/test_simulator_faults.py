@@ -1,10 +1,14 @@
 """The simulator's misbehaviour on demand: the rate limit, queued and random faults, drops, delays."""
 
+import pickle
+import re
 import socket
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+
+from threads_app.simulator import SimulatorConfig, running_simulator
 
 
 def get(simulator, api_key, path="/conversations/conv_missing", *, timeout=5.0, headers=None):
@@ -144,3 +148,161 @@ def test_a_slow_fault_and_the_latency_delay_the_answer(simulator, sim_key):
         get(simulator, sim_key("proj_alpha"), timeout=0.05)
     simulator.config.latency_ms = 0
     assert get(simulator, sim_key("proj_alpha")).status_code == 404
+
+
+# --- Dropped after the work is done --------------------------------------------------------------------
+
+
+def delete(simulator, api_key, path, *, session=None):
+    headers = {"Authorization": f"Bearer {api_key}", "OpenAI-Beta": "assistants=v2"}
+    return (session or requests).delete(simulator.base_url + path, headers=headers, timeout=5)
+
+
+def test_a_drop_after_carries_the_delete_out_and_loses_its_answer(simulator, sim_key):
+    conversation = simulator.state.create_conversation("proj_alpha")
+    path = f"/conversations/{conversation['id']}"
+    simulator.state.enqueue_faults("drop_after")
+
+    with pytest.raises(requests.ConnectionError):
+        delete(simulator, sim_key("proj_alpha"), path)
+
+    assert simulator.state.conversations[conversation["id"]].deleted  # done, though never answered
+    assert delete(simulator, sim_key("proj_alpha"), path).status_code == 404  # the client's retry
+    dropped, retried = simulator.state.request_log
+    assert dropped == ("DELETE", "/v1" + path, None)  # the client got nothing
+    assert (dropped.outcome, dropped.unanswered_but_done) == (200, True)
+    assert (retried.status, retried.outcome, retried.unanswered_but_done) == (404, 404, False)
+
+
+def test_the_log_tells_a_drop_before_from_a_drop_after(simulator, sim_key):
+    simulator.state.enqueue_faults("drop", "drop_after", "500")
+    for _ in range(2):
+        with pytest.raises(requests.ConnectionError):
+            get(simulator, sim_key("proj_alpha"))
+    assert get(simulator, sim_key("proj_alpha")).status_code == 500
+
+    log = simulator.state.request_log
+    assert [(entry.status, entry.outcome) for entry in log] == [(None, None), (None, 404), (500, 500)]
+    assert [entry.unanswered_but_done for entry in log] == [False, True, False]
+
+
+def test_a_drop_after_sends_not_a_byte(simulator, sim_key):
+    thread = simulator.state.create_chatkit_thread("proj_alpha", user="user_ada")
+    simulator.state.enqueue_faults("drop_after")
+    address = urlsplit(simulator.base_url)
+    request = (
+        f"DELETE /v1/chatkit/threads/{thread['id']} HTTP/1.1\r\nHost: sim\r\n"
+        f"Authorization: Bearer {sim_key('proj_alpha')}\r\nOpenAI-Beta: chatkit_beta=v1\r\n\r\n"
+    )
+    with socket.create_connection((address.hostname, address.port), timeout=5) as connection:
+        connection.sendall(request.encode())
+        assert connection.recv(1024) == b""
+    assert thread["id"] not in simulator.state.chatkit_threads
+
+
+def test_a_drop_after_still_passes_the_rate_limit_first(simulator, sim_key, sim_clock):
+    simulator.config.rate_limit_per_minute = 1
+    thread = simulator.state.create_thread("proj_alpha")
+    assert get(simulator, sim_key("proj_alpha")).status_code == 404  # the one request of the minute
+    simulator.state.enqueue_faults("drop_after")
+
+    with pytest.raises(requests.ConnectionError):
+        delete(simulator, sim_key("proj_alpha"), f"/threads/{thread['id']}")
+
+    assert thread["id"] in simulator.state.threads  # refused, so nothing was done
+    assert simulator.state.request_log[-1].outcome == 429
+
+
+def test_random_drops_after_follow_their_rate(simulator, sim_key):
+    simulator.config.drop_after_rate = 1.0
+    threads = [simulator.state.create_thread("proj_alpha") for _ in range(5)]
+    for thread in threads:
+        with pytest.raises(requests.ConnectionError):
+            delete(simulator, sim_key("proj_alpha"), f"/threads/{thread['id']}")
+    assert simulator.state.threads == {}
+    assert all(entry.unanswered_but_done for entry in simulator.state.request_log)
+
+    simulator.config.drop_after_rate = 0.0
+    assert get(simulator, sim_key("proj_alpha")).status_code == 404
+
+
+def test_drop_after_rate_must_be_a_share():
+    with pytest.raises(ValueError, match="drop_after_rate must be between 0 and 1"):
+        SimulatorConfig(drop_after_rate=1.5)
+
+
+def test_the_log_pickles_with_what_was_done(simulator, sim_key):
+    # A benchmark reads the log of a simulator in another process, through pickle.
+    simulator.state.enqueue_faults("drop_after")
+    with pytest.raises(requests.ConnectionError):
+        get(simulator, sim_key("proj_alpha"))
+    (entry,) = pickle.loads(pickle.dumps(simulator.state.request_log))  # noqa: S301 - made just above
+    assert (tuple(entry), entry.outcome) == (("GET", "/v1/conversations/conv_missing", None), 404)
+
+
+# --- Kept-alive connections -------------------------------------------------------------------------------
+
+
+def raw_exchange(connection, request: bytes) -> bytes:
+    """Send one request and read its whole answer (headers and a Content-Length body)."""
+    connection.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head
+
+
+def test_a_connection_serves_requests_until_the_client_asks_to_close(simulator, sim_key):
+    address = urlsplit(simulator.base_url)
+    request = (
+        f"GET /v1/conversations/conv_x HTTP/1.1\r\nHost: sim\r\nAuthorization: Bearer {sim_key('proj_alpha')}"
+    )
+    with socket.create_connection((address.hostname, address.port), timeout=5) as connection:
+        for _ in range(3):
+            head = raw_exchange(connection, f"{request}\r\n\r\n".encode())
+            assert head.startswith(b"HTTP/1.1 404")
+            assert b"connection: close" not in head.lower()
+        head = raw_exchange(connection, f"{request}\r\nConnection: close\r\n\r\n".encode())
+        assert b"connection: close" in head.lower()
+        assert connection.recv(1024) == b""
+    assert [status for _, _, status in simulator.state.request_log] == [404] * 4
+
+
+def test_an_http_1_0_request_gets_one_answer_and_the_connection_closed(simulator, sim_key):
+    address = urlsplit(simulator.base_url)
+    with socket.create_connection((address.hostname, address.port), timeout=5) as connection:
+        head = raw_exchange(connection, b"GET /v1/chatkit/threads HTTP/1.0\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 401")
+        assert connection.recv(1024) == b""
+
+
+def test_a_session_reuses_its_connection_and_a_drop_on_it_is_a_connection_error(simulator, sim_key):
+    conversation = simulator.state.create_conversation("proj_alpha", items=[("user", "Hi")])
+    path = f"/conversations/{conversation['id']}"
+    with requests.Session() as session:
+        first = session.get(
+            simulator.base_url + path, headers={"Authorization": f"Bearer {sim_key('proj_alpha')}"}
+        )
+        assert first.status_code == 200
+        assert len(simulator.server._connections) == 1
+        simulator.state.enqueue_faults("drop_after")
+        with pytest.raises(requests.ConnectionError):
+            delete(simulator, sim_key("proj_alpha"), path, session=session)
+        assert delete(simulator, sim_key("proj_alpha"), path, session=session).status_code == 404
+    assert [status for _, _, status in simulator.state.request_log] == [200, None, 404]
+
+
+def test_closing_the_server_ends_its_kept_alive_connections(sim_key):
+    with running_simulator() as simulator:
+        simulator.state.add_key(sim_key("proj_alpha"), "proj_alpha")
+        address = urlsplit(simulator.base_url)
+        connection = socket.create_connection((address.hostname, address.port), timeout=5)
+        raw_exchange(connection, b"GET /v1/chatkit/threads HTTP/1.1\r\nHost: sim\r\n\r\n")
+    with connection:
+        assert connection.recv(1024) == b""  # closed by the server, not left to answer for a dead state

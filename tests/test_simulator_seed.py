@@ -13,7 +13,7 @@ import requests
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from threads_app.simulator import SimulatorConfig, SimulatorState, running_simulator, seed_demo
+from threads_app.simulator import SimulatorConfig, SimulatorState, running_simulator, seed_bulk, seed_demo
 from threads_app.simulator.state import ASSISTANTS_THREAD_TTL
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -100,6 +100,7 @@ def test_the_server_stops_when_the_block_ends():
     [
         (["--key", "sk-without-project"], "--key takes KEY=PROJECT"),
         (["--fault-rate", "1.5"], "fault_rate must be between 0 and 1"),
+        (["--drop-after-rate", "2"], "drop_after_rate must be between 0 and 1"),
         (["--latency-ms", "-1"], "must be 0 or more"),
     ],
 )
@@ -133,3 +134,24 @@ def test_the_command_serves_the_demo_world_until_interrupted():
         output, _ = process.communicate(timeout=10)
     assert process.returncode == 0
     assert "Simulator stopped." in output
+
+
+def test_bulk_seeding_makes_every_kind_with_items_and_the_same_ids_for_a_seed():
+    state = SimulatorState()
+    remote_ids = seed_bulk(state, "proj_alpha", per_kind=30, items=(1, 3), seed=3)
+
+    assert len(remote_ids) == len(set(remote_ids)) == 90
+    live = state.live_ids("proj_alpha")
+    assert sorted(live["assistants_thread"] + live["conversation"] + live["chatkit_thread"]) == sorted(
+        remote_ids
+    )
+    sizes = [len(state.conversations[conversation_id].items) for conversation_id in live["conversation"]]
+    assert set(sizes) == {1, 2, 3}
+    assert len(live["conversation_item"]) == sum(sizes)
+    assert seed_bulk(SimulatorState(), "proj_alpha", per_kind=30, seed=3) == remote_ids
+    assert state.live_ids("proj_beta") == {
+        "assistants_thread": [],
+        "conversation": [],
+        "chatkit_thread": [],
+        "conversation_item": [],
+    }

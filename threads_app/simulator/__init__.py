@@ -6,20 +6,24 @@ Plain WSGI and the standard library only (no Django), so it starts in millisecon
         sim.state.add_key("sk-sim-test", "proj_test")
         requests.get(f"{sim.base_url}/chatkit/threads", headers=…)
 
-`python manage.py simulator` serves it until Ctrl-C.
+`python manage.py simulator` serves it until Ctrl-C; `SimulatorProcess` serves it from a child process
+(benchmarks), driven through a pipe.
 """
 
 from .app import make_app
 from .config import SimulatorConfig
-from .seed import seed_demo
+from .process import SimulatorProcess
+from .seed import seed_bulk, seed_demo
 from .server import RunningSimulator, running_simulator
 from .state import SimulatorState
 
 __all__ = [
     "RunningSimulator",
     "SimulatorConfig",
+    "SimulatorProcess",
     "SimulatorState",
     "make_app",
     "running_simulator",
+    "seed_bulk",
     "seed_demo",
 ]

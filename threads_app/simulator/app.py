@@ -2,7 +2,8 @@
 
 Each request passes, in order: a fault (queued by a test, or drawn at the configured rates), the
 configured latency, the key and project check, the per-project rate limit, the route and its beta
-header, then the endpoint itself under the state's lock.
+header, then the endpoint itself under the state's lock. A `drop_after` fault lets all of that happen,
+then closes the connection instead of sending the answer.
 """
 
 import json
@@ -69,23 +70,33 @@ def make_app(state: SimulatorState, config: SimulatorConfig):
 
     def draw_fault() -> str | None:
         fault = state.next_fault()
-        if fault is None and (config.drop_rate or config.fault_rate):
+        if fault is None and (config.drop_rate or config.fault_rate or config.drop_after_rate):
             with fault_lock:
                 if fault_rng.random() < config.drop_rate:
                     fault = "drop"
                 elif fault_rng.random() < config.fault_rate:
                     fault = fault_rng.choice(RANDOM_FAULTS)
+                # Drawn last and only when asked for, so that a seed gives the same faults as before.
+                elif config.drop_after_rate and fault_rng.random() < config.drop_after_rate:
+                    fault = "drop_after"
         return fault
 
     def app(environ, start_response):
         started = time.monotonic()
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO", "")
+        fault = draw_fault()
         try:
-            status, headers, body = _answer(environ, method, path, state, config, draw_fault())
+            status, headers, body = _answer(
+                environ, method, path, state, config, None if fault == "drop_after" else fault
+            )
         except DropConnection:
             state.log_request(method, path, None)
             raise
+        if fault == "drop_after":
+            # Done, and the answer lost on its way back: logged as unanswered, with what was done.
+            state.log_request(method, path, None, outcome=status)
+            raise DropConnection
         state.log_request(method, path, status)
         headers.setdefault("content-type", "application/json")
         headers["x-request-id"] = f"req_{uuid.uuid4().hex}"

@@ -1,9 +1,15 @@
-"""The knobs of the simulated remote: latency, rate limit, faults, dropped connections."""
+"""The knobs of the simulated remote: latency, rate limit, faults, dropped connections.
+
+Two ways of dropping a connection, as real deployments do: `drop` closes it before the request is handled
+(nothing happened; a load balancer gave up), `drop_after` closes it after the server carried the request
+out, so that a DELETE is done but its answer never arrives (a proxy timed out, a connection was reset on
+the way back). A client that retries the second sees a 404 for what it deleted itself.
+"""
 
 from dataclasses import dataclass
 
 # The faults `SimulatorState.enqueue_faults` accepts, besides "slow:SECONDS".
-FAULTS = ("429", "429_ms", "429_quota", "500", "503", "502_html", "drop")
+FAULTS = ("429", "429_ms", "429_quota", "500", "503", "502_html", "drop", "drop_after")
 # What `fault_rate` picks from, at random.
 RANDOM_FAULTS = ("500", "503", "502_html")
 
@@ -16,12 +22,13 @@ class SimulatorConfig:
     rate_limit_per_minute: int = 0  # 0 = off; counted per project
     fault_rate: float = 0.0  # share of requests answered 500, 503 or an HTML 502
     drop_rate: float = 0.0  # share of requests whose connection is closed with no answer
+    drop_after_rate: float = 0.0  # share of requests carried out, whose connection is then closed unanswered
     seed: int | None = None  # makes the random faults, and the IDs of a fresh state, repeatable
 
     def __post_init__(self):
         if self.latency_ms < 0 or self.rate_limit_per_minute < 0:
             raise ValueError("latency_ms and rate_limit_per_minute must be 0 or more")
-        for name in ("fault_rate", "drop_rate"):
+        for name in ("fault_rate", "drop_rate", "drop_after_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
 

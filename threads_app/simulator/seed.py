@@ -266,3 +266,40 @@ def _chatkit_thread(state: SimulatorState, rng: random.Random, project_id: str, 
         items=items,
         status=status,
     )
+
+
+def seed_bulk(
+    state: SimulatorState,
+    project_id: str,
+    *,
+    per_kind: int,
+    items: tuple[int, int] = (1, 3),
+    seed: int = 1,
+) -> list[str]:
+    """`per_kind` threads of each kind in one project, quickly, for benchmarks: Assistants threads with
+    one message, conversations with `items` (min, max) items each, ChatKit threads with one item. Returns
+    their IDs, the kinds interleaved."""
+    rng = random.Random(seed)
+    now = state.clock()
+    remote_ids = []
+    with state.ids_from(random.Random(seed + 1)), state.lock:
+        for n in range(per_kind):
+            created = now - timedelta(minutes=n)
+            remote_ids.append(
+                state.create_thread(project_id, created_at=created, messages=[("user", f"Question {n}")])[
+                    "id"
+                ]
+            )
+            remote_ids.append(
+                state.create_conversation(
+                    project_id,
+                    created_at=created,
+                    items=[("user", f"Question {n}.{i}") for i in range(rng.randint(*items))],
+                )["id"]
+            )
+            remote_ids.append(
+                state.create_chatkit_thread(
+                    project_id, user=f"user_{n % 50:02d}", created_at=created, items=[("user", f"Hi {n}")]
+                )["id"]
+            )
+    return remote_ids

@@ -1,6 +1,15 @@
-"""Serving the simulator over HTTP: a threaded wsgiref server that can drop a connection unanswered."""
+"""Serving the simulator over HTTP: a threaded wsgiref server that keeps connections alive (HTTP/1.1) and
+can drop a connection unanswered.
 
+wsgiref speaks HTTP/1.0, one connection (and one server thread) per request. The API's clients keep
+their connections open, and at hundreds of requests a second the new connections would cost more than
+the simulated work; so a connection here serves requests until the client closes it, asks to close it,
+stays idle for IDLE_TIMEOUT, or a fault drops it. The server closes every open connection when it closes.
+"""
+
+import contextlib
 import logging
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -15,10 +24,23 @@ from .state import SimulatorState
 
 logger = logging.getLogger(__name__)
 
+# A kept-alive connection with no request for this long is closed, so that its thread ends.
+IDLE_TIMEOUT = 60.0
+
 
 class _Handler(ServerHandler):
+    # The request handler answers HTTP/1.0 requests itself (and then closes); see _RequestHandler.
+    http_version = "1.1"
+
+    def cleanup_headers(self):
+        super().cleanup_headers()
+        if self.request_handler.close_connection:
+            self.headers["Connection"] = "close"
+
     def handle_error(self):
-        # Called from the `except` block of ServerHandler.run, so the exception is the current one.
+        # Called from the `except` block of ServerHandler.run, so the exception is the current one. After
+        # an error nothing more is read from the connection: what is left of the request is unknown.
+        self.request_handler.close_connection = True
         if isinstance(sys.exc_info()[1], DropConnection):
             # Write nothing: the request handler returns and the server closes the socket, so the
             # client sees the connection end with no status line (a ConnectionError in requests).
@@ -27,18 +49,50 @@ class _Handler(ServerHandler):
 
 
 class _RequestHandler(WSGIRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT
+    # wsgiref writes a response in several pieces (status line, Date, Server, headers, body) and flushes
+    # after the body: buffered, they leave in one segment. Unbuffered, on a kept-alive connection, Nagle's
+    # algorithm would hold the body back until the client's delayed ACK (40 ms) for every request.
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
+
     def handle(self):
+        # WSGIRequestHandler.handle serves one request; this serves the connection's requests in turn.
+        self.close_connection = True
+        self.handle_one_request()
+        while not self.close_connection:
+            self.handle_one_request()
+
+    def handle_one_request(self):
         # As WSGIRequestHandler.handle, with the ServerHandler above.
-        self.raw_requestline = self.rfile.readline(65537)
-        if len(self.raw_requestline) > 65536:
-            self.requestline = self.request_version = self.command = ""
-            self.send_error(414)
-            return
-        if not self.parse_request():
-            return
-        handler = _Handler(self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True)
-        handler.request_handler = self
-        handler.run(self.server.get_app())
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if len(self.raw_requestline) > 65536:
+                self.requestline = self.request_version = self.command = ""
+                self.send_error(414)
+                return
+            # Sets close_connection from the request's version and Connection header.
+            if not self.parse_request():
+                return
+            if self.headers.get("Transfer-Encoding"):
+                # The app reads a body by its Content-Length only: the rest of a chunked body would be
+                # taken for the next request.
+                self.close_connection = True
+            if self.request_version != "HTTP/1.1":
+                self.close_connection = True
+            handler = _Handler(
+                self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
+            )
+            handler.http_version = "1.1" if self.request_version == "HTTP/1.1" else "1.0"
+            handler.request_handler = self
+            handler.run(self.server.get_app())
+        except (TimeoutError, ConnectionError):
+            # Idle too long, or the client went away: end this connection quietly.
+            self.close_connection = True
 
     def log_message(self, format, *args):  # noqa: A002 - the name BaseHTTPRequestHandler gives it
         if self.server.verbose:
@@ -50,6 +104,30 @@ class SimulatorServer(ThreadingMixIn, WSGIServer):
     # Shut down without waiting for requests still sleeping on a simulated delay.
     block_on_close = False
     verbose = False
+
+    def __init__(self, *args, **kwargs):
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def close_request(self, request):
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().close_request(request)
+
+    def server_close(self):
+        """Stop listening, and end the kept-alive connections: a stopped simulator answers nothing more."""
+        super().server_close()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by its thread
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 def make_server(

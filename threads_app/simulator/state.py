@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 from . import errors, objects
 from .config import check_fault
@@ -59,6 +60,38 @@ class ChatKitThread:
     items: list[dict] = field(default_factory=list)  # oldest first
 
 
+class LoggedRequest(tuple):
+    """One request of `SimulatorState.request_log`: it unpacks as `(method, path, status)`, `status` being
+    what the client received (None: the connection was closed without an answer).
+
+    `outcome` is what the server did: the status it sent, or would have sent when it carried the request
+    out and then dropped the connection (the `drop_after` fault); None when it dropped the connection
+    before handling the request (`drop`). So `status is None and outcome == 200` is a deletion that
+    happened but whose answer never reached the client.
+    """
+
+    def __new__(cls, method: str, path: str, status: int | None, outcome: int | None = None):
+        entry = super().__new__(cls, (method, path, status))
+        entry.outcome = outcome
+        return entry
+
+    def __reduce__(self):
+        # Sent whole through pickle (to a benchmark talking to a simulator in another process).
+        return (type(self), (*self, self.outcome))
+
+    def __repr__(self) -> str:
+        return f"LoggedRequest({self[0]!r}, {self[1]!r}, {self[2]!r}, outcome={self.outcome!r})"
+
+    method = property(itemgetter(0))
+    path = property(itemgetter(1))
+    status = property(itemgetter(2))
+
+    @property
+    def unanswered_but_done(self) -> bool:
+        """The server carried the request out, and the client never got its answer."""
+        return self.status is None and self.outcome is not None
+
+
 def _by_created_at(obj: dict) -> int:
     return obj["created_at"]
 
@@ -67,7 +100,7 @@ class SimulatorState:
     def __init__(self, *, seed: int | None = None, clock=None):
         self.lock = threading.RLock()
         self.clock = clock or _wall_clock  # returns an aware datetime; tests replace it to move time
-        self.request_log: list[tuple[str, str, int | None]] = []
+        self.request_log: list[LoggedRequest] = []
         self.limiter = RateLimiter()
         self.threads: dict[str, AssistantsThread] = {}
         # Deleted conversations stay here (marked deleted): the API leaves their items stored.
@@ -97,9 +130,13 @@ class SimulatorState:
         with self.lock:
             return self._faults.popleft() if self._faults else None
 
-    def log_request(self, method: str, path: str, status: int | None) -> None:
+    def log_request(self, method: str, path: str, status: int | None, *, outcome: int | None = None) -> None:
+        """Log a request: `status` as the client received it, `outcome` as the server carried it out
+        (by default the status sent; see LoggedRequest)."""
         with self.lock:
-            self.request_log.append((method, path, status))
+            self.request_log.append(
+                LoggedRequest(method, path, status, status if outcome is None else outcome)
+            )
             # A simulator left running for days must not grow without bound; tests read far fewer.
             if len(self.request_log) > REQUEST_LOG_LIMIT:
                 del self.request_log[: REQUEST_LOG_LIMIT // 2]
@@ -285,6 +322,20 @@ class SimulatorState:
     def delete_chatkit_thread(self, record: ChatKitThread) -> None:
         del self.chatkit_threads[record.data["id"]]
         self._chatkit_by_project[record.project_id].remove(record.data)
+
+    # --- What is left -----------------------------------------------------------------------------
+
+    def live_ids(self, project_id: str) -> dict[str, list[str]]:
+        """The IDs a project still holds, by kind, and those of the conversation items still stored
+        (deleted conversations included): what a benchmark or test checks after deleting."""
+        with self.lock:
+            conversations = [r for r in self.conversations.values() if r.project_id == project_id]
+            return {
+                "assistants_thread": [k for k, r in self.threads.items() if r.project_id == project_id],
+                "conversation": [r.data["id"] for r in conversations if not r.deleted],
+                "chatkit_thread": [data["id"] for data in self.chatkit_threads_of(project_id)],
+                "conversation_item": [item["id"] for r in conversations for item in r.items],
+            }
 
 
 def _entry(entry) -> tuple[str, str, dict]:

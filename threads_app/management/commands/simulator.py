@@ -27,6 +27,12 @@ class Command(BaseCommand):
             "--drop-rate", type=float, default=0.0, help="Share of connections closed unanswered (0-1)."
         )
         parser.add_argument(
+            "--drop-after-rate",
+            type=float,
+            default=0.0,
+            help="Share of requests carried out whose connection is then closed unanswered (0-1).",
+        )
+        parser.add_argument(
             "--key",
             action="append",
             default=[],
@@ -46,6 +52,7 @@ class Command(BaseCommand):
                 rate_limit_per_minute=options["rate_limit"],
                 fault_rate=options["fault_rate"],
                 drop_rate=options["drop_rate"],
+                drop_after_rate=options["drop_after_rate"],
                 seed=options["seed"],
             )
         except ValueError as error:
