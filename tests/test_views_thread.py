@@ -70,7 +70,7 @@ ENDPOINTS = [
     ("get", "thread_detail"),
     ("get", "thread_messages"),
     ("get", "thread_facts"),
-    ("get", "thread_refresh"),
+    ("post", "thread_refresh"),
     ("get", "thread_edit"),
     ("post", "thread_edit"),
     ("get", "thread_metadata"),
@@ -120,7 +120,7 @@ def test_the_thread_page_renders_at_once_and_leaves_the_api_to_fragments(
     assert api_requests(simulator) == []
     assert f'hx-get="/threads/{assistants_thread.pk}/messages/" hx-trigger="load"' in body
     assert 'href="?show=messages#messages"' in body  # the same, without JavaScript
-    assert f'hx-get="/threads/{assistants_thread.pk}/refresh/" hx-trigger="load"' in body
+    assert f'hx-post="/threads/{assistants_thread.pk}/refresh/" hx-trigger="load"' in body
     assert "sk-…1234" in body and "sk-test-alpha-key-1234" not in body
     assert "found" in body  # the status history
 
@@ -337,7 +337,7 @@ def test_a_refused_key_is_shown_as_such(signed_in, simulator, assistants_thread)
 
 
 def test_refreshing_stores_the_remote_metadata_with_one_request(signed_in, simulator, assistants_thread):
-    response = signed_in.get(reverse("thread_refresh", args=[assistants_thread.pk]), headers=HTMX)
+    response = signed_in.post(reverse("thread_refresh", args=[assistants_thread.pk]), headers=HTMX)
     assert response.status_code == 200
     assert "ZD-1" in response.content.decode()
     assistants_thread.refresh_from_db()
@@ -348,7 +348,7 @@ def test_refreshing_stores_the_remote_metadata_with_one_request(signed_in, simul
 
 def test_a_failed_refresh_shows_the_stored_facts(signed_in, simulator, assistants_thread):
     simulator.state.enqueue_faults("503")
-    body = signed_in.get(
+    body = signed_in.post(
         reverse("thread_refresh", args=[assistants_thread.pk]), headers=HTMX
     ).content.decode()
     assert "Showing what was stored" in body and 'id="thread-facts"' in body
@@ -592,11 +592,16 @@ def test_a_failed_export_says_why_on_the_thread_page(signed_in, sim_credential, 
 # --- Fragments asked for without htmx, and message text ------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["thread_facts", "thread_refresh"])
-def test_panel_fragments_send_a_plain_request_to_the_thread_page(signed_in, make_thread, name):
+@pytest.mark.parametrize(("method", "name"), [("get", "thread_facts"), ("post", "thread_refresh")])
+def test_panel_fragments_send_a_plain_request_to_the_thread_page(signed_in, make_thread, method, name):
     thread = make_thread()
-    response = signed_in.get(reverse(name, args=[thread.pk]))
+    response = getattr(signed_in, method)(reverse(name, args=[thread.pk]))
     assert response.status_code == 302 and response["Location"] == reverse("thread_detail", args=[thread.pk])
+
+
+def test_a_refresh_is_never_set_off_by_a_get(signed_in, simulator, assistants_thread):
+    response = signed_in.get(reverse("thread_refresh", args=[assistants_thread.pk]))
+    assert response.status_code == 405 and api_requests(simulator) == []
 
 
 def test_the_facts_fragment_shows_the_stored_facts_without_asking_the_api(

@@ -22,7 +22,13 @@ from django_htmx.http import HttpResponseClientRefresh, push_url
 from . import deletion, kinds, listing, overview, retention, sync, transcripts
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
 from .models import Thread
-from .permissions import get_rw_thread_for_user, get_thread_for_user, visibility_key, visible_threads
+from .permissions import (
+    can_delete_in_bulk,
+    get_rw_thread_for_user,
+    get_thread_for_user,
+    visibility_key,
+    visible_threads,
+)
 
 OVERVIEW_CACHE_SECONDS = 60
 
@@ -109,6 +115,9 @@ def thread_list(request):
         previous_url=list_url(params, before=page.previous_cursor) if page.previous_cursor else "",
         here=here,
         here_quoted=quote(here, safe="/"),
+        # Admins tick rows to delete them in bulk, or take every thread the filters match (all=1).
+        can_bulk_delete=can_delete_in_bulk(request.user),
+        select_all_url=reverse("job_new") + listing.querystring(params, all=1),
         now=timezone.now(),
     )
     if fragment:
@@ -183,9 +192,12 @@ def thread_facts(request, pk):
     return render(request, "threads_app/thread_detail.html#facts", detail_context(request, thread))
 
 
-@require_GET
+@require_POST
 def thread_refresh(request, pk):
-    """Ask the API for the thread (one request), store what changed and show the refreshed facts."""
+    """Ask the API for the thread (one request), store what changed and show the refreshed facts.
+
+    A POST, although it only records what the API says: a GET that writes could be set off by another
+    site's link (SameSite=Lax cookies go with top-level GETs)."""
     thread = get_thread_for_user(request, pk)
     outcome = sync.refresh(thread)
     refresh_error = ""
@@ -298,6 +310,7 @@ def thread_delete(request, pk):
         "offers_item_deletion": deletion.offers_item_deletion(thread),
         "next": safe_next(request, fallback),
         "here_quoted": quote(safe_next(request, fallback), safe="/"),
+        "can_bulk_delete": can_delete_in_bulk(request.user),  # the list's row, sent back, keeps its checkbox
         "origin": request.POST.get("origin") or request.GET.get("origin") or "",
         "form": DeleteThreadForm(request.POST if request.method == "POST" else None),
     }
