@@ -651,3 +651,19 @@ def test_links_from_the_api_are_shown_only_when_they_are_web_links(
 )
 def test_message_text_becomes_safe_html(text, html):
     assert transcripts.message_html(text) == html
+
+
+def test_a_persons_pages_may_call_the_api_only_so_often(signed_in, simulator, assistants_thread, settings):
+    import time_machine
+    from django.core.cache import cache
+
+    settings.THREADSITE_PAGE_API_CALLS_PER_MINUTE = 2
+    cache.clear()
+    url = reverse("thread_messages", args=[assistants_thread.pk])
+    with time_machine.travel(datetime(2026, 11, 23, 12, 0, 10, tzinfo=UTC), tick=False):
+        bodies = [signed_in.get(url, headers=HTMX).content.decode() for _ in range(3)]
+        assert "wait a moment" not in bodies[1]
+        assert "More than 2 requests to the API from your pages this minute" in bodies[2]
+        assert len(api_requests(simulator)) == 2
+    with time_machine.travel(datetime(2026, 11, 23, 12, 1, 10, tzinfo=UTC), tick=False):
+        assert "wait a moment" not in signed_in.get(url, headers=HTMX).content.decode()

@@ -44,6 +44,12 @@ def invalid(message: str) -> Outcome:
     return Outcome("invalid", Thread.Check.ERROR, message, message)
 
 
+def person_limited(per_minute: int) -> Outcome:
+    """A person's pages asked the API more often than THREADSITE_PAGE_API_CALLS_PER_MINUTE allows."""
+    message = f"More than {per_minute} requests to the API from your pages this minute: wait a moment."
+    return Outcome("rate_limited", Thread.Check.ERROR, message, message, retry_after=60.0)
+
+
 def classify(error: Exception) -> Outcome:
     """The outcome of an API error (or of a stored key that can no longer be decrypted: a ValueError)."""
     if not isinstance(error, APIError):

@@ -188,3 +188,19 @@ class Throttle:
             # Out of requests for now: wait for the next one to come back (not for the whole window).
             reset = parse_duration(headers.get("x-ratelimit-reset-requests", "")) or 0.0
             self.limiter.pause(self.key, min(reset, 60.0 / limit))
+
+
+def person_may_call_api(user) -> bool:
+    """Whether a person may make one more API call from a page this minute (at most
+    THREADSITE_PAGE_API_CALLS_PER_MINUTE): pages that read from the API on a GET also record what it
+    said, and another site's links or a stuck script must not turn that into a flood."""
+    from django.core.cache import cache
+
+    key = f"threadsite:page-calls:{user.pk}:{int(time.time() // 60)}"
+    cache.add(key, 0, timeout=120)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=120)
+        count = 1
+    return count <= settings.THREADSITE_PAGE_API_CALLS_PER_MINUTE

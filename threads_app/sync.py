@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from . import engine, ids, kinds, outcomes
+from . import engine, ids, kinds, outcomes, ratelimit
 from .client import APIError, Client, NotFound
 from .entries import Page, RemoteThread
 from .metadata import InvalidMetadata
@@ -272,9 +272,24 @@ def stored_remote(thread: Thread) -> RemoteThread:
     )
 
 
-def read_messages(thread: Thread, after: str | None) -> MessageResult:
-    """One page of messages, newest first: one API request. The first page also dates the last activity."""
+def person_limit(by) -> outcomes.Outcome | None:
+    """None while the person `by` may still call the API from a page this minute, else why not."""
+    if by is None or ratelimit.person_may_call_api(by):
+        return None
+    return outcomes.person_limited(settings.THREADSITE_PAGE_API_CALLS_PER_MINUTE)
+
+
+def read_messages(thread: Thread, after: str | None, *, by=None) -> MessageResult:
+    """One page of messages, newest first: one API request. The first page also dates the last activity.
+
+    A page asks this on a GET. It writes only what the API said (activity, the message count), the same
+    whoever asks and however often, and `by`'s calls are limited per minute.
+    """
     adapter = kinds.adapter_for(thread)
+    if limited := person_limit(by):
+        return MessageResult(
+            after=after or "", error=limited.kind, message=limited.message, retry_after=limited.retry_after
+        )
     try:
         page = adapter.page(
             web_client(thread.credential), thread.remote_id, limit=MESSAGES_PER_PAGE, after=after
@@ -297,8 +312,10 @@ def record_message_count(thread: Thread, count: int) -> None:
         Thread.objects.filter(pk=thread.pk).update(message_count=count)
 
 
-def refresh(thread: Thread) -> outcomes.Outcome | None:
+def refresh(thread: Thread, *, by=None) -> outcomes.Outcome | None:
     """Ask the API for the thread (one request) and store what changed; the outcome if it failed."""
+    if limited := person_limit(by):
+        return limited
     try:
         remote = kinds.adapter_for(thread).retrieve(web_client(thread.credential), thread.remote_id)
     except APIError as error:
@@ -325,8 +342,10 @@ def update_metadata(thread: Thread, metadata: dict) -> outcomes.Outcome | None:
     return None
 
 
-def read_transcript(thread: Thread) -> tuple[list, outcomes.Outcome | None]:
+def read_transcript(thread: Thread, *, by=None) -> tuple[list, outcomes.Outcome | None]:
     """Every entry of the thread, oldest first (for exports); or the outcome that stopped the reading."""
+    if limited := person_limit(by):
+        return [], limited
     try:
         entries = list(
             kinds.adapter_for(thread).iter_entries(web_client(thread.credential), thread.remote_id)

@@ -157,7 +157,7 @@ def thread_detail(request, pk):
     result = None
     # Without JavaScript, "Show messages" and "Load older" come back here and render the page inline.
     if request.GET.get("show") == "messages":
-        result = sync.read_messages(thread, form.cleaned_data["after"] or None)
+        result = sync.read_messages(thread, form.cleaned_data["after"] or None, by=request.user)
     return render(request, "threads_app/thread_detail.html", detail_context(request, thread, result=result))
 
 
@@ -177,7 +177,7 @@ def thread_messages(request, pk):
             {"thread": thread, "page_form": form},
             status=400,
         )
-    result = sync.read_messages(thread, form.cleaned_data["after"] or None)
+    result = sync.read_messages(thread, form.cleaned_data["after"] or None, by=request.user)
     return render(
         request, "threads_app/thread_detail.html#messages", detail_context(request, thread, result=result)
     )
@@ -199,7 +199,7 @@ def thread_refresh(request, pk):
     A POST, although it only records what the API says: a GET that writes could be set off by another
     site's link (SameSite=Lax cookies go with top-level GETs)."""
     thread = get_thread_for_user(request, pk)
-    outcome = sync.refresh(thread)
+    outcome = sync.refresh(thread, by=request.user)
     refresh_error = ""
     if outcome is not None:
         refresh_error = (
@@ -339,7 +339,7 @@ def thread_export(request, pk, fmt):
     thread = get_thread_for_user(request, pk)
     if fmt not in ("json", "md"):
         raise Http404("Transcripts download as .json or .md.")
-    entries, problem = sync.read_transcript(thread)
+    entries, problem = sync.read_transcript(thread, by=request.user)
     if problem is not None:
         message = problem.message
         if problem.kind == "not_found":

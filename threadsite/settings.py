@@ -166,6 +166,8 @@ OPENAI_MAX_RETRIES = envint("OPENAI_MAX_RETRIES", 2, minimum=0)
 # under the server's worker timeout); background work has its own, longer deadline.
 OPENAI_WEB_DEADLINE = envint("OPENAI_WEB_DEADLINE", 10, minimum=1)
 OPENAI_TASK_DEADLINE = envint("OPENAI_TASK_DEADLINE", 300, minimum=1)
+# API calls one person's pages may make in a minute (reading messages, refreshing, exporting).
+THREADSITE_PAGE_API_CALLS_PER_MINUTE = envint("THREADSITE_PAGE_API_CALLS_PER_MINUTE", 120, minimum=1)
 # The largest answer the client reads, in bytes.
 OPENAI_MAX_RESPONSE_BYTES = envint("OPENAI_MAX_RESPONSE_BYTES", 20 * 1024 * 1024, minimum=1024)
 # Imports of more IDs than this are checked against the API by a background task.
