@@ -667,3 +667,11 @@ def test_a_persons_pages_may_call_the_api_only_so_often(signed_in, simulator, as
         assert len(api_requests(simulator)) == 2
     with time_machine.travel(datetime(2026, 11, 23, 12, 1, 10, tzinfo=UTC), tick=False):
         assert "wait a moment" not in signed_in.get(url, headers=HTMX).content.decode()
+
+
+def test_a_huge_message_is_folded_on_the_page(signed_in, simulator, assistants_thread):
+    simulator.state.add_message(assistants_thread.remote_id, "user", "word " * 2_000_000)  # 10 MB
+    response = signed_in.get(reverse("thread_messages", args=[assistants_thread.pk]), headers=HTMX)
+    body = response.content.decode()
+    assert len(body) < 200_000
+    assert "9,980,000 more characters are not shown here: export the transcript" in body

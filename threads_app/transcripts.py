@@ -28,8 +28,16 @@ def _prose(text: str) -> str:
     return html.replace("\n", "<br>\n")
 
 
+# A page shows this much of one message; the exports hold all of it.
+SHOWN_CHARACTERS = 20_000
+
+
 def message_html(text: str) -> SafeString:
-    """Text with its fenced code blocks as <pre><code>, everything escaped."""
+    """Text with its fenced code blocks as <pre><code>, everything escaped; a message longer than
+    SHOWN_CHARACTERS is folded there, with a note saying how much the export holds besides."""
+    folded = len(text) - SHOWN_CHARACTERS
+    if folded > 0:
+        text = text[:SHOWN_CHARACTERS]
     pieces, position = [], 0
     for match in FENCE.finditer(text):
         pieces.append(_prose(text[position : match.start()].strip("\n")))
@@ -38,6 +46,11 @@ def message_html(text: str) -> SafeString:
         pieces.append(f"<pre><code{css}>{escape(code)}</code></pre>")
         position = match.end()
     pieces.append(_prose(text[position:].strip("\n")))
+    if folded > 0:
+        pieces.append(
+            f'<p class="folded">… {folded:,} more characters are not shown here: export the transcript to '
+            "read all of it.</p>"
+        )
     return mark_safe("\n".join(piece for piece in pieces if piece))  # noqa: S308 — every piece is escaped
 
 
