@@ -17,4 +17,4 @@ RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
 RUN useradd --system --uid 1000 threadsite
 USER threadsite
 EXPOSE 8000
-CMD ["gunicorn", "threadsite.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "--config", "python:threadsite.gunicorn_config", "threadsite.wsgi"]

@@ -6,6 +6,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 
+from tests.hostile import HostileServer
 from tests.workers import redis_url, start_celery, start_worker, worker  # noqa: F401 (fixtures for every test)
 from threads_app.models import Credential
 from threads_app.simulator import SimulatorConfig, running_simulator
@@ -115,3 +116,17 @@ def openapi_spec_path() -> Path:
             pytrace=False,
         )
     return path
+
+
+@pytest.fixture
+def hostile():
+    """Start servers that misbehave below HTTP: `hostile(behaviour)`, see tests/hostile.py."""
+    servers = []
+
+    def start(behaviour):
+        servers.append(HostileServer(behaviour))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()

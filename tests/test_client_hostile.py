@@ -2,66 +2,14 @@
 all, an endless body, a key echoed in a 2xx answer. Every call ends within its deadline, reads at most
 its limit, and never lets the key out."""
 
-import socket
-import threading
 import time
 
 import pytest
 
+from tests.hostile import silent
 from threads_app.client import APIError, Client, DeadlineExceeded, InvalidResponse, ResponseTooLarge
 
 KEY = "sk-hostile-test-key-1234567890"
-
-
-class HostileServer:
-    """A socket server that answers every connection with `behaviour(connection)` until stopped."""
-
-    def __init__(self, behaviour):
-        self.behaviour = behaviour
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    @property
-    def base_url(self):
-        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/v1"
-
-    def serve(self):
-        while not self.stopped.is_set():
-            try:
-                connection, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self.answer, args=(connection,), daemon=True).start()
-
-    def answer(self, connection):
-        try:
-            connection.recv(65536)
-            self.behaviour(connection, self.stopped)
-        except OSError:
-            pass
-        finally:
-            connection.close()
-
-    def stop(self):
-        self.stopped.set()
-        self.thread.join()
-        self.listener.close()
-
-
-@pytest.fixture
-def hostile():
-    servers = []
-
-    def start(behaviour):
-        servers.append(HostileServer(behaviour))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def drip(connection, stopped):
@@ -70,10 +18,6 @@ def drip(connection, stopped):
     )
     while not stopped.wait(0.2):
         connection.sendall(b" ")
-
-
-def silent(connection, stopped):
-    stopped.wait(30)
 
 
 def endless(connection, stopped):
