@@ -32,11 +32,11 @@ class HostileServer:
 
     def answer(self, connection):
         try:
-            connection.recv(65536)
+            request = connection.recv(65536)
             with self._changed:
                 self.answered += 1
                 self._changed.notify_all()
-            self.behaviour(connection, self.stopped)
+            self.behaviour(connection, self.stopped, request)
         except OSError:
             pass
         finally:
@@ -53,6 +53,26 @@ class HostileServer:
         self.listener.close()
 
 
-def silent(connection, stopped):
+def silent(connection, stopped, request):
     """Read the request, then never answer."""
     stopped.wait(60)
+
+
+def echo_authorization(status: int = 200):
+    """A behaviour that answers `status` with a text body quoting the request's credentials, as some
+    debugging proxies and broken servers do."""
+
+    def echo(connection, stopped, request):
+        quoted = b"\n".join(
+            line for line in request.split(b"\r\n") if line.lower().startswith((b"authorization", b"api-key"))
+        )
+        body = b"debug: " + quoted
+        reason = b"OK" if status < 300 else b"Error"
+        head = b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n" % (
+            status,
+            reason,
+            len(body),
+        )
+        connection.sendall(head + body)
+
+    return echo

@@ -12,7 +12,7 @@ from threads_app.client import APIError, Client, DeadlineExceeded, InvalidRespon
 KEY = "sk-hostile-test-key-1234567890"
 
 
-def drip(connection, stopped):
+def drip(connection, stopped, request):
     connection.sendall(
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000000\r\n\r\n"
     )
@@ -20,14 +20,14 @@ def drip(connection, stopped):
         connection.sendall(b" ")
 
 
-def endless(connection, stopped):
+def endless(connection, stopped, request):
     connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n[")
     chunk = b"0," * 32768
     while not stopped.is_set():
         connection.sendall(chunk)
 
 
-def echo_key(connection, stopped):
+def echo_key(connection, stopped, request):
     body = f"debug: Authorization: Bearer {KEY}".encode()
     connection.sendall(
         b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
