@@ -5,7 +5,6 @@ Debian's Chromium (/usr/bin/chromium) is driven through Playwright; no browser i
 Screenshots land in test-artifacts/ for a person to look at.
 """
 
-import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,40 +12,12 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from tests.browsers import PHONE, TIMEOUT_MS, WIDE
 from threads_app.models import Thread
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-PHONE = {"width": 390, "height": 844}
-WIDE = {"width": 1440, "height": 900}
-TIMEOUT_MS = 10_000
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Browser tests need Debian's Chromium at {CHROMIUM}: apt-get install chromium", pytrace=False
-        )
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the tests are still sync.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

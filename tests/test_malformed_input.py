@@ -55,6 +55,12 @@ JUNK_NAMES = [
     "value_0",
     "key_99",
     "confirm",
+    "ids",
+    "all",
+    "confirm_count",
+    "archive",
+    "verify_all",
+    "page",
 ]
 
 

@@ -9,7 +9,7 @@ from functools import wraps
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 
-from .models import Credential, Thread
+from .models import Credential, DeletionJob, Thread
 
 
 def visible_threads(user):
@@ -38,13 +38,35 @@ def get_rw_thread_for_user(request, pk) -> Thread:
     return get_thread_for_user(request, pk)
 
 
+def is_admin(user) -> bool:
+    return user.is_authenticated and user.is_staff
+
+
 def admin_required(view):
-    """Registering credentials and importing threads is for admins (staff); others get 403."""
+    """Registering credentials, importing threads and deleting in bulk are for admins (staff); others get
+    403."""
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied("Only admins can manage credentials and import threads.")
+        if not is_admin(request.user):
+            raise PermissionDenied("Only admins can manage credentials, import threads and delete in bulk.")
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def can_delete_in_bulk(user) -> bool:
+    """Whether the thread list offers `user` its checkboxes and the deletion jobs' pages."""
+    return is_admin(user)
+
+
+def visible_jobs(user):
+    """The deletion jobs `user` may see: every job for admins, none for anyone else."""
+    return DeletionJob.objects.all() if is_admin(user) else DeletionJob.objects.none()
+
+
+def get_job_for_user(request, pk) -> DeletionJob:
+    """The deletion job `pk` for an admin (403 for anyone else, before looking), else 404."""
+    if not can_delete_in_bulk(request.user):
+        raise PermissionDenied("Only admins can see and manage deletion jobs.")
+    return get_object_or_404(visible_jobs(request.user).select_related("requested_by", "policy"), pk=pk)

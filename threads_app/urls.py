@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import credential_views, import_views, views
+from . import credential_views, import_views, job_views, views
 
 urlpatterns = [
     path("", views.thread_list, name="thread_list"),
@@ -28,4 +28,14 @@ urlpatterns = [
     ),
     path("threads/add/", import_views.thread_add, name="thread_add"),
     path("threads/import/", import_views.thread_import, name="thread_import"),
+    # Bulk deletion (admins): a selection previewed and confirmed, then its job, receipts and archive.
+    path("jobs/", job_views.job_list, name="job_list"),
+    path("jobs/new/", job_views.job_new, name="job_new"),
+    path("jobs/<int:pk>/", job_views.job_detail, name="job_detail"),
+    path("jobs/<int:pk>/cancel/", job_views.job_cancel, name="job_cancel"),
+    path("jobs/<int:pk>/retry/", job_views.job_retry, name="job_retry"),
+    path("jobs/<int:pk>/confirm/", job_views.job_confirm, name="job_confirm"),
+    path("jobs/<int:pk>/receipt.csv", job_views.job_download, {"fmt": "csv"}, name="job_receipt_csv"),
+    path("jobs/<int:pk>/receipt.json", job_views.job_download, {"fmt": "json"}, name="job_receipt_json"),
+    path("jobs/<int:pk>/archive.jsonl", job_views.job_download, {"fmt": "jsonl"}, name="job_archive"),
 ]

@@ -1,5 +1,6 @@
-// Threadsite's few behaviours beyond htmx: copy buttons, the confirmation dialog, sign-in expiry and
-// errors htmx does not swap in. Everything works without this file; it only makes it smoother.
+// Threadsite's few behaviours beyond htmx: copy buttons, the confirmation dialog, ticking rows for a bulk
+// deletion, sign-in expiry and errors htmx does not swap in. Everything works without this file; it only
+// makes it smoother.
 (function () {
   "use strict";
   document.documentElement.classList.add("js");
@@ -68,6 +69,55 @@
       window.location.reload();
     }
   });
+
+  // --- Ticking rows of the thread list for a bulk deletion ---------------------------------------------
+  // The ticks live in the table, which htmx replaces whenever a filter, the sort, the search or the page
+  // changes: the new table arrives with nothing ticked, so a row that a new filter hides is never deleted
+  // unknowingly. The ticks are also cleared the moment such a request leaves, not only when it returns.
+  function selectionBoxes() {
+    return Array.prototype.slice.call(document.querySelectorAll('input[name="ids"][form="selection"]'));
+  }
+
+  function updateSelection() {
+    var bar = document.querySelector("[data-selection-bar]");
+    if (!bar) return;
+    var boxes = selectionBoxes();
+    var ticked = boxes.filter(function (box) { return box.checked; }).length;
+    bar.hidden = ticked === 0;
+    bar.querySelector("[data-selected-count]").textContent = String(ticked);
+    var page = document.querySelector("[data-select-page]");
+    if (page) {
+      page.checked = ticked > 0 && ticked === boxes.length;
+      page.indeterminate = ticked > 0 && ticked < boxes.length;
+      page.disabled = boxes.length === 0;
+    }
+  }
+
+  function clearSelection() {
+    selectionBoxes().forEach(function (box) { box.checked = false; });
+    var page = document.querySelector("[data-select-page]");
+    if (page) page.checked = false;
+    updateSelection();
+  }
+
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.matches("[data-select-page]")) {
+      selectionBoxes().forEach(function (box) { box.checked = target.checked; });
+      updateSelection();
+    } else if (target.matches('input[name="ids"][form="selection"]')) {
+      updateSelection();
+    }
+  });
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("[data-clear-selection]")) clearSelection();
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "thread-table") clearSelection();
+  });
+  document.addEventListener("htmx:load", updateSelection);
+  window.addEventListener("pageshow", updateSelection);
 
   document.addEventListener("htmx:responseError", function (event) {
     showProblem("The server answered " + event.detail.xhr.status + ". Try again, or reload the page.");

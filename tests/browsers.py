@@ -1,0 +1,38 @@
+"""Headless Chromium for the browser tests: Debian's /usr/bin/chromium driven through Playwright, never a
+downloaded browser. conftest.py makes the `chromium` fixture available to every test module, so that the
+browser modules share one Playwright (a second one in the same thread would refuse to start)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PHONE = {"width": 390, "height": 844}
+WIDE = {"width": 1440, "height": 900}
+TIMEOUT_MS = 10_000
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"Browser tests need Debian's Chromium at {CHROMIUM}: apt-get install chromium", pytrace=False
+        )
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the tests are still sync.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
