@@ -144,3 +144,45 @@ def test_add_thread_refuses_what_is_tracked_and_what_is_not_a_thread(credential)
     assert list(Thread.objects.values_list("remote_id", "title", "source")) == [
         ("thread_aaaaaa111", "First", Thread.Source.MANUAL)
     ]
+
+
+def test_a_large_import_is_kept_and_imported_in_the_background_with_progress(
+    admin_client, credential, settings, django_capture_on_commit_callbacks
+):
+    from threads_app.models import ImportRun
+
+    settings.THREADSITE_INPROCESS_WORKERS = 0
+    settings.IMPORT_INLINE_BYTES = 100
+    text = "\n".join(f"thread_large{n:08d}" for n in range(3000)) + "\nrun_abcdef123\n"
+    with django_capture_on_commit_callbacks(execute=False) as started:
+        response = admin_client.post("/threads/import/", {"credential": credential.pk, "text": text})
+    run = ImportRun.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/threads/import/{run.pk}/"
+    assert run.state == "queued" and not Thread.objects.exists(), "the page answered before importing"
+    polling = admin_client.get(response["Location"], headers={"HX-Request": "true"})
+    assert polling.status_code == 200 and 'hx-trigger="every 1s"' in polling.content.decode()
+
+    for callback in started:  # the background task
+        callback()
+
+    run.refresh_from_db()
+    assert run.state == "finished" and run.text == "" and Thread.objects.count() == 3000
+    done = admin_client.get(response["Location"], headers={"HX-Request": "true"})
+    body = done.content.decode()
+    assert done.status_code == 286, "the fragment stops polling"
+    assert "Imported 3,000 threads" in body and "run_abcdef123 is a run" in body
+
+
+def test_a_large_import_that_is_refused_says_why(
+    admin_client, credential, settings, django_capture_on_commit_callbacks
+):
+    from threads_app.models import ImportRun
+
+    settings.IMPORT_INLINE_BYTES = 10
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            "/threads/import/", {"credential": credential.pk, "text": "no ids at all in this text"}
+        )
+    assert ImportRun.objects.get().state == "failed"
+    page = admin_client.get(response["Location"]).content.decode()
+    assert "Nothing was imported" in page and "holds no thread IDs" in page

@@ -2,13 +2,15 @@
 
 from django.conf import settings
 from django.contrib import messages
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from . import ids, importing, sync, tasks
 from .client import APIError
 from .forms import AddThreadForm, ImportForm
+from .models import ImportRun
 from .permissions import admin_required
 
 
@@ -48,6 +50,20 @@ def thread_add(request):
 def thread_import(request):
     form = ImportForm(request.POST or None, request.FILES or None)
     report = checked = None
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and len(form.cleaned_data["content"]) > settings.IMPORT_INLINE_BYTES
+    ):
+        # Too large to parse while the page waits: kept, and imported in the background.
+        run = importing.start_run(
+            form.cleaned_data["content"],
+            credential=form.cleaned_data["credential"],
+            owner=form.cleaned_data["owner"],
+            added_by=request.user,
+        )
+        url = reverse("import_run", args=[run.pk])
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     if request.method == "POST" and form.is_valid():
         credential = form.cleaned_data["credential"]
         try:
@@ -73,3 +89,24 @@ def thread_import(request):
     if request.htmx:
         template += "#import-panel"
     return render(request, template, {"form": form, "report": report, "checked": checked})
+
+
+@require_GET
+@admin_required
+def import_run(request, pk):
+    """A large import's progress, then its report; the fragment polls itself until the run ends."""
+    run = get_object_or_404(ImportRun.objects.select_related("credential"), pk=pk)
+    done, total = importing.run_progress(run)
+    context = {
+        "form": ImportForm(),
+        "run": run,
+        "done": done,
+        "total": total,
+        "report": importing.run_report(run),
+    }
+    if request.htmx:
+        response = render(request, "threads_app/import_form.html#import-run", context)
+        if run.state in (ImportRun.State.FINISHED, ImportRun.State.FAILED):
+            response.status_code = HttpResponseStopPolling.status_code
+        return response
+    return render(request, "threads_app/import_form.html", context)

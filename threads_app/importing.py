@@ -12,7 +12,7 @@ Accepted input, detected line by line:
 
 import csv
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
@@ -219,9 +219,11 @@ def import_threads(
     owner=None,
     added_by=None,
     source: str = Thread.Source.IMPORT,
+    progress=None,
 ) -> ImportReport:
     """Register every thread ID found in `text` under `credential`. Refuses the whole input (ImportRefused)
-    when it has no IDs or a row is invalid; otherwise adds the new IDs and reports the rest."""
+    when it has no IDs or a row is invalid; otherwise adds the new IDs and reports the rest.
+    `progress(done, total)` is called as rows are looked up and written."""
     parsed = parse(text)
     owners = _resolve_owners(parsed)
     if parsed.errors:
@@ -240,6 +242,8 @@ def import_threads(
         existing.update(
             Thread.objects.filter(remote_id__in=chunk).values_list("remote_id", "credential__name")
         )
+        if progress is not None:
+            progress((start + len(chunk)) // 2, len(remote_ids))
     for remote_id, credential_name in existing.items():
         if credential_name == credential.name:
             report.already_tracked += 1
@@ -252,6 +256,8 @@ def import_threads(
         credential=credential, owner=owner, source=source, added_by=added_by, added_at=timezone.now()
     )
     insert_rows(template, new, owners)
+    if progress is not None:
+        progress(len(remote_ids), len(remote_ids))
     report.added = len(new)
     report.added_sample = [row.remote_id for row in new[:SAMPLE_SIZE]]
     return report
@@ -353,3 +359,74 @@ def add_thread(
     except IntegrityError:
         # Someone added it between the lookup and the insert.
         raise AlreadyTracked(Thread.objects.select_related("credential").get(remote_id=remote_id)) from None
+
+
+# --- Large imports, in the background ----------------------------------------------------------------
+
+
+def progress_key(run_id: int) -> str:
+    return f"threadsite:import-progress:{run_id}"
+
+
+def start_run(text: str, *, credential: Credential, owner=None, added_by=None):
+    """Keep a large input for a background task to import (`run_import`), and start it."""
+    from . import tasks  # tasks imports this module
+    from .models import ImportRun
+
+    with transaction.atomic():
+        run = ImportRun.objects.create(
+            credential=credential, owner=owner, added_by=added_by, text=text, size=len(text.encode())
+        )
+        tasks.dispatch(tasks.run_import, run.pk)
+    return run
+
+
+def run_import(run_id: int):
+    """Import a kept input: what the background task does. Its progress goes to the cache (the rows are
+    written in one transaction, which no progress row could be seen through), its report to the run."""
+    from django.core.cache import cache
+
+    from .models import ImportRun
+
+    started = ImportRun.objects.filter(pk=run_id, state=ImportRun.State.QUEUED).update(
+        state=ImportRun.State.RUNNING
+    )
+    run = ImportRun.objects.select_related("credential", "owner", "added_by").filter(pk=run_id).first()
+    if not started or run is None or run.credential is None:
+        return run
+
+    def progress(done, total):
+        cache.set(progress_key(run.pk), (done, total), timeout=3600)
+
+    try:
+        report = import_threads(
+            run.text, credential=run.credential, owner=run.owner, added_by=run.added_by, progress=progress
+        )
+    except ImportRefused as refused:
+        values = {"state": ImportRun.State.FAILED, "errors": refused.errors[:50]}
+    else:
+        values = {"state": ImportRun.State.FINISHED, "report": asdict(report)}
+        values["done"] = values["total"] = (
+            report.added + report.already_tracked + len(report.tracked_elsewhere)
+        )
+    ImportRun.objects.filter(pk=run.pk).update(text="", finished_at=timezone.now(), **values)
+    cache.delete(progress_key(run.pk))
+    run.refresh_from_db()
+    if run.state == ImportRun.State.FINISHED and run.report.get("added"):
+        from . import tasks
+
+        tasks.dispatch(tasks.check_threads, run.credential_id)
+    return run
+
+
+def run_progress(run) -> tuple[int, int]:
+    """(done, total) of a run: from the cache while it runs, from the run once it has ended."""
+    from django.core.cache import cache
+
+    if run.state in ("queued", "running"):
+        return cache.get(progress_key(run.pk)) or (0, 0)
+    return run.done, run.total
+
+
+def run_report(run) -> ImportReport | None:
+    return ImportReport(**run.report) if run.report else None

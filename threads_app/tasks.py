@@ -14,7 +14,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 from django.db import connections, transaction
 
-from . import deletion, sweeps, sync
+from . import deletion, importing, sweeps, sync
 from .client import APIConnectionError, RateLimited, ServerError
 from .models import Credential
 
@@ -111,3 +111,10 @@ def run_sweep(name: str) -> str:
     except sweeps.SweepBusy as busy:
         logger.info("%s", busy)
         return str(busy)
+
+
+@shared_task
+def run_import(run_id: int) -> str:
+    """Parse and register a large import kept by the Import page."""
+    run = importing.run_import(run_id)
+    return run.state if run else "import gone"

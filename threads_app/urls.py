@@ -28,6 +28,7 @@ urlpatterns = [
     ),
     path("threads/add/", import_views.thread_add, name="thread_add"),
     path("threads/import/", import_views.thread_import, name="thread_import"),
+    path("threads/import/<int:pk>/", import_views.import_run, name="import_run"),
     # Bulk deletion (admins): a selection previewed and confirmed, then its job, receipts and archive.
     path("jobs/", job_views.job_list, name="job_list"),
     path("jobs/new/", job_views.job_new, name="job_new"),

@@ -172,6 +172,8 @@ THREADSITE_PAGE_API_CALLS_PER_MINUTE = envint("THREADSITE_PAGE_API_CALLS_PER_MIN
 OPENAI_MAX_RESPONSE_BYTES = envint("OPENAI_MAX_RESPONSE_BYTES", 20 * 1024 * 1024, minimum=1024)
 # Imports of more IDs than this are checked against the API by a background task.
 IMPORT_INLINE_CHECK_LIMIT = envint("THREADSITE_IMPORT_INLINE_CHECK_LIMIT", 20, minimum=0)
+# Imports larger than this (bytes) are parsed in the background, the page following their progress.
+IMPORT_INLINE_BYTES = envint("THREADSITE_IMPORT_INLINE_BYTES", 512 * 1024, minimum=0)
 # Largest import accepted at once, in bytes.
 IMPORT_MAX_BYTES = envint("THREADSITE_IMPORT_MAX_BYTES", 64 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_BYTES
