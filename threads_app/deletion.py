@@ -195,6 +195,7 @@ class Preview:
     by_credential: list = field(default_factory=list)  # (name, count), largest first
     by_owner: list = field(default_factory=list)  # (username or "", count)
     by_kind: list = field(default_factory=list)  # (kind label, count)
+    kinds: set = field(default_factory=set)  # the Thread.Kind values present
     sample: list = field(default_factory=list)  # Thread objects
 
     def lines(self) -> list[str]:
@@ -221,9 +222,11 @@ def preview(threads) -> Preview:
         ]
 
     labels = dict(Thread.Kind.choices)
-    by_kind = [(labels.get(kind, kind), n) for kind, n in grouped("kind")]
+    kind_counts = grouped("kind")
+    by_kind = [(labels.get(kind, kind), n) for kind, n in kind_counts]
     return Preview(
         count=sum(n for _, n in by_kind),
+        kinds={kind for kind, _ in kind_counts},
         by_credential=grouped("credential__name"),
         by_owner=[(name or "", n) for name, n in grouped("owner__username")],
         by_kind=by_kind,
@@ -267,9 +270,10 @@ def create_job(
             archive=archive,
             verify_all=verify_all,
         )
+        # In the threads' order, so that items, receipts and archives list them as they were selected.
         selected = (
             deletable(threads)
-            .order_by()
+            .order_by("pk")
             .values_list("pk", "remote_id", "kind", "credential_id", "credential__name")
         )
         try:
@@ -588,10 +592,11 @@ def retry_job(job: DeletionJob, *, failed: bool = True) -> int:
             pk=job.pk, state__in=[Job.FINISHED, Job.FAILED, Job.CANCELLED]
         ).update(state=Job.QUEUED, finished_at=None, reason="")
         refresh_counts(job)
+        count = job.pending  # counted now: a job started inline has ended again by the time it returns
         if moved:
             start_job(job)
     job.refresh_from_db()
-    return job.pending if moved else 0
+    return count if moved else 0
 
 
 def resume_unfinished() -> list[int]:

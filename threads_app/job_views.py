@@ -84,8 +84,7 @@ def read_selection(request) -> Selection:
 
 def offers_item_deletion(preview: deletion.Preview) -> bool:
     """Whether the preview holds a kind whose items a deletion may remove first (conversations)."""
-    kind_of_label = {label: kind for kind, label in Thread.Kind.choices}
-    return any(deletion.offers_item_deletion(kind_of_label[label]) for label, _ in preview.by_kind)
+    return any(deletion.offers_item_deletion(kind) for kind in preview.kinds)
 
 
 @require_http_methods(["GET", "POST"])
