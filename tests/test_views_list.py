@@ -7,9 +7,9 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from threads_app import listing
+from threads_app import listing, retention
 from threads_app.models import Credential, Thread
-from threads_app.templatetags.threads_browse import age
+from threads_app.templatetags.threads_browse import age, removal_words
 
 LIST = reverse("thread_list")
 HTMX = {"HX-Request": "true"}
@@ -300,9 +300,9 @@ def test_a_page_costs_the_same_few_queries_however_many_rows_and_relations(
 ):
     for index in range(60):
         make_thread(owner=(alice, bob, None)[index % 3], last_activity_at=timezone.now())
-    # Session and user; then the rows, threads with owner and credential joined: one index range, and a
-    # second (threads whose activity is unknown) only on the page where the first runs out; the bounded
-    # count unless a first page holds every match.
+    # Session and user; then the rows, threads with owner, credential and policy joined: one index range,
+    # and a second (threads whose activity is unknown) only on the page where the first runs out; the
+    # bounded count unless a first page holds every match.
     with django_assert_num_queries(2 + 1 + 1):
         first = signed_in.get(LIST, headers=HTMX)
     with django_assert_num_queries(2 + 2 + 1):
@@ -357,3 +357,136 @@ def test_ages_read_as_plain_english():
     assert age(now - timedelta(minutes=12), now) == "12 min ago"
     assert age(now - timedelta(days=3, hours=2), now) == "3 d ago"
     assert age(None, now) == ""
+
+
+# --- When each row goes -----------------------------------------------------------------------------------
+
+
+def removal_line(response, thread) -> str:
+    """The words the row of `thread` says of its removal, with the sentence of its tooltip, or ""."""
+    row = re.search(rf'<tr id="thread-row-{thread.pk}".*?</tr>', response.content.decode(), re.S).group(0)
+    found = re.search(r'<span class="(\w+) removal removal-compact" title="([^"]*)">([^<]*)</span>', row)
+    if not found:
+        return ""
+    return f"{found.group(1)}: {unescape(found.group(3))} | {unescape(found.group(2))}".replace("\xa0", " ")
+
+
+@pytest.fixture
+def policies(credential, bob, db):
+    """`credential` deletes conversations after 30 idle days (bob's and legal holds exempt); `other`
+    only flags them after 60; `plain` has no policy."""
+    retention.set_policy(
+        credential,
+        mode="delete",
+        window_days=30,
+        exempt_owners=[bob],
+        exempt_metadata=[("legal_hold", "true")],
+    )
+    other = Credential(name="beta", base_url="http://127.0.0.1:9/v1", project_id="proj_beta")
+    other.api_key = "sk-test-beta-key-5678"
+    other.save()
+    retention.set_policy(other, mode="flag", window_days=60)
+    plain = Credential(name="gamma", base_url="http://127.0.0.1:9/v1", project_id="proj_gamma")
+    plain.api_key = "sk-test-gamma-key-9012"
+    plain.save()
+    return credential, other, plain
+
+
+def idle(days: float):
+    return timezone.now() - timedelta(days=days, hours=1)
+
+
+def test_each_row_says_when_its_window_or_policy_removes_it_or_why_it_is_kept(
+    signed_in, make_thread, policies, bob
+):
+    deleting, flagging, plain = policies
+    conversation = {"kind": Thread.Kind.CONVERSATION}
+    rows = {
+        "soon": make_thread(**conversation, last_activity_at=idle(25)),
+        "later": make_thread(**conversation, last_activity_at=idle(10)),
+        "past": make_thread(**conversation, last_activity_at=idle(40)),
+        "held": make_thread(**conversation, last_activity_at=idle(40), metadata={"legal_hold": "true"}),
+        "bobs": make_thread(**conversation, last_activity_at=idle(40), owner=bob),
+        "pinned": make_thread(**conversation, last_activity_at=idle(40), pinned=True),
+        "unknown": make_thread(**conversation),
+        "flagged": make_thread(**conversation, credential=flagging, last_activity_at=idle(70)),
+        "flag_later": make_thread(**conversation, credential=flagging, last_activity_at=idle(20)),
+        "expiring": make_thread(credential=plain, last_activity_at=idle(55)),
+        "kept": make_thread(**conversation, credential=plain, last_activity_at=idle(90)),
+        "deleted": make_thread(**conversation, last_activity_at=idle(40), status=Thread.Status.DELETED),
+    }
+    response = signed_in.get(LIST, headers=HTMX)
+    lines = {name: removal_line(response, thread) for name, thread in rows.items()}
+    assert lines == {
+        "soon": "warn: Deleted in ~4 d | Deleted by the retention policy in about 4 days without activity",
+        "later": "muted: Deleted in ~19 d | Deleted by the retention policy in about 19 days "
+        "without activity",
+        "past": "warn: Deleted by the next sweep | Past the 30-day retention window: the next sweep "
+        "deletes it",
+        "held": "muted: Kept: metadata legal_hold=true | Kept: exempt from the 30-day retention policy "
+        "(metadata legal_hold=true)",
+        "bobs": "muted: Kept: owner bob | Kept: exempt from the 30-day retention policy (owner bob)",
+        "pinned": "muted: Kept: pinned | Kept: exempt from the 30-day retention policy (pinned)",
+        "unknown": "muted: Activity unknown | Activity unknown: the 30-day retention window counts from its "
+        "last activity",
+        "flagged": "warn: Flagged: past the window | Past the 60-day retention window (flagged)",
+        "flag_later": "muted: Flagged in ~39 d | Reaches the 60-day retention window in about 39 days",
+        "expiring": "warn: Expires in ~4 d | Expires in about 4 days without activity",
+        "kept": "",  # no policy, and conversations never expire
+        "deleted": "",
+    }
+
+
+def test_a_rows_words_agree_with_the_thread_page(signed_in, make_thread, policies):
+    thread = make_thread(kind=Thread.Kind.CONVERSATION, last_activity_at=idle(25))
+    row = removal_line(signed_in.get(LIST, headers=HTMX), thread)
+    page = signed_in.get(reverse("thread_detail", args=[thread.pk])).content.decode()
+    sentence = row.split(" | ")[1]
+    assert f'<span class="warn removal">{sentence}</span>' in page
+
+
+def test_policies_cost_one_query_a_page_however_many_rows_and_policies(
+    signed_in, django_assert_num_queries, make_thread, policies, alice, bob
+):
+    deleting, flagging, plain = policies
+    for index in range(60):
+        make_thread(
+            kind=Thread.Kind.CONVERSATION,
+            credential=policies[index % 3],
+            owner=(alice, bob, None)[index % 3],
+            last_activity_at=idle(index),
+        )
+    # As without policies (the policy is joined to each row), plus the exempt owners of the page's
+    # policies: one query for all of them.
+    with django_assert_num_queries(2 + 1 + 1 + 1):
+        first = signed_in.get(LIST, headers=HTMX)
+    with django_assert_num_queries(2 + 2 + 1 + 1):
+        signed_in.get(link(first, "next"), headers=HTMX)
+    # A page of threads no policy governs reads no owners (its 20 rows run out: both groups are read).
+    with django_assert_num_queries(2 + 2):
+        signed_in.get(LIST, {"credential": plain.pk}, headers=HTMX)
+
+
+def test_a_row_sent_back_after_a_failed_deletion_still_says_when_it_goes(signed_in, make_thread, policies):
+    thread = make_thread(kind=Thread.Kind.CONVERSATION, last_activity_at=idle(25))
+    # The credential's API is unreachable (port 9): the thread stays active.
+    response = signed_in.post(reverse("thread_delete", args=[thread.pk]), {"origin": "list"}, headers=HTMX)
+    assert response.status_code != 200
+    assert removal_line(response, thread).startswith("warn: Deleted in ~4 d |")
+
+
+def test_the_short_words_of_a_sunset_and_of_a_past_expiry():
+    now = timezone.now()
+    sunset = retention.Removal(now + timedelta(days=30, hours=1), "sunset")
+    assert removal_words(sunset, now)["short"] == f"Goes at the API’s sunset, {sunset.at:%Y-%m-%d}"
+    gone = retention.Removal(now - timedelta(days=3), "sunset")
+    assert removal_words(gone, now) == {
+        "tone": "warn",
+        "text": f"Removed with the Assistants API’s sunset on {gone.at:%Y-%m-%d}",
+        "short": f"Gone at the API’s sunset, {gone.at:%Y-%m-%d}",
+    }
+    expired = retention.Removal(now - timedelta(days=3), "expires", window_days=60)
+    assert removal_words(expired, now)["short"] == "Past its expiry"
+    assert removal_words(retention.Removal(None, "expires", window_days=60), now)["text"] == (
+        "Activity unknown: expires 60 days after its last activity"
+    )

@@ -14,7 +14,16 @@ from datetime import datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.db import connection
-from django.db.models import BigIntegerField, BooleanField, CharField, F, Func, Q, Value
+from django.db.models import (
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    F,
+    Func,
+    Q,
+    Value,
+    prefetch_related_objects,
+)
 from django.db.models.lookups import Contains
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -298,6 +307,32 @@ def keyset_page(threads, sort: str, *, after=None, before=None, size: int | None
         previous_cursor=encode_cursor(sort_key, rows[0]) if has_previous and rows else "",
         is_first=not has_previous,
     )
+
+
+# Joined to the rows of a page: what a row shows, and the credential's policy that `with_removals` needs.
+ROW_RELATIONS = ("credential__retention", "owner")
+
+
+def with_removals(rows: list) -> list:
+    """Give each row of a page `.removal`: when the API's window or its credential's policy removes it, or
+    why the policy spares it (`retention.removal`, the thread page's rule). The rows come with their policy
+    joined (ROW_RELATIONS), so the page reads no policy per row; the exempt owners of the policies that
+    govern some row are read in one query, only on pages that have such a row."""
+    # One policy instance per credential: the joined rows each hold a copy, whose owners would be read again.
+    policies = {}
+    for thread in rows:
+        policies.setdefault(thread.credential_id, retention.policy_of(thread.credential))
+    governing = {
+        thread.credential_id
+        for thread in rows
+        if thread.status == Thread.Status.ACTIVE
+        and not thread.pinned
+        and retention.applies(policies[thread.credential_id], thread.kind)
+    }
+    prefetch_related_objects([policies[pk] for pk in governing], "exempt_owners")
+    for thread in rows:
+        thread.removal = retention.removal(thread, policies[thread.credential_id])
+    return rows
 
 
 def count_matches(threads, page: Page, *, text_search: bool) -> tuple[int, str]:

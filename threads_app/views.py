@@ -96,11 +96,12 @@ def thread_list(request):
     data = form.cleaned_data
     threads = listing.apply_filters(visible_threads(request.user), data, request.user)
     page = listing.keyset_page(
-        threads.select_related("credential", "owner"),
+        threads.select_related(*listing.ROW_RELATIONS),
         data["sort"],
         after=data["after_position"],
         before=data["before_position"],
     )
+    listing.with_removals(page.threads)  # each row says when it goes, as the thread page does
     count, count_precision = listing.count_matches(threads, page, text_search=listing.is_text_search(data))
     params = form.query_params()
     here = list_url(params, after=data["after"] or None, before=data["before"] or None)
@@ -328,6 +329,8 @@ def thread_delete(request, pk):
     outcome = result.message
     if fragment:
         context.update(outcome=outcome, failed=status != 200, now=timezone.now())
+        if context["origin"] == "list":
+            thread.removal = retention.removal(thread)  # the row sent back says what the list's rows say
         return render(request, "threads_app/thread_delete.html#result", context, status=status)
     (messages.success if status == 200 else messages.error)(request, outcome)
     return redirect(context["next"])

@@ -50,3 +50,60 @@ def days_until(moment, now=None):
     if not moment:
         return None
     return int(((moment - (now or timezone.now())).total_seconds()) // 86400)
+
+
+@register.simple_tag
+def removal_words(removal, now=None) -> dict:
+    """What removal.html says of a `retention.Removal`: {"tone": "warn" | "muted", "text": the sentence the
+    thread page shows, "short": the few words a list row has room for}. One place for both, so the row and
+    the page never disagree."""
+    days = days_until(removal.at, now)
+    window = removal.window_days
+    if removal.exempt:
+        return {
+            "tone": "muted",
+            "text": f"Kept: exempt from the {window}-day retention policy ({removal.exempt})",
+            "short": f"Kept: {removal.exempt}",
+        }
+    if removal.how == "sunset":
+        date = removal.at.strftime("%Y-%m-%d")
+        if days < 0:
+            return {
+                "tone": "warn",
+                "text": f"Removed with the Assistants API’s sunset on {date}",
+                "short": f"Gone at the API’s sunset, {date}",
+            }
+        return {
+            "tone": "warn",
+            "text": f"Goes with the Assistants API’s sunset on {date}",
+            "short": f"Goes at the API’s sunset, {date}",
+        }
+    if removal.at is None:
+        if removal.how == "expires":
+            text = f"Activity unknown: expires {window} days after its last activity"
+        else:
+            text = f"Activity unknown: the {window}-day retention window counts from its last activity"
+        return {"tone": "muted", "text": text, "short": "Activity unknown"}
+    in_days = f"in about {days} day{'' if days == 1 else 's'}"
+    # The short words keep a count and its unit on one line ("~49 d"), however narrow the column.
+    if removal.how == "expires":
+        if days >= 0:
+            text, short = f"Expires {in_days} without activity", f"Expires in ~{days}\u00a0d"
+        else:
+            text, short = f"Past the API’s {window}-day expiry", "Past its expiry"
+        return {"tone": "warn" if days < 8 else "muted", "text": text, "short": short}
+    if removal.how == "deleted":
+        if days >= 0:
+            text, short = (
+                f"Deleted by the retention policy {in_days} without activity",
+                f"Deleted in ~{days}\u00a0d",
+            )
+        else:
+            text = f"Past the {window}-day retention window: the next sweep deletes it"
+            short = "Deleted by the next sweep"
+        return {"tone": "warn" if days < 8 else "muted", "text": text, "short": short}
+    if days >= 0:
+        text, short = f"Reaches the {window}-day retention window {in_days}", f"Flagged in ~{days}\u00a0d"
+    else:
+        text, short = f"Past the {window}-day retention window (flagged)", "Flagged: past the window"
+    return {"tone": "warn" if days < 0 else "muted", "text": text, "short": short}
