@@ -114,7 +114,7 @@ def test_an_admin_sets_a_policy_confirms_its_first_preview_and_exactly_the_old_t
     assert "Kept until deleted: no expiry, no retention policy" in page.inner_text("#thread-facts")
     page.click("#thread-facts button:has-text('Pin (keep)')")
     page.wait_for_selector("#thread-facts button:has-text('Unpin')")
-    assert "Pinned no retention policy removes it" in page.inner_text("#thread-facts")
+    assert "Pinned: no retention policy removes it" in page.inner_text("#thread-facts")
     page.wait_for_load_state("networkidle")
     page.locator("#thread-facts").screenshot(path=f"/tmp/shots/retention-thread-pinned-{name}.png")
     assert Thread.objects.get(pk=pinned.pk).pinned
