@@ -1,21 +1,42 @@
 """Admin pages for API credentials. Keys go in through a password field and never come back out."""
 
 from django.contrib import messages
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import retention, sync, tasks
 from .forms import CredentialForm, RetentionPolicyForm
-from .models import Credential, Thread
+from .models import Credential, StatusChange, Thread
 from .permissions import admin_required
 
 
 @require_GET
 @admin_required
 def credential_list(request):
-    credentials = Credential.objects.annotate(thread_count=Count("threads")).select_related("created_by")
+    credentials = list(with_reach(Credential.objects.select_related("created_by")))
     return render(request, "threads_app/credential_list.html", {"credentials": credentials})
+
+
+def with_reach(credentials):
+    """Each credential's reach: its threads, how many its key found, how many are missing, and how many
+    were re-homed to it or away from it (a key filed under the wrong project shows as a pattern)."""
+    credentials = list(
+        credentials.annotate(
+            thread_count=Count("threads"),
+            found_count=Count("threads", filter=Q(threads__last_check=Thread.Check.OK)),
+            missing_count=Count("threads", filter=Q(threads__status=Thread.Status.MISSING)),
+        )
+    )
+    moves = StatusChange.objects.exclude(moved_to="").order_by()
+    moved_in = dict(moves.values_list("moved_to").annotate(n=Count("pk")))
+    moved_out = dict(moves.values_list("moved_from").annotate(n=Count("pk")))
+    for credential in credentials:
+        credential.moved_in, credential.moved_out = (
+            moved_in.get(credential.name, 0),
+            moved_out.get(credential.name, 0),
+        )
+    return credentials
 
 
 @require_http_methods(["GET", "POST"])
@@ -91,7 +112,7 @@ def credential_verify(request, pk):
         return render(
             request,
             "threads_app/credential_list.html#credential-row",
-            {"credential": Credential.objects.annotate(thread_count=Count("threads")).get(pk=pk)},
+            {"credential": with_reach(Credential.objects.filter(pk=pk))[0]},
         )
     messages.add_message(
         request, messages.SUCCESS if ok else messages.WARNING, f"{credential.name}: {message}"

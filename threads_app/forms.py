@@ -190,13 +190,24 @@ class RetentionPolicyForm(forms.Form):
         }
 
 
+def credential_or_auto_field():
+    """A credential, or none: Threadsite asks each credential the user may use, and files the thread under
+    the one that finds it (`locating`)."""
+    return forms.ModelChoiceField(
+        queryset=Credential.objects.all(),
+        required=False,
+        empty_label="Let Threadsite find it (ask each credential)",
+        help_text="A thread can only be read with a key of the project that created it.",
+    )
+
+
 class AddThreadForm(forms.Form):
     remote_id = forms.CharField(
         label="Thread or conversation ID",
         max_length=100,
         widget=forms.TextInput(attrs={"placeholder": "thread_…, conv_… or cthr_…", "autocomplete": "off"}),
     )
-    credential = forms.ModelChoiceField(queryset=Credential.objects.all(), empty_label=None)
+    credential = credential_or_auto_field()
     owner = owner_field()
     title = forms.CharField(max_length=300, required=False)
 
@@ -210,7 +221,7 @@ class AddThreadForm(forms.Form):
 
 
 class ImportForm(forms.Form):
-    credential = forms.ModelChoiceField(queryset=Credential.objects.all(), empty_label=None)
+    credential = credential_or_auto_field()
     owner = owner_field(help_text="Owner of every imported thread, unless a row names its own.")
     text = forms.CharField(
         label="Paste IDs",

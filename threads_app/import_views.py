@@ -11,7 +11,7 @@ from . import ids, importing, sync, tasks
 from .client import APIError
 from .forms import AddThreadForm, ImportForm
 from .models import ImportRun
-from .permissions import admin_required
+from .permissions import admin_required, usable_credentials
 
 
 @require_http_methods(["GET", "POST"])
@@ -27,8 +27,9 @@ def thread_add(request):
                 owner=data["owner"],
                 title=data["title"],
                 added_by=request.user,
+                usable=usable_credentials(request.user),
             )
-        except importing.AlreadyTracked as exc:
+        except (importing.AlreadyTracked, importing.NotFoundAnywhere) as exc:
             form.add_error("remote_id", str(exc))
         except ids.InvalidId as exc:
             form.add_error("remote_id", str(exc))
@@ -50,34 +51,32 @@ def thread_add(request):
 def thread_import(request):
     form = ImportForm(request.POST or None, request.FILES or None)
     report = checked = None
-    if (
-        request.method == "POST"
-        and form.is_valid()
-        and len(form.cleaned_data["content"]) > settings.IMPORT_INLINE_BYTES
-    ):
-        # Too large to parse while the page waits: kept, and imported in the background.
-        run = importing.start_run(
-            form.cleaned_data["content"],
-            credential=form.cleaned_data["credential"],
-            owner=form.cleaned_data["owner"],
-            added_by=request.user,
-        )
-        url = reverse("import_run", args=[run.pk])
-        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     if request.method == "POST" and form.is_valid():
-        credential = form.cleaned_data["credential"]
+        data = form.cleaned_data
+        credential, text = data["credential"], data["content"]
+        if importing.belongs_in_background(text, auto=credential is None):
+            # Too large to parse (or, when each ID's credential is to be found, to look up) while the page
+            # waits: kept, and imported in the background.
+            run = importing.start_run(text, credential=credential, owner=data["owner"], added_by=request.user)
+            url = reverse("import_run", args=[run.pk])
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
         try:
             report = importing.import_threads(
-                form.cleaned_data["content"],
+                text,
                 credential=credential,
-                owner=form.cleaned_data["owner"],
+                owner=data["owner"],
                 added_by=request.user,
+                usable=usable_credentials(request.user),
             )
         except importing.ImportRefused as exc:
             for error in exc.errors:
                 form.add_error(None, error)
         else:
-            if report.added and report.added <= settings.IMPORT_INLINE_CHECK_LIMIT:
+            if credential is None:
+                checked = (
+                    "each thread was looked up under the credentials, and filed under the one that found it"
+                )
+            elif report.added and report.added <= settings.IMPORT_INLINE_CHECK_LIMIT:
                 try:
                     checked = sync.check_unchecked(credential).summary()
                 except APIError as error:

@@ -68,6 +68,10 @@ class ImportReport:
     duplicates_sample: list = field(default_factory=list)
     refused: list = field(default_factory=list)  # (line, message), at most SAMPLE_SIZE
     refused_count: int = 0
+    # Imports that find each ID's credential: how many went under each, and those none found.
+    located: dict = field(default_factory=dict)
+    unfound: int = 0
+    unfound_sample: list = field(default_factory=list)  # (remote_id, what was tried)
 
     def summary(self) -> str:
         parts = [f"{self.added} added", f"{self.already_tracked} already tracked"]
@@ -75,6 +79,9 @@ class ImportReport:
             parts.append(f"{len(self.tracked_elsewhere)} tracked under another credential")
         parts.append(f"{self.duplicates} duplicates in the input")
         parts.append(f"{self.refused_count} refused")
+        if self.located or self.unfound:
+            placed = ", ".join(f"{n} under {name}" for name, n in sorted(self.located.items()))
+            parts.append(f"found {placed or 'none'}; {self.unfound} not found under any credential")
         return ", ".join(parts)
 
 
@@ -215,15 +222,19 @@ def _keep(parsed, row):
 def import_threads(
     text: str,
     *,
-    credential: Credential,
+    credential: Credential | None,
     owner=None,
     added_by=None,
     source: str = Thread.Source.IMPORT,
     progress=None,
+    usable=None,
 ) -> ImportReport:
     """Register every thread ID found in `text` under `credential`. Refuses the whole input (ImportRefused)
     when it has no IDs or a row is invalid; otherwise adds the new IDs and reports the rest.
-    `progress(done, total)` is called as rows are looked up and written."""
+    `progress(done, total)` is called as rows are looked up and written.
+
+    With `credential=None`, each new ID is filed under the credential that finds it, among `usable` (the
+    credentials the person importing may use; `locating`); those none finds are kept apart (UnfoundId)."""
     parsed = parse(text)
     owners = _resolve_owners(parsed)
     if parsed.errors:
@@ -245,22 +256,53 @@ def import_threads(
         if progress is not None:
             progress((start + len(chunk)) // 2, len(remote_ids))
     for remote_id, credential_name in existing.items():
-        if credential_name == credential.name:
+        if credential is None or credential_name == credential.name:
             report.already_tracked += 1
             if len(report.already_tracked_sample) < SAMPLE_SIZE:
                 report.already_tracked_sample.append(remote_id)
         elif len(report.tracked_elsewhere) < SAMPLE_SIZE:
             report.tracked_elsewhere.append((remote_id, credential_name))
     new = [row for row in parsed.rows.values() if row.remote_id not in existing]
-    template = Thread(
-        credential=credential, owner=owner, source=source, added_by=added_by, added_at=timezone.now()
-    )
-    insert_rows(template, new, owners)
+    template = Thread(owner=owner, source=source, added_by=added_by, added_at=timezone.now())
+    if credential is not None:
+        template.credential = credential
+        insert_rows(template, new, owners)
+    else:
+        new = _insert_where_found(template, new, owners, usable, report)
     if progress is not None:
         progress(len(remote_ids), len(remote_ids))
     report.added = len(new)
     report.added_sample = [row.remote_id for row in new[:SAMPLE_SIZE]]
     return report
+
+
+def _insert_where_found(template: Thread, rows: list[Row], owners: dict, usable, report) -> list[Row]:
+    """Find the credential of each row (`locating`), insert the found rows under theirs and keep the
+    others apart; returns the rows inserted."""
+    from . import locating, sync
+
+    order = locating.candidates(usable if usable is not None else Credential.objects.all())
+    searches = locating.locate([locating.Search(row.remote_id, row.kind, order=list(order)) for row in rows])
+    found_by_credential: dict = {}
+    for row, search in zip(rows, searches, strict=True):
+        if search.found is not None:
+            found_by_credential.setdefault(search.found, []).append((row, search))
+    inserted = []
+    for found, pairs in found_by_credential.items():
+        template.credential = found
+        insert_rows(template, [row for row, _ in pairs], owners)
+        inserted += [row for row, _ in pairs]
+        report.located[found.name] = len(pairs)
+        threads = {
+            t.remote_id: t for t in Thread.objects.filter(remote_id__in=[r.remote_id for r, _ in pairs])
+        }
+        for row, search in pairs:
+            thread = threads[row.remote_id]
+            sync.record_remote(thread, search.remote)
+            Thread.objects.filter(pk=thread.pk).update(last_check=Thread.Check.OK)
+    report.unfound = locating.record_unfound(searches, added_by=template.added_by)
+    report.unfound_sample = [(s.remote_id, s.summary) for s in searches if s.found is None][:SAMPLE_SIZE]
+    return inserted
 
 
 def insert_rows(template: Thread, rows: list[Row], owners: dict) -> None:
@@ -335,15 +377,37 @@ class AlreadyTracked(ValueError):
         super().__init__(f"{thread.remote_id} is already tracked (credential {thread.credential.name}).")
 
 
+class NotFoundAnywhere(ValueError):
+    """No credential that may be used finds the ID."""
+
+
 def add_thread(
-    remote_id: str, *, credential: Credential, owner=None, title="", end_user="", added_by=None
+    remote_id: str,
+    *,
+    credential: Credential | None,
+    owner=None,
+    title="",
+    end_user="",
+    added_by=None,
+    usable=None,
 ) -> Thread:
-    """Register one thread by hand. Raises ids.InvalidId or AlreadyTracked, writing nothing."""
+    """Register one thread by hand. Raises ids.InvalidId or AlreadyTracked, writing nothing. With
+    `credential=None`, the credentials of `usable` are asked in turn (`locating`) and the thread goes under
+    the first that finds it; NotFoundAnywhere (and the ID kept apart) if none does."""
     remote_id = remote_id.strip()
     kind = ids.kind_of(remote_id)
     existing = Thread.objects.select_related("credential").filter(remote_id=remote_id).first()
     if existing is not None:
         raise AlreadyTracked(existing)
+    if credential is None:
+        from . import locating
+
+        order = locating.candidates(usable if usable is not None else Credential.objects.all())
+        [search] = locating.locate([locating.Search(remote_id, kind, order=list(order))])
+        locating.record_unfound([search], added_by=added_by)
+        if search.found is None:
+            raise NotFoundAnywhere(f"No credential finds {remote_id}: {search.summary}.")
+        credential = search.found
     try:
         with transaction.atomic():
             return Thread.objects.create(
@@ -368,14 +432,31 @@ def progress_key(run_id: int) -> str:
     return f"threadsite:import-progress:{run_id}"
 
 
-def start_run(text: str, *, credential: Credential, owner=None, added_by=None):
-    """Keep a large input for a background task to import (`run_import`), and start it."""
+def belongs_in_background(text: str, *, auto: bool) -> bool:
+    """Whether an import is too large to do while a page waits: past THREADSITE_IMPORT_INLINE_BYTES, or,
+    when each ID's credential is to be found (a request per ID and credential), past
+    THREADSITE_IMPORT_INLINE_CHECK_LIMIT IDs."""
+    from django.conf import settings
+
+    if len(text) > settings.IMPORT_INLINE_BYTES:
+        return True
+    return auto and len(parse(text).rows) > settings.IMPORT_INLINE_CHECK_LIMIT
+
+
+def start_run(text: str, *, credential: Credential | None, owner=None, added_by=None):
+    """Keep a large input for a background task to import (`run_import`), and start it. Without a
+    credential, each ID goes under the credential that finds it."""
     from . import tasks  # tasks imports this module
     from .models import ImportRun
 
     with transaction.atomic():
         run = ImportRun.objects.create(
-            credential=credential, owner=owner, added_by=added_by, text=text, size=len(text.encode())
+            credential=credential,
+            auto=credential is None,
+            owner=owner,
+            added_by=added_by,
+            text=text,
+            size=len(text.encode()),
         )
         tasks.dispatch(tasks.run_import, run.pk)
     return run
@@ -392,15 +473,21 @@ def run_import(run_id: int):
         state=ImportRun.State.RUNNING
     )
     run = ImportRun.objects.select_related("credential", "owner", "added_by").filter(pk=run_id).first()
-    if not started or run is None or run.credential is None:
+    if not started or run is None or (run.credential is None and not run.auto):
         return run
+    from .permissions import usable_credentials
 
     def progress(done, total):
         cache.set(progress_key(run.pk), (done, total), timeout=3600)
 
     try:
         report = import_threads(
-            run.text, credential=run.credential, owner=run.owner, added_by=run.added_by, progress=progress
+            run.text,
+            credential=run.credential,
+            owner=run.owner,
+            added_by=run.added_by,
+            progress=progress,
+            usable=usable_credentials(run.added_by),
         )
     except ImportRefused as refused:
         values = {"state": ImportRun.State.FAILED, "errors": refused.errors[:50]}
@@ -412,7 +499,7 @@ def run_import(run_id: int):
     ImportRun.objects.filter(pk=run.pk).update(text="", finished_at=timezone.now(), **values)
     cache.delete(progress_key(run.pk))
     run.refresh_from_db()
-    if run.state == ImportRun.State.FINISHED and run.report.get("added"):
+    if run.state == ImportRun.State.FINISHED and run.report.get("added") and run.credential_id:
         from . import tasks
 
         tasks.dispatch(tasks.check_threads, run.credential_id)

@@ -243,6 +243,10 @@ class StatusChange(models.Model):
     )
     changed_by_name = models.CharField(max_length=150, blank=True)
     reason = models.CharField(max_length=500, blank=True)
+    # A thread found under another credential than the one it was filed under moves there: the names of
+    # both credentials, copied (`locating.py`).
+    moved_from = models.CharField(max_length=100, blank=True)
+    moved_to = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["-changed_at", "-id"]
@@ -478,7 +482,9 @@ class ImportRun(models.Model):
         FINISHED = "finished", "Finished"
         FAILED = "failed", "Refused"
 
+    # None with `auto`: each ID goes under the credential that finds it (`locating.py`).
     credential = models.ForeignKey(Credential, null=True, on_delete=models.SET_NULL, related_name="+")
+    auto = models.BooleanField(default=False)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -500,3 +506,24 @@ class ImportRun(models.Model):
 
     def __str__(self):
         return f"Import {self.pk} ({self.state})"
+
+
+class UnfoundId(models.Model):
+    """An ID that was to be filed under whichever credential finds it, and that none did: kept with what
+    was tried, rather than filed as missing under an arbitrary credential. Found later, it becomes a
+    Thread and this row goes."""
+
+    remote_id = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=Thread.Kind.choices)
+    tried = models.JSONField(default=list, help_text="Names of the credentials asked, and what each said.")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    first_tried_at = models.DateTimeField(default=timezone.now)
+    last_tried_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_tried_at", "-id"]
+
+    def __str__(self):
+        return self.remote_id

@@ -27,6 +27,12 @@ def visible_credentials(user):
     return Credential.objects.all()
 
 
+def usable_credentials(user):
+    """The credentials whose keys may be used on `user`'s behalf: asked when Threadsite looks for the
+    credential that owns a thread. No other credential is ever tried for them."""
+    return visible_credentials(user)
+
+
 def get_thread_for_user(request, pk) -> Thread:
     """The thread `pk` if the user may see it, else 404 (not 403: don't confirm that it exists)."""
     queryset = visible_threads(request.user).select_related("credential", "owner")

@@ -19,13 +19,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh, push_url
 
-from . import deletion, kinds, listing, overview, retention, sync, transcripts
+from . import deletion, kinds, listing, locating, overview, retention, sync, transcripts
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
 from .models import Thread
 from .permissions import (
     can_delete_in_bulk,
     get_rw_thread_for_user,
     get_thread_for_user,
+    usable_credentials,
     visibility_key,
     visible_threads,
 )
@@ -227,6 +228,17 @@ def thread_mark_missing(request, pk):
             reason=f"Marked missing by {request.user.get_username()}: the API answered 404",
         )
         messages.success(request, f"{thread.remote_id} is now marked missing.")
+    if request.htmx:
+        return HttpResponseClientRefresh()
+    return redirect("thread_detail", pk=thread.pk)
+
+
+@require_POST
+def thread_rehome(request, pk):
+    """Look for the thread under the other credentials the user may use; move it to the one that finds it."""
+    thread = get_rw_thread_for_user(request, pk)
+    result = locating.rehome(thread, usable_credentials(request.user), by=request.user)
+    (messages.success if result.moved else messages.warning)(request, result.message)
     if request.htmx:
         return HttpResponseClientRefresh()
     return redirect("thread_detail", pk=thread.pk)

@@ -15,7 +15,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="Path to read, or - for standard input.")
-        parser.add_argument("--credential", required=True, help="Name of the credential the IDs belong to.")
+        parser.add_argument(
+            "--credential",
+            required=True,
+            help="Name of the credential the IDs belong to, or 'auto': ask each credential, cheapest first, "
+            "and file each ID under the one that finds it.",
+        )
         parser.add_argument("--owner", default="", help="Username of the team member who owns them.")
         parser.add_argument(
             "--no-check", action="store_true", help="Do not ask the API whether the threads exist."
@@ -23,7 +28,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, file, credential, owner, no_check, **options):
         try:
-            credential_obj = Credential.objects.get(name=credential)
+            credential_obj = None if credential == "auto" else Credential.objects.get(name=credential)
         except Credential.DoesNotExist:
             known = ", ".join(Credential.objects.values_list("name", flat=True)) or "none yet"
             raise CommandError(f"No credential named {credential!r} (known: {known}).") from None
@@ -42,7 +47,9 @@ class Command(BaseCommand):
             self.stderr.write(f"line {line}: {message}")
         for remote_id, other in report.tracked_elsewhere:
             self.stderr.write(f"{remote_id} is already tracked under credential {other}; left as it is.")
-        if report.added and not no_check:
+        for remote_id, tried in report.unfound_sample:
+            self.stderr.write(f"{remote_id} is not found under any credential ({tried}).")
+        if report.added and not no_check and credential_obj is not None:
             if report.added <= settings.IMPORT_INLINE_CHECK_LIMIT:
                 tasks.check_threads.apply(args=(credential_obj.pk,), throw=True)
             else:
