@@ -181,3 +181,24 @@ def test_a_thread_found_nowhere_stays_as_it_was(admin_client, world):
     thread.refresh_from_db()
     assert (thread.credential, thread.status) == (credentials["alpha"], "missing")
     assert not StatusChange.objects.exists()
+
+
+def test_missing_threads_are_re_homed_in_bulk(world):
+    credentials, owned, _ = world
+    for remote_id in owned["beta"][:5]:
+        kind = {"thread": "assistants_thread", "conv": "conversation", "cthr": "chatkit_thread"}[
+            remote_id.split("_")[0]
+        ]
+        Thread.objects.create(
+            remote_id=remote_id, kind=kind, credential=credentials["alpha"], status="missing"
+        )
+    Thread.objects.create(
+        remote_id="thread_nowhere000004",
+        kind="assistants_thread",
+        credential=credentials["alpha"],
+        status="missing",
+    )
+    out = io.StringIO()
+    call_command("locate_threads", stdout=out)
+    assert out.getvalue().strip() == "6 looked for: 5 to beta; 1 found under no other credential"
+    assert Thread.objects.filter(credential=credentials["beta"], status="active").count() == 5

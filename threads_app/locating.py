@@ -198,3 +198,41 @@ def move(thread: Thread, search: Search, *, by=None) -> None:
     thread.credential, thread.status = search.found, Thread.Status.ACTIVE
     if search.remote is not None:
         sync.record_remote(thread, search.remote)
+
+
+@dataclass
+class RehomeReport:
+    looked_for: int = 0
+    moved: dict = field(default_factory=dict)  # credential name → threads moved there
+    nowhere: int = 0
+
+    def summary(self) -> str:
+        moved = ", ".join(f"{n} to {name}" for name, n in sorted(self.moved.items())) or "none moved"
+        return f"{self.looked_for} looked for: {moved}; {self.nowhere} found under no other credential"
+
+
+def rehome_many(threads, usable, *, by=None) -> RehomeReport:
+    """`rehome` for many threads at once (a selection of missing ones): one search each, all run side by
+    side through the engine, each thread's own credential left out."""
+    report = RehomeReport()
+    threads = list(threads.select_related("credential"))
+    everyone = candidates(usable)
+    searches = []
+    for thread in threads:
+        near = [c for c in everyone if c.pk != thread.credential_id]
+        near.sort(
+            key=lambda c: (
+                (c.base_url, c.organization_id)
+                != (thread.credential.base_url, thread.credential.organization_id)
+            )
+        )
+        searches.append(Search(thread.remote_id, thread.kind, order=near))
+    locate(searches)
+    for thread, search in zip(threads, searches, strict=True):
+        report.looked_for += 1
+        if search.found is None:
+            report.nowhere += 1
+            continue
+        move(thread, search, by=by)
+        report.moved[search.found.name] = report.moved.get(search.found.name, 0) + 1
+    return report
