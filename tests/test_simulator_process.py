@@ -13,7 +13,7 @@ API_KEY = "sk-sim-process-0001"
 def test_a_child_process_serves_the_api_and_reports_what_it_did():
     with SimulatorProcess(SimulatorConfig(seed=5)) as sim:
         sim.call("add_key", API_KEY, "proj_alpha")
-        remote_ids = sim.call("seed_bulk", "proj_alpha", per_kind=2)
+        remote_ids = sim.call("seed_bulk", "proj_alpha", count=6)
         chatkit = [remote_id for remote_id in remote_ids if remote_id.startswith("cthr_")]
         headers = {"Authorization": f"Bearer {API_KEY}", "OpenAI-Beta": "chatkit_beta=v1"}
 
@@ -27,6 +27,7 @@ def test_a_child_process_serves_the_api_and_reports_what_it_did():
         assert [(entry.status, entry.outcome) for entry in log] == [(200, 200), (None, 200)]
         assert sim.call("request_log") == []
         assert sim.call("live_ids", "proj_alpha")["chatkit_thread"] == []
+        assert sim.call("cpu_seconds") > 0
 
 
 def test_the_child_refuses_unknown_commands_and_bad_knobs():

@@ -138,9 +138,9 @@ def test_the_command_serves_the_demo_world_until_interrupted():
 
 def test_bulk_seeding_makes_every_kind_with_items_and_the_same_ids_for_a_seed():
     state = SimulatorState()
-    remote_ids = seed_bulk(state, "proj_alpha", per_kind=30, items=(1, 3), seed=3)
+    remote_ids = seed_bulk(state, "proj_alpha", count=89, items=(1, 3), seed=3)
 
-    assert len(remote_ids) == len(set(remote_ids)) == 90
+    assert len(remote_ids) == len(set(remote_ids)) == 89
     live = state.live_ids("proj_alpha")
     assert sorted(live["assistants_thread"] + live["conversation"] + live["chatkit_thread"]) == sorted(
         remote_ids
@@ -148,7 +148,12 @@ def test_bulk_seeding_makes_every_kind_with_items_and_the_same_ids_for_a_seed():
     sizes = [len(state.conversations[conversation_id].items) for conversation_id in live["conversation"]]
     assert set(sizes) == {1, 2, 3}
     assert len(live["conversation_item"]) == sum(sizes)
-    assert seed_bulk(SimulatorState(), "proj_alpha", per_kind=30, seed=3) == remote_ids
+    assert [len(live[kind]) for kind in ("assistants_thread", "conversation", "chatkit_thread")] == [
+        30,
+        30,
+        29,
+    ]
+    assert seed_bulk(SimulatorState(), "proj_alpha", count=89, seed=3) == remote_ids
     assert state.live_ids("proj_beta") == {
         "assistants_thread": [],
         "conversation": [],

@@ -4,18 +4,21 @@ through a pipe.
 
     with SimulatorProcess(SimulatorConfig(latency_ms=50)) as sim:
         sim.call("add_key", "sk-sim-bench-0001", "proj_bench")
-        remote_ids = sim.call("seed_bulk", "proj_bench", per_kind=1000)
+        remote_ids = sim.call("seed_bulk", "proj_bench", count=3000)
         ...  # point a client at sim.base_url
         log = sim.call("request_log", clear=True)  # LoggedRequest entries
         left = sim.call("live_ids", "proj_bench")
 
 The child is started with "spawn": it holds nothing of the parent's (no database connection, no thread),
-and runs nothing but the simulator. Only the commands in COMMANDS can be called.
+and runs nothing but the simulator. Spawning imports the parent's main module again in the child, so a
+script starts the simulator under `if __name__ == "__main__":` only. Only the commands in COMMANDS can be
+called.
 """
 
 import contextlib
 import multiprocessing
 import threading
+import time
 from dataclasses import fields
 
 from .config import SimulatorConfig
@@ -51,6 +54,8 @@ COMMANDS = {
     "configure": _configure,
     "request_log": _request_log,
     "live_ids": lambda state, config, project_id: state.live_ids(project_id),
+    # The child's CPU time so far (every thread): how busy serving kept it.
+    "cpu_seconds": lambda state, config: time.process_time(),
 }
 
 
@@ -97,10 +102,18 @@ class SimulatorProcess:
         )
         self._process.start()
         child_end.close()
-        if not self._connection.poll(START_TIMEOUT):
+        try:
+            if not self._connection.poll(START_TIMEOUT):
+                raise EOFError
+            port = self._connection.recv()
+        except EOFError:
             self._process.kill()
-            raise RuntimeError("The simulator process did not start")
-        self.base_url = f"http://{self.host}:{self._connection.recv()}/v1"
+            self._process.join()
+            raise RuntimeError(
+                f"The simulator process did not start (exit code {self._process.exitcode}); a script that "
+                "starts one must do it under `if __name__ == '__main__':`"
+            ) from None
+        self.base_url = f"http://{self.host}:{port}/v1"
         return self
 
     def call(self, name: str, *args, **kwargs):

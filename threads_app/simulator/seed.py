@@ -272,34 +272,32 @@ def seed_bulk(
     state: SimulatorState,
     project_id: str,
     *,
-    per_kind: int,
+    count: int,
     items: tuple[int, int] = (1, 3),
     seed: int = 1,
 ) -> list[str]:
-    """`per_kind` threads of each kind in one project, quickly, for benchmarks: Assistants threads with
-    one message, conversations with `items` (min, max) items each, ChatKit threads with one item. Returns
-    their IDs, the kinds interleaved."""
+    """`count` threads in one project, the three kinds in turn, quickly, for benchmarks: Assistants threads
+    with one message, conversations with `items` (min, max) items each, ChatKit threads with one item.
+    Returns their IDs in the order made."""
     rng = random.Random(seed)
     now = state.clock()
     remote_ids = []
     with state.ids_from(random.Random(seed + 1)), state.lock:
-        for n in range(per_kind):
-            created = now - timedelta(minutes=n)
-            remote_ids.append(
-                state.create_thread(project_id, created_at=created, messages=[("user", f"Question {n}")])[
-                    "id"
-                ]
-            )
-            remote_ids.append(
-                state.create_conversation(
+        for n in range(count):
+            created = now - timedelta(minutes=n // 3)
+            if n % 3 == 0:
+                thread = state.create_thread(
+                    project_id, created_at=created, messages=[("user", f"Question {n}")]
+                )
+            elif n % 3 == 1:
+                thread = state.create_conversation(
                     project_id,
                     created_at=created,
                     items=[("user", f"Question {n}.{i}") for i in range(rng.randint(*items))],
-                )["id"]
-            )
-            remote_ids.append(
-                state.create_chatkit_thread(
+                )
+            else:
+                thread = state.create_chatkit_thread(
                     project_id, user=f"user_{n % 50:02d}", created_at=created, items=[("user", f"Hi {n}")]
-                )["id"]
-            )
+                )
+            remote_ids.append(thread["id"])
     return remote_ids
