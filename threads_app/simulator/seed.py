@@ -275,21 +275,24 @@ def seed_bulk(
     count: int,
     items: tuple[int, int] = (1, 3),
     seed: int = 1,
+    kinds: tuple[str, ...] = ("assistants_thread", "conversation", "chatkit_thread"),
+    idle_days: float = 0,
 ) -> list[str]:
-    """`count` threads in one project, the three kinds in turn, quickly, for benchmarks: Assistants threads
-    with one message, conversations with `items` (min, max) items each, ChatKit threads with one item.
-    Returns their IDs in the order made."""
+    """`count` threads in one project, the `kinds` in turn, quickly, for benchmarks: Assistants threads
+    with one message, conversations with `items` (min, max) items each, ChatKit threads with one item,
+    last active `idle_days` ago. Returns their IDs in the order made."""
     rng = random.Random(seed)
-    now = state.clock()
+    now = state.clock() - timedelta(days=idle_days)
     remote_ids = []
     with state.ids_from(random.Random(seed + 1)), state.lock:
         for n in range(count):
             created = now - timedelta(minutes=n // 3)
-            if n % 3 == 0:
+            kind = kinds[n % len(kinds)]
+            if kind == "assistants_thread":
                 thread = state.create_thread(
                     project_id, created_at=created, messages=[("user", f"Question {n}")]
                 )
-            elif n % 3 == 1:
+            elif kind == "conversation":
                 thread = state.create_conversation(
                     project_id,
                     created_at=created,
