@@ -3,7 +3,7 @@ the figures.
 
     .venv/bin/python benchmarks/delete_jobs.py [--threads 10000] [--concurrency 32,64,96]
         [--limited-threads 10000] [--fault-threads 3000] [--check-threads 1000] [--sample 200]
-        [--database postgres://postgres@127.0.0.1:5432/threadsite_bench_delete | --sqlite]
+        [--database postgres://postgres@127.0.0.1:5432/threadsite_bench_delete_PID | --sqlite]
         [--redis-url redis://127.0.0.1:6379/14]
 
 Every run talks to a fresh simulator in a child process (`simulator.process.SimulatorProcess`: its own
@@ -26,9 +26,14 @@ job side runs in this process, as a worker would: `deletion.create_job(…, star
 6. The check of `--check-threads` freshly imported threads (`sync.check_unchecked`) at 100 requests/s,
    against requests / 100.
 
-The database is PostgreSQL unless `--sqlite`: a database of its own (`--database`) is created before and
-dropped after. The rate limiter is the in-process one unless `--redis-url` (then the shared one, as with
-Celery workers). Takes about 6-8 minutes with the defaults on 2 cores.
+The database is PostgreSQL unless `--sqlite`: a database of its own (`--database`; by default named
+after the process, so that two runs at once do not drop each other's) is created before and dropped
+after. The rate limiter is the in-process one unless `--redis-url` (then the shared one, as with Celery
+workers). Takes about 6.5 minutes with the defaults on 2 cores.
+
+The CPU columns say what bounds a job with no limit: the share of a core this process (the job) and the
+simulator's used during it. A job process near 100% is bound by its own interpreter (the HTTP client's
+cost per request, and the one thread that writes to the database waiting for the GIL), not by the API.
 """
 
 import argparse
@@ -38,6 +43,8 @@ import tempfile
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +57,7 @@ LATENCY_MS = 50
 LIMIT_PER_MINUTE = 6000
 PROJECT = "proj_bench"
 API_KEY = "sk-sim-bench-0000000001"
-DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/threadsite_bench_delete"
+DEFAULT_DATABASE = f"postgres://postgres@127.0.0.1:5432/threadsite_bench_delete_{os.getpid()}"
 
 
 def setup_django(database_url: str, redis_url: str) -> None:
@@ -88,13 +95,14 @@ def recreate_database(database_url: str, *, drop_only: bool = False) -> None:
 _seeds = iter(range(1, 1000))
 
 
-def simulator(count: int, **knobs) -> tuple[SimulatorProcess, list[str]]:
-    """A started simulator process with `count` threads of the three kinds in turn in PROJECT, and their
-    IDs (new ones each time: every run registers its own)."""
+@contextmanager
+def simulator(count: int, **knobs) -> Iterator[tuple[SimulatorProcess, list[str]]]:
+    """A simulator process with `count` threads of the three kinds in turn in PROJECT, and their IDs (new
+    ones each time: every run registers its own); stopped when the block ends."""
     seed = next(_seeds)
-    sim = SimulatorProcess(SimulatorConfig(latency_ms=LATENCY_MS, seed=seed, **knobs)).__enter__()
-    sim.call("add_key", API_KEY, PROJECT)
-    return sim, sim.call("seed_bulk", PROJECT, count=count, items=(1, 3), seed=seed)
+    with SimulatorProcess(SimulatorConfig(latency_ms=LATENCY_MS, seed=seed, **knobs)) as sim:
+        sim.call("add_key", API_KEY, PROJECT)
+        yield sim, sim.call("seed_bulk", PROJECT, count=count, items=(1, 3), seed=seed)
 
 
 def register(sim: SimulatorProcess, remote_ids: list[str], name: str, **settings):
@@ -161,39 +169,36 @@ def baseline(sample: int) -> dict:
     import openai
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # the Assistants API is sunset
+
+    def delete(client, remote_id, with_items):
+        if remote_id.startswith("thread_"):
+            client.beta.threads.delete(remote_id)
+        elif remote_id.startswith("conv_"):
+            if with_items:
+                for item in list(client.conversations.items.list(remote_id, limit=100)):
+                    client.conversations.items.delete(item.id, conversation_id=remote_id)
+            client.conversations.delete(remote_id)
+        else:
+            client.beta.chatkit.threads.delete(remote_id)
+
     figures = {}
     for label, with_items in (("loop", False), ("loop_items", True)):
-        sim, remote_ids = simulator(sample + 3)
-        client = openai.OpenAI(api_key=API_KEY, base_url=sim.base_url, max_retries=0)
-
-        def delete(remote_id, client=client, with_items=with_items):
-            if remote_id.startswith("thread_"):
-                client.beta.threads.delete(remote_id)
-            elif remote_id.startswith("conv_"):
-                if with_items:
-                    for item in list(client.conversations.items.list(remote_id, limit=100)):
-                        client.conversations.items.delete(item.id, conversation_id=remote_id)
-                client.conversations.delete(remote_id)
-            else:
-                client.beta.chatkit.threads.delete(remote_id)
-
-        try:
+        with simulator(sample + 3) as (sim, remote_ids):
+            client = openai.OpenAI(api_key=API_KEY, base_url=sim.base_url, max_retries=0)
             # One of each kind first, untimed: the client builds its types on first use.
             for remote_id in remote_ids[:3]:
-                delete(remote_id)
+                delete(client, remote_id, with_items)
             sim.call("request_log", clear=True)
             remote_ids = remote_ids[3:]
             started = time.perf_counter()
             for remote_id in remote_ids:
-                delete(remote_id)
+                delete(client, remote_id, with_items)
             elapsed = time.perf_counter() - started
             requests_made = len(sim.call("request_log"))
             left = leftovers(sim)
-            if not with_items:
-                left.pop("conversation_item", None)  # the API keeps them: the loop left them behind
-            assert not left, left
-        finally:
-            sim.__exit__(None, None, None)
+        if not with_items:
+            left.pop("conversation_item", None)  # the API keeps them: the loop left them behind
+        assert not left, left
         figures[label] = elapsed / len(remote_ids)
         print(
             f"baseline {'(items first)' if with_items else '(delete calls)':<15} {len(remote_ids)} threads "
@@ -231,8 +236,7 @@ def run_job(label: str, threads: int, *, concurrency: int, limit: int = 0, **fau
     from threads_app import deletion
     from threads_app.models import DeletionItem, Thread
 
-    sim, remote_ids = simulator(threads, rate_limit_per_minute=limit)
-    try:
+    with simulator(threads, rate_limit_per_minute=limit) as (sim, remote_ids):
         credential = register(
             sim,
             remote_ids,
@@ -254,8 +258,6 @@ def run_job(label: str, threads: int, *, concurrency: int, limit: int = 0, **fau
         cpu, sim_cpu = time.process_time() - cpu, sim.call("cpu_seconds") - sim_cpu
         log = read_log(sim.call("request_log"))
         live = sim.call("live_ids", PROJECT)
-    finally:
-        sim.__exit__(None, None, None)
     items = DeletionItem.objects.filter(job=job)
     states = dict(items.order_by().values_list("state").annotate(n=Count("pk")))
     statuses = dict(
@@ -321,15 +323,12 @@ def check_job(figures: JobFigures) -> list[str]:
 def run_checks(threads: int) -> dict:
     from threads_app import sync
 
-    sim, remote_ids = simulator(threads, rate_limit_per_minute=LIMIT_PER_MINUTE)
-    try:
+    with simulator(threads, rate_limit_per_minute=LIMIT_PER_MINUTE) as (sim, remote_ids):
         credential = register(sim, remote_ids, "checks", requests_per_minute=LIMIT_PER_MINUTE)
         started = time.perf_counter()
         report = sync.check_unchecked(credential)
         elapsed = time.perf_counter() - started
         log = read_log(sim.call("request_log"))
-    finally:
-        sim.__exit__(None, None, None)
     allowed = log.requests / (LIMIT_PER_MINUTE / 60)
     print(
         f"checks     {threads} threads in {elapsed:.2f} s: {report.summary()}; {log.requests} requests, "
