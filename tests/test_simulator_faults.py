@@ -1,5 +1,6 @@
 """The simulator's misbehaviour on demand: the rate limit, queued and random faults, drops, delays."""
 
+import json
 import pickle
 import re
 import socket
@@ -306,3 +307,199 @@ def test_closing_the_server_ends_its_kept_alive_connections(sim_key):
         raw_exchange(connection, b"GET /v1/chatkit/threads HTTP/1.1\r\nHost: sim\r\n\r\n")
     with connection:
         assert connection.recv(1024) == b""  # closed by the server, not left to answer for a dead state
+
+
+# --- Hostile answers ----------------------------------------------------------------------------------
+
+
+def raw_request(simulator, path, api_key, *, timeout=5.0) -> socket.socket:
+    """A connection with one request sent on it (its answer left to the test to read)."""
+    address = urlsplit(simulator.base_url)
+    connection = socket.create_connection((address.hostname, address.port), timeout=timeout)
+    connection.sendall(
+        f"GET /v1{path} HTTP/1.1\r\nHost: sim\r\nAuthorization: Bearer {api_key}\r\n"
+        "OpenAI-Beta: assistants=v2\r\n\r\n".encode()
+    )
+    return connection
+
+
+def read_until_closed(connection) -> bytes:
+    data = b""
+    while chunk := connection.recv(65536):
+        data += chunk
+    return data
+
+
+def test_a_slow_body_drips_while_the_server_answers_others(simulator, sim_key):
+    simulator.config.drip_interval = 0.02
+    simulator.state.enqueue_faults("slow_body")
+
+    with get_streamed(simulator, sim_key("proj_alpha")) as dripped:
+        assert dripped.status_code == 200
+        assert dripped.headers["content-length"] == "1000000"
+        assert dripped.headers["connection"] == "close"  # cut short, it cannot carry another request
+        assert dripped.raw.read(1) == b"{"
+        assert dripped.raw.read(5) == b"     "  # one byte at a time, still coming
+        assert get(simulator, sim_key("proj_alpha"), timeout=2).status_code == 404  # the others are served
+        assert dripped.raw.read(5) == b"     "
+    assert [entry.status for entry in simulator.state.request_log] == [200, 404]
+
+
+def test_a_slow_body_outlasts_a_read_timeout(simulator, sim_key):
+    simulator.state.enqueue_faults("slow_body")  # a byte a second
+    with pytest.raises(requests.RequestException):
+        get(simulator, sim_key("proj_alpha"), timeout=(2, 0.2))
+
+
+def test_a_slow_body_ends_when_the_server_closes(sim_key):
+    with running_simulator() as simulator:
+        simulator.state.add_key(sim_key("proj_alpha"), "proj_alpha")
+        simulator.state.enqueue_faults("slow_body")
+        connection = raw_request(simulator, "/threads/thread_x", sim_key("proj_alpha"))
+        head = b""
+        while b"\r\n\r\n{" not in head:
+            head += connection.recv(1024)
+        assert head.startswith(b"HTTP/1.1 200 OK")
+    with connection:
+        read_until_closed(connection)  # returns: the server closed the drip with it
+
+
+def test_no_headers_holds_the_request_unanswered_while_the_server_answers_others(simulator, sim_key):
+    simulator.state.enqueue_faults("no_headers")
+    with raw_request(simulator, "/threads/thread_x", sim_key("proj_alpha")) as connection:
+        assert simulator.state.wait_for_requests(1)
+        assert simulator.state.request_log == [("GET", "/v1/threads/thread_x", None)]
+        assert get(simulator, sim_key("proj_alpha"), timeout=2).status_code == 404
+        connection.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            connection.recv(1024)  # not a byte, not even a status line
+
+
+def test_requests_gives_up_on_no_headers_and_the_next_request_works(simulator, sim_key):
+    simulator.state.enqueue_faults("no_headers")
+    with pytest.raises(requests.ReadTimeout):
+        get(simulator, sim_key("proj_alpha"), timeout=(2, 0.2))
+    assert get(simulator, sim_key("proj_alpha"), timeout=2).status_code == 404
+
+
+def test_no_headers_ends_when_the_server_closes(sim_key):
+    with running_simulator() as simulator:
+        simulator.state.enqueue_faults("no_headers")
+        connection = raw_request(simulator, "/threads/thread_x", sim_key("proj_alpha"))
+        assert simulator.state.wait_for_requests(1)
+    with connection:
+        assert read_until_closed(connection) == b""
+
+
+def get_streamed(simulator, api_key, path="/threads/thread_x", **options):
+    headers = {"Authorization": f"Bearer {api_key}", "OpenAI-Beta": "assistants=v2"}
+    return requests.get(simulator.base_url + path, headers=headers, stream=True, timeout=5, **options)
+
+
+def test_a_huge_body_is_valid_json_of_the_configured_size(simulator, sim_key):
+    simulator.config.huge_body_bytes = 1_000_000
+    simulator.state.enqueue_faults("huge_body")
+
+    with get_streamed(simulator, sim_key("proj_alpha")) as answer:
+        body = answer.content
+
+    assert answer.status_code == 200 and "content-length" not in answer.headers  # read to the close
+    assert len(body) == 1_000_000
+    listed = json.loads(body)
+    assert listed["object"] == "list" and len(listed["data"]) > 100
+    assert listed["data"][0]["object"] == "thread.message"
+
+
+def test_a_huge_body_goes_far_past_20_mb_by_default(simulator, sim_key):
+    simulator.state.enqueue_faults("huge_body")
+    read = 0
+    with get_streamed(simulator, sim_key("proj_alpha")) as answer:
+        assert answer.headers["content-type"] == "application/json"
+        for chunk in answer.iter_content(1024 * 1024):
+            read += len(chunk)
+            if read > 21 * 1024 * 1024:
+                break
+    assert read > 21 * 1024 * 1024
+    assert get(simulator, sim_key("proj_alpha"), timeout=2).status_code == 404
+
+
+def test_echo_key_quotes_the_request_credentials_in_a_200(simulator, sim_key):
+    simulator.state.enqueue_faults("echo_key", "echo_key")
+    bearer = get(simulator, sim_key("proj_alpha"))
+    azure = requests.get(
+        simulator.base_url + "/threads/thread_x", headers={"api-key": "azure-key-0123456789"}, timeout=5
+    )
+    assert (bearer.status_code, bearer.headers["content-type"]) == (200, "text/plain")
+    assert f"Authorization: Bearer {sim_key('proj_alpha')}" in bearer.text
+    assert "api-key: azure-key-0123456789" in azure.text
+
+
+LIST_PATHS = {
+    "messages": ("/threads/thread_missing/messages", "thread.message"),
+    "conversation items": ("/conversations/conv_missing/items", "message"),
+    "chatkit threads": ("/chatkit/threads", "chatkit.thread"),
+    "chatkit items": ("/chatkit/threads/cthr_missing/items", "chatkit.thread_item"),
+}
+
+
+@pytest.mark.parametrize(("path", "kind"), LIST_PATHS.values(), ids=LIST_PATHS.keys())
+def test_an_endless_list_always_has_more_fresh_entries(simulator, sim_key, path, kind):
+    simulator.state.enqueue_faults("endless_list")
+    headers = {"OpenAI-Beta": "assistants=v2, chatkit_beta=v1"}
+    seen, after = set(), None
+    for _ in range(5):
+        query = f"?limit=7&order=asc&after={after}" if after else "?limit=7&order=asc"
+        listed = get(simulator, sim_key("proj_alpha"), path + query, headers=headers).json()
+        assert listed["has_more"] is True and len(listed["data"]) == 7
+        assert {entry.get("object", entry.get("type")) for entry in listed["data"]} == {kind}
+        ids = [entry["id"] for entry in listed["data"]]
+        assert listed["last_id"] == ids[-1] != after and seen.isdisjoint(ids)
+        seen.update(ids)
+        after = listed["last_id"]
+    # A listing started afresh is the real one again.
+    fresh = get(simulator, sim_key("proj_alpha"), path, headers=headers)
+    assert fresh.status_code == 404 or fresh.json()["has_more"] is False
+
+
+def test_list_faults_answer_other_endpoints_as_usual(simulator, sim_key):
+    simulator.state.enqueue_faults("endless_list", "bad_ids")
+    assert get(simulator, sim_key("proj_alpha")).status_code == 404
+    assert get(simulator, sim_key("proj_alpha")).status_code == 404
+    assert [entry.status for entry in simulator.state.request_log] == [404, 404]
+
+
+def test_bad_ids_add_malformed_entries_to_the_chatkit_list(simulator, sim_key):
+    good = simulator.state.create_chatkit_thread("proj_alpha", user="customer")
+    simulator.state.enqueue_faults("bad_ids")
+    headers = {"OpenAI-Beta": "chatkit_beta=v1"}
+
+    listed = get(simulator, sim_key("proj_alpha"), "/chatkit/threads", headers=headers).json()
+
+    ids = [entry["id"] for entry in listed["data"]]
+    assert ids[0] == good["id"]
+    assert set(ids[1:]) == {"", "cthr_abc\r\nX-Evil: 1", "../../threads/x", "cthr_" + "a" * 300, ids[3]}
+    assert ids[3].startswith('cthr_"<img')
+    assert {len(entry["metadata"]) for entry in listed["data"]} == {200}
+    assert "metadata" not in simulator.state.chatkit_threads[good["id"]].data  # the stored one is untouched
+    again = get(simulator, sim_key("proj_alpha"), "/chatkit/threads", headers=headers).json()
+    assert [entry["id"] for entry in again["data"]] == [good["id"]]
+
+
+def test_hostile_knobs_are_checked():
+    with pytest.raises(ValueError, match="hostile_rate must be between 0 and 1"):
+        SimulatorConfig(hostile_rate=2)
+    with pytest.raises(ValueError, match="drip_interval"):
+        SimulatorConfig(drip_interval=0)
+
+
+def test_a_hostile_rate_of_one_answers_every_request_with_a_hostile_fault(simulator, sim_key):
+    simulator.config.hostile_rate = 1.0
+    simulator.config.huge_body_bytes = 10_000  # the drip stays at a byte a second: past the read timeout
+    answers = []
+    for _ in range(12):
+        try:
+            answers.append(get(simulator, sim_key("proj_alpha"), timeout=(2, 0.1)).status_code)
+        except requests.RequestException:
+            answers.append(None)
+    # 404 only where a list fault met an endpoint that lists nothing; 200 for the others that answer.
+    assert set(answers) <= {200, 404, None} and 200 in answers and None in answers

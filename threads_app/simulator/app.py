@@ -3,7 +3,9 @@
 Each request passes, in order: a fault (queued by a test, or drawn at the configured rates), the
 configured latency, the key and project check, the per-project rate limit, the route and its beta
 header, then the endpoint itself under the state's lock. A `drop_after` fault lets all of that happen,
-then closes the connection instead of sending the answer.
+then closes the connection instead of sending the answer. The hostile faults (hostile.py) that hang or
+stream skip all of it; `echo_key` skips everything after the latency; the two list faults change only
+what a list endpoint answers.
 """
 
 import json
@@ -16,8 +18,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qs
 
-from . import assistants, chatkit, conversations, errors
-from .config import RANDOM_FAULTS, SimulatorConfig
+from . import assistants, chatkit, conversations, errors, hostile
+from .config import HOSTILE_FAULTS, RANDOM_FAULTS, SimulatorConfig
 from .limiter import format_duration, retry_after_header
 from .routes import Route
 from .state import Key, SimulatorState
@@ -26,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 ROUTES: list[Route] = [*assistants.ROUTES, *conversations.ROUTES, *chatkit.ROUTES]
 BETA_NAMES = {"assistants=v2": "Assistants", "chatkit_beta=v1": "ChatKit"}
+# Faults that change only what a list endpoint answers (see hostile.list_answer).
+LIST_FAULTS = ("endless_list", "bad_ids")
 
 HTML_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -63,14 +67,18 @@ class Request:
         return data
 
 
-def make_app(state: SimulatorState, config: SimulatorConfig):
-    """The WSGI app serving the three kinds of threads under /v1; `config` is read on every request."""
+def make_app(state: SimulatorState, config: SimulatorConfig, *, stopping: threading.Event | None = None):
+    """The WSGI app serving the three kinds of threads under /v1; `config` is read on every request.
+    `stopping`, set when the server closes, ends the answers that would otherwise never end."""
     fault_rng = random.Random(config.seed)
     fault_lock = threading.Lock()
+    stopping = stopping or threading.Event()
 
     def draw_fault() -> str | None:
         fault = state.next_fault()
-        if fault is None and (config.drop_rate or config.fault_rate or config.drop_after_rate):
+        if fault is None and (
+            config.drop_rate or config.fault_rate or config.drop_after_rate or config.hostile_rate
+        ):
             with fault_lock:
                 if fault_rng.random() < config.drop_rate:
                     fault = "drop"
@@ -79,6 +87,8 @@ def make_app(state: SimulatorState, config: SimulatorConfig):
                 # Drawn last and only when asked for, so that a seed gives the same faults as before.
                 elif config.drop_after_rate and fault_rng.random() < config.drop_after_rate:
                     fault = "drop_after"
+                elif config.hostile_rate and fault_rng.random() < config.hostile_rate:
+                    fault = fault_rng.choice(HOSTILE_FAULTS)
         return fault
 
     def app(environ, start_response):
@@ -86,6 +96,8 @@ def make_app(state: SimulatorState, config: SimulatorConfig):
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO", "")
         fault = draw_fault()
+        if fault in ("no_headers", "slow_body", "huge_body"):
+            return _hang_or_stream(fault, environ, start_response, state, config, stopping)
         try:
             status, headers, body = _answer(
                 environ, method, path, state, config, None if fault == "drop_after" else fault
@@ -108,6 +120,26 @@ def make_app(state: SimulatorState, config: SimulatorConfig):
     return app
 
 
+def _hang_or_stream(fault: str, environ, start_response, state, config: SimulatorConfig, stopping):
+    """The hostile faults that hold the connection: no answer, a dripped body, a huge body. The request is
+    logged when the hang starts, so a test can wait for it (SimulatorState.wait_for_requests)."""
+    method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+    _body(environ)  # read whole, as for every answer: the client is then waiting on the server alone
+    if fault == "no_headers":
+        state.log_request(method, path, None)
+        hostile.wait_unanswered(environ, stopping)
+        raise DropConnection
+    state.log_request(method, path, 200)
+    # Cut short (the drip) or delimited by the close (the huge body): the connection cannot serve another.
+    environ[hostile.CLOSE_CONNECTION] = True
+    headers = [("content-type", "application/json"), ("x-request-id", f"req_{uuid.uuid4().hex}")]
+    if fault == "slow_body":
+        start_response("200 OK", [*headers, ("content-length", str(hostile.DRIP_LENGTH))])
+        return hostile.drip(stopping, config.drip_interval)
+    start_response("200 OK", headers)
+    return hostile.huge_body(config.huge_body_bytes, stopping, state)
+
+
 def _answer(environ, method: str, path: str, state: SimulatorState, config: SimulatorConfig, fault):
     """(status, headers, body) for one request."""
     # Read the body whatever the answer: closing a socket with unread data in it resets the connection,
@@ -120,7 +152,9 @@ def _answer(environ, method: str, path: str, state: SimulatorState, config: Simu
         raise DropConnection
     if fault and fault.startswith("slow:"):
         time.sleep(float(fault.removeprefix("slow:")))
-    elif fault:
+    elif fault == "echo_key":
+        return 200, {"content-type": "text/plain"}, hostile.echo_key(environ)
+    elif fault and fault not in LIST_FAULTS:
         return _fault(fault, organization, config)
     if config.latency_ms:
         time.sleep(config.latency_ms / 1000)
@@ -150,8 +184,11 @@ def _answer(environ, method: str, path: str, state: SimulatorState, config: Simu
             )
         request = Request(state, method, path, _query(environ), body, key, params)
         with state.lock:
+            answer = hostile.list_answer(fault, route.handler, request)
+            if answer is None:
+                answer = route.handler(request)
             # Serialised under the lock: another request must not change an object mid-dump.
-            return 200, headers, json.dumps(route.handler(request)).encode()
+            return 200, headers, json.dumps(answer).encode()
     except errors.ErrorResponse as error:
         headers.update(error.headers)
         return error.status, headers, json.dumps(error.body()).encode()

@@ -54,6 +54,8 @@ COMMANDS = {
     "configure": _configure,
     "request_log": _request_log,
     "live_ids": lambda state, config, project_id: state.live_ids(project_id),
+    # Blocks the pipe until that many requests have been logged: e.g. clients stuck on a hanging fault.
+    "wait_for_requests": lambda state, config, count, timeout=10.0: state.wait_for_requests(count, timeout),
     # The child's CPU time so far (every thread): how busy serving kept it.
     "cpu_seconds": lambda state, config: time.process_time(),
 }

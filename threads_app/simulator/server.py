@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
+from . import hostile
 from .app import DropConnection, make_app
 from .config import SimulatorConfig
 from .state import SimulatorState
@@ -34,6 +35,8 @@ class _Handler(ServerHandler):
 
     def cleanup_headers(self):
         super().cleanup_headers()
+        if self.environ.get(hostile.CLOSE_CONNECTION):
+            self.request_handler.close_connection = True
         if self.request_handler.close_connection:
             self.headers["Connection"] = "close"
 
@@ -94,6 +97,17 @@ class _RequestHandler(WSGIRequestHandler):
             # Idle too long, or the client went away: end this connection quietly.
             self.close_connection = True
 
+    def finish(self):
+        # A client gone in the middle of a streamed answer (a drip, a huge body) leaves bytes in the write
+        # buffer that closing it would try, and fail, to send again.
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def get_environ(self):
+        environ = super().get_environ()
+        environ[hostile.SOCKET] = self.connection
+        return environ
+
     def log_message(self, format, *args):  # noqa: A002 - the name BaseHTTPRequestHandler gives it
         if self.server.verbose:
             logger.info("%s %s", self.address_string(), format % args)
@@ -106,6 +120,8 @@ class SimulatorServer(ThreadingMixIn, WSGIServer):
     verbose = False
 
     def __init__(self, *args, **kwargs):
+        # Set on close: ends the answers of faults that hang or drip (see hostile.py).
+        self.stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(*args, **kwargs)
@@ -122,6 +138,7 @@ class SimulatorServer(ThreadingMixIn, WSGIServer):
 
     def server_close(self):
         """Stop listening, and end the kept-alive connections: a stopped simulator answers nothing more."""
+        self.stopping.set()
         super().server_close()
         with self._connections_lock:
             connections = list(self._connections)
@@ -135,7 +152,7 @@ def make_server(
 ) -> SimulatorServer:
     server = SimulatorServer((host, port), _RequestHandler)
     server.verbose = verbose
-    server.set_app(make_app(state, config))
+    server.set_app(make_app(state, config, stopping=server.stopping))
     return server
 
 

@@ -22,6 +22,8 @@ from .limiter import RateLimiter
 # Assistants threads unused this long were removed by OpenAI; the simulator answers 404 for them.
 ASSISTANTS_THREAD_TTL = timedelta(days=60)
 REQUEST_LOG_LIMIT = 100_000
+# Cursors handed out by `endless_list` pages, kept so that paging on from one stays endless.
+ENDLESS_CURSOR_LIMIT = 100_000
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 HEX = "0123456789abcdef"
 
@@ -110,6 +112,10 @@ class SimulatorState:
         self._keys: dict[str, Key] = {}
         self._faults: deque[str] = deque()
         self._rng = random.Random(seed)
+        self._requests_seen = 0  # never cut back, unlike request_log
+        self._logged = threading.Condition(self.lock)
+        self._endless_cursors: set[str] = set()
+        self._endless_served = 0
 
     # --- keys, faults, time, IDs ------------------------------------------------------------------
 
@@ -140,6 +146,31 @@ class SimulatorState:
             # A simulator left running for days must not grow without bound; tests read far fewer.
             if len(self.request_log) > REQUEST_LOG_LIMIT:
                 del self.request_log[: REQUEST_LOG_LIMIT // 2]
+            self._requests_seen += 1
+            self._logged.notify_all()
+
+    def wait_for_requests(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until `count` requests in all have been logged (or the timeout): a hanging fault logs its
+        request when it starts to hang, so this tells when a client is stuck on it."""
+        with self._logged:
+            return self._logged.wait_for(lambda: self._requests_seen >= count, timeout)
+
+    # --- The endless_list fault (see hostile.py) --------------------------------------------------
+
+    def mark_endless_cursor(self, cursor: str) -> None:
+        with self.lock:
+            if len(self._endless_cursors) >= ENDLESS_CURSOR_LIMIT:
+                self._endless_cursors.clear()
+            self._endless_cursors.add(cursor)
+
+    def is_endless_cursor(self, cursor: str | None) -> bool:
+        return cursor is not None and cursor in self._endless_cursors
+
+    def endless_served(self, count: int) -> int:
+        """How many endless entries were made before these `count`, which it counts in."""
+        with self.lock:
+            served, self._endless_served = self._endless_served, self._endless_served + count
+            return served
 
     def now(self) -> int:
         return int(self.clock().timestamp())

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from threads_app.simulator import SimulatorConfig, SimulatorState, seed_demo
 from threads_app.simulator.app import mask
+from threads_app.simulator.config import FAULTS, HOSTILE_FAULTS
 from threads_app.simulator.server import make_server
 
 
@@ -33,6 +34,35 @@ class Command(BaseCommand):
             help="Share of requests carried out whose connection is then closed unanswered (0-1).",
         )
         parser.add_argument(
+            "--hostile-rate",
+            type=float,
+            default=0.0,
+            help=(
+                f"Share of requests answered with a hostile fault picked at random (0-1): "
+                f"{', '.join(HOSTILE_FAULTS)}."
+            ),
+        )
+        parser.add_argument(
+            "--fault",
+            action="append",
+            default=[],
+            metavar="FAULT",
+            help=(
+                "Answer the first requests with these faults, one per request, in order; repeat for more. "
+                f"One of {', '.join(FAULTS)} or slow:SECONDS. Hostile ones: slow_body (a 200 whose body "
+                "comes a byte at a time), no_headers (never answers), huge_body (a 200 JSON far over 20 MB), "
+                "echo_key (a 200 quoting the request's key), endless_list (a list that always has more; "
+                "paging on stays endless), bad_ids (the ChatKit list adds malformed IDs and 200 metadata "
+                "pairs)."
+            ),
+        )
+        parser.add_argument(
+            "--drip-interval", type=float, default=1.0, help="Seconds between the bytes of a slow_body."
+        )
+        parser.add_argument(
+            "--huge-body-mb", type=int, default=64, help="Megabytes (MiB) a huge_body answer sends."
+        )
+        parser.add_argument(
             "--key",
             action="append",
             default=[],
@@ -53,12 +83,16 @@ class Command(BaseCommand):
                 fault_rate=options["fault_rate"],
                 drop_rate=options["drop_rate"],
                 drop_after_rate=options["drop_after_rate"],
+                hostile_rate=options["hostile_rate"],
+                drip_interval=options["drip_interval"],
+                huge_body_bytes=options["huge_body_mb"] * 1024 * 1024,
                 seed=options["seed"],
             )
+            state = SimulatorState(seed=options["seed"])
+            state.enqueue_faults(*options["fault"])
         except ValueError as error:
             raise CommandError(str(error)) from None
         keys = [self._parse_key(value) for value in options["key"]]
-        state = SimulatorState(seed=options["seed"])
         for api_key, project_id in keys:
             state.add_key(api_key, project_id)
         try:
