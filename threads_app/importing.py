@@ -288,6 +288,7 @@ def _insert_where_found(template: Thread, rows: list[Row], owners: dict, usable,
         if search.found is not None:
             found_by_credential.setdefault(search.found, []).append((row, search))
     inserted = []
+    template.last_check = Thread.Check.OK  # each was just found by a retrieve
     for found, pairs in found_by_credential.items():
         template.credential = found
         insert_rows(template, [row for row, _ in pairs], owners)
@@ -297,9 +298,7 @@ def _insert_where_found(template: Thread, rows: list[Row], owners: dict, usable,
             t.remote_id: t for t in Thread.objects.filter(remote_id__in=[r.remote_id for r, _ in pairs])
         }
         for row, search in pairs:
-            thread = threads[row.remote_id]
-            sync.record_remote(thread, search.remote)
-            Thread.objects.filter(pk=thread.pk).update(last_check=Thread.Check.OK)
+            sync.record_remote(threads[row.remote_id], search.remote)
     report.unfound = locating.record_unfound(searches, added_by=template.added_by)
     report.unfound_sample = [(s.remote_id, s.summary) for s in searches if s.found is None][:SAMPLE_SIZE]
     return inserted
