@@ -44,14 +44,6 @@ def test_a_thread_page_ends_at_its_deadline(admin_client, simulator, thread, set
     assert simulator.state.request_log[0].status == (200 if fault == "slow_body" else None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "client._abort finds no socket once http.client has let go of it (an answer with 'Connection: "
-        "close'), and response.close() does not end a read blocked in another thread: the page ends at the "
-        "next dripped byte after the deadline, not at the deadline"
-    ),
-)
 def test_a_dripped_page_ends_at_the_deadline_even_on_a_closing_connection(
     admin_client, simulator, thread, settings
 ):

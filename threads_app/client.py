@@ -406,10 +406,20 @@ class _Watchdog:
 _watchdog = _Watchdog()
 
 
-def _abort(response: requests.Response) -> None:
-    """Shut the socket under a response being read, from another thread: the blocked read ends at once."""
+def _socket_of(response: requests.Response):
+    """The socket an answer is read from. urllib3's connection holds it, except for an answer that
+    closes its connection ("Connection: close"), which http.client reads straight from the socket's file."""
     connection = getattr(response.raw, "connection", None) or getattr(response.raw, "_connection", None)
     sock = getattr(connection, "sock", None)
+    if sock is None:
+        reader = getattr(getattr(response.raw, "_fp", None), "fp", None)  # http.client's buffered file
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)  # its SocketIO's socket
+    return sock
+
+
+def _abort(response: requests.Response) -> None:
+    """Shut the socket under a response being read, from another thread: the blocked read ends at once."""
+    sock = _socket_of(response)
     try:
         if sock is not None:
             sock.shutdown(socket.SHUT_RDWR)
