@@ -19,6 +19,7 @@ CHROMIUM_ARGS = [
 ]
 PHONE = {"width": 390, "height": 844}
 WIDE = {"width": 1440, "height": 900}
+DESKTOP = {"width": 1280, "height": 900}
 TIMEOUT_MS = 10_000
 
 
@@ -36,3 +37,19 @@ def chromium():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(chromium, live_server, request):
+    """A page of the live server, at the test module's VIEWPORT (WIDE unless it says); the test fails if
+    the page raised a JavaScript error."""
+    context = chromium.new_context(
+        viewport=getattr(request.module, "VIEWPORT", WIDE), base_url=live_server.url
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors: {errors}"

@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from tests.browsers import chromium  # noqa: F401 (a fixture for every test)
+from tests.browsers import chromium, page  # noqa: F401 (fixtures for every test)
 from tests.hostile import HostileServer
 from tests.workers import redis_url, start_celery, start_worker, worker  # noqa: F401 (fixtures for every test)
 from threads_app.models import Credential

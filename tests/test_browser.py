@@ -15,26 +15,9 @@ from django.utils import timezone
 from tests.browsers import PHONE, TIMEOUT_MS, WIDE
 from threads_app.models import Thread
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.usefixtures("no_retries")]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-
-@pytest.fixture
-def page(chromium, live_server):
-    context = chromium.new_context(viewport=WIDE, base_url=live_server.url)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
-
-
-@pytest.fixture(autouse=True)
-def no_retries(settings):
-    settings.OPENAI_MAX_RETRIES = 0
 
 
 def sign_in(page, username="alice", password="alice-password"):

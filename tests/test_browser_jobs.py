@@ -8,36 +8,19 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
-from tests.browsers import PHONE, TIMEOUT_MS
+from tests.browsers import DESKTOP, PHONE
 from threads_app import deletion
 from threads_app.models import DeletionJob, Thread
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.usefixtures("no_retries")]
+VIEWPORT = DESKTOP
 
 SHOTS = Path("/tmp/shots")
-DESKTOP = {"width": 1280, "height": 900}
-
-
-@pytest.fixture(autouse=True)
-def no_retries(settings):
-    settings.OPENAI_MAX_RETRIES = 0
 
 
 @pytest.fixture
 def admin(db):
     return User.objects.create_user("root", password="root-password", is_staff=True)
-
-
-@pytest.fixture
-def page(chromium, live_server):
-    context = chromium.new_context(viewport=DESKTOP, base_url=live_server.url)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
 
 
 @pytest.fixture

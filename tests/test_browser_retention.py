@@ -14,12 +14,13 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.utils import timezone
 
-from tests.browsers import PHONE, TIMEOUT_MS
-from tests.test_browser_jobs import DESKTOP, fits, shoot, sign_in_as_admin
+from tests.browsers import DESKTOP, PHONE
+from tests.test_browser_jobs import fits, shoot, sign_in_as_admin
 from threads_app import importing, sweeps
 from threads_app.models import DeletionJob, ImportRun, Thread
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.usefixtures("no_retries")]
+VIEWPORT = DESKTOP
 
 VIEWPORTS = [("wide", DESKTOP), ("phone", PHONE)]
 
@@ -27,23 +28,6 @@ VIEWPORTS = [("wide", DESKTOP), ("phone", PHONE)]
 @pytest.fixture
 def admin(db):
     return User.objects.create_user("root", password="root-password", is_staff=True)
-
-
-@pytest.fixture
-def page(chromium, live_server):
-    context = chromium.new_context(viewport=DESKTOP, base_url=live_server.url)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
-
-
-@pytest.fixture(autouse=True)
-def no_retries(settings):
-    settings.OPENAI_MAX_RETRIES = 0
 
 
 @pytest.fixture(autouse=True)
