@@ -89,6 +89,24 @@ def recreate_database(database_url: str, *, drop_only: bool = False) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+@contextmanager
+def benchmark_django(database_url: str, *, sqlite: bool = False, redis_url: str = "") -> Iterator[str]:
+    """Django on a database of the benchmark's own: a temporary SQLite file, or the PostgreSQL database
+    `database_url`, created now and dropped at the end. Yields the database's name for people."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if not sqlite:
+            recreate_database(database_url)
+        try:
+            setup_django(f"sqlite:///{tmp}/bench.sqlite3" if sqlite else database_url, redis_url)
+            yield "SQLite" if sqlite else "PostgreSQL"
+        finally:
+            if not sqlite:
+                from django.db import connections
+
+                connections.close_all()
+                recreate_database(database_url, drop_only=True)
+
+
 # --- The simulator and the registry -------------------------------------------------------------------
 
 

@@ -14,11 +14,10 @@ projects' limits run side by side (target: within 1.2×).
 
 import argparse
 import sys
-import tempfile
 import time
 from collections import Counter
 
-from delete_jobs import LATENCY_MS, LIMIT_PER_MINUTE, recreate_database, setup_django
+from delete_jobs import LATENCY_MS, LIMIT_PER_MINUTE, benchmark_django
 
 from threads_app.simulator import SimulatorConfig, SimulatorProcess
 
@@ -82,21 +81,8 @@ def main():
     parser.add_argument("--database", default=DEFAULT_DATABASE)
     parser.add_argument("--sqlite", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.sqlite:
-            database_url = f"sqlite:///{tmp}/bench.sqlite3"
-        else:
-            recreate_database(args.database)
-            database_url = args.database
-        try:
-            setup_django(database_url, "")
-            problems = run(args.ids)
-        finally:
-            if not args.sqlite:
-                from django.db import connections
-
-                connections.close_all()
-                recreate_database(args.database, drop_only=True)
+    with benchmark_django(args.database, sqlite=args.sqlite):
+        problems = run(args.ids)
     for problem in problems:
         print(f"MISSED: {problem}")
     sys.exit(1 if problems else 0)

@@ -19,7 +19,6 @@ script shares. Takes about 5 minutes with the defaults on 2 cores.
 import argparse
 import os
 import sys
-import tempfile
 import time
 from datetime import timedelta
 
@@ -29,9 +28,8 @@ from delete_jobs import (
     LATENCY_MS,
     LIMIT_PER_MINUTE,
     PROJECT,
+    benchmark_django,
     read_log,
-    recreate_database,
-    setup_django,
 )
 
 from threads_app.simulator import SimulatorConfig, SimulatorProcess
@@ -170,26 +168,13 @@ def main():
     parser.add_argument("--database", default=DEFAULT_DATABASE.replace("_delete", "_sweeps"))
     parser.add_argument("--sqlite", action="store_true", help="use a temporary SQLite file instead")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.sqlite:
-            database_url = f"sqlite:///{tmp}/bench.sqlite3"
-        else:
-            recreate_database(args.database)
-            database_url = args.database
-        try:
-            setup_django(database_url, "")
-            print(
-                f"{'SQLite' if args.sqlite else 'PostgreSQL'}, simulator at {LATENCY_MS} ms and "
-                f"{LIMIT_PER_MINUTE // 60} requests/s in a child process; {os.cpu_count()} CPUs"
-            )
-            problems = expiry_check(args.expiry_threads)
-            problems += retention_policy(args.conversations, args.exempt)
-        finally:
-            if not args.sqlite:
-                from django.db import connections
-
-                connections.close_all()
-                recreate_database(args.database, drop_only=True)
+    with benchmark_django(args.database, sqlite=args.sqlite) as database:
+        print(
+            f"{database}, simulator at {LATENCY_MS} ms and {LIMIT_PER_MINUTE // 60} requests/s in a child "
+            f"process; {os.cpu_count()} CPUs"
+        )
+        problems = expiry_check(args.expiry_threads)
+        problems += retention_policy(args.conversations, args.exempt)
     for problem in problems:
         print(f"MISSED: {problem}")
     sys.exit(1 if problems else 0)
