@@ -202,3 +202,37 @@ def test_missing_threads_are_re_homed_in_bulk(world):
     call_command("locate_threads", stdout=out)
     assert out.getvalue().strip() == "6 looked for: 5 to beta; 1 found under no other credential"
     assert Thread.objects.filter(credential=credentials["beta"], status="active").count() == 5
+
+
+def test_a_selection_of_missing_threads_is_looked_for_from_the_list(
+    admin_client, world, django_capture_on_commit_callbacks
+):
+    credentials, owned, _ = world
+    wrong = [
+        Thread.objects.create(
+            remote_id=r, kind="assistants_thread", credential=credentials["alpha"], status="missing"
+        )
+        for r in owned["beta"][0:6:3]
+    ]
+    active = Thread.objects.create(
+        remote_id=owned["alpha"][0], kind="assistants_thread", credential=credentials["alpha"]
+    )
+    query = "&".join(f"ids={t.pk}" for t in [*wrong, active])
+    page = admin_client.get(f"/threads/rehome/?{query}").content.decode()
+    assert "<strong>2</strong> of these threads are missing or expired" in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/threads/rehome/?{query}")
+    assert response.status_code == 302
+    progress = admin_client.get(response["Location"], headers={"HX-Request": "true"})
+    body = progress.content.decode()
+    assert progress.status_code == 286, "the finished search stops polling"
+    assert "<strong>2</strong> found under beta and moved there" in body
+    assert {t.credential.name for t in Thread.objects.filter(pk__in=[t.pk for t in wrong])} == {"beta"}
+    assert Thread.objects.get(pk=active.pk).credential == credentials["alpha"]
+
+
+def test_looking_for_a_selection_is_for_admins_and_refuses_bad_input(client, admin_client, world, alice):
+    assert admin_client.get("/threads/rehome/?ids=abc").status_code == 400
+    client.force_login(alice)
+    assert client.post("/threads/rehome/?all=1").status_code == 403

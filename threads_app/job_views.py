@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.contrib import messages
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import Http404, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -18,9 +18,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
-from . import deletion, listing
+from . import deletion, listing, locating
 from .forms import DeletionJobForm, DeletionSelectionForm, ThreadFilterForm
-from .models import DeletionItem, DeletionJob, Thread
+from .models import DeletionItem, DeletionJob, RehomeRun, Thread
 from .permissions import admin_required, get_job_for_user, visible_jobs, visible_threads
 from .views import is_fragment_request, safe_next
 
@@ -280,3 +280,40 @@ def job_list(request):
     if is_fragment_request(request):
         template += "#job-table"
     return render(request, template, {"page": page})
+
+
+# --- Looking for a selection of gone threads under the other credentials --------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@admin_required
+def rehome_new(request):
+    """How many threads of a selection are gone (GET), and the background search for them (POST)."""
+    selection = read_selection(request)
+    if selection.errors:
+        return render(request, "threads_app/rehome.html", {"selection": selection}, status=400)
+    gone = selection.threads.filter(status__in=locating.GONE).count()
+    if request.method == "POST":
+        if not gone:
+            messages.error(
+                request, "None of these threads is missing or expired: there is nothing to look for."
+            )
+            return redirect(selection.back_url)
+        run = locating.start_rehome(selection.threads, summary=selection.summary, by=request.user)
+        return redirect("rehome_run", pk=run.pk)
+    context = {"selection": selection, "gone": gone, "action": request.get_full_path()}
+    return render(request, "threads_app/rehome.html", context)
+
+
+@require_GET
+@admin_required
+def rehome_run(request, pk):
+    """The search's page; to htmx, its progress fragment, which polls until the search ends."""
+    run = get_object_or_404(RehomeRun, pk=pk)
+    context = {"run": run, "looking_for": len(run.thread_ids)}
+    if is_fragment_request(request):
+        response = render(request, "threads_app/rehome.html#run", context)
+        if run.state == RehomeRun.State.FINISHED:
+            response.status_code = HttpResponseStopPolling.status_code
+        return response
+    return render(request, "threads_app/rehome.html", context)

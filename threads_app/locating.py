@@ -236,3 +236,46 @@ def rehome_many(threads, usable, *, by=None) -> RehomeReport:
         move(thread, search, by=by)
         report.moved[search.found.name] = report.moved.get(search.found.name, 0) + 1
     return report
+
+
+GONE = (Thread.Status.MISSING, Thread.Status.EXPIRED)
+
+
+def start_rehome(threads, *, summary: str, by=None):
+    """Look for the gone threads of a selection under the other credentials, in the background."""
+    from . import tasks  # tasks imports this module
+    from .models import RehomeRun
+
+    ids = list(threads.filter(status__in=GONE).order_by("pk").values_list("pk", flat=True))
+    with transaction.atomic():
+        run = RehomeRun.objects.create(
+            requested_by=by,
+            requested_by_name=by.get_username() if by else "",
+            summary=summary[:1000],
+            thread_ids=ids,
+        )
+        tasks.dispatch(tasks.rehome_threads, run.pk)
+    return run
+
+
+def run_rehome(run_id: int):
+    """What the background task does: `rehome_many` over the run's threads, with the credentials its
+    requester may use, and the report kept on the run."""
+    from .models import RehomeRun
+    from .permissions import usable_credentials
+
+    started = RehomeRun.objects.filter(pk=run_id, state=RehomeRun.State.QUEUED).update(
+        state=RehomeRun.State.RUNNING
+    )
+    run = RehomeRun.objects.select_related("requested_by").filter(pk=run_id).first()
+    if not started or run is None:
+        return run
+    threads = Thread.objects.filter(pk__in=run.thread_ids, status__in=GONE)
+    report = rehome_many(threads, usable_credentials(run.requested_by), by=run.requested_by)
+    RehomeRun.objects.filter(pk=run.pk).update(
+        state=RehomeRun.State.FINISHED,
+        finished_at=timezone.now(),
+        report={"looked_for": report.looked_for, "moved": report.moved, "nowhere": report.nowhere},
+    )
+    run.refresh_from_db()
+    return run

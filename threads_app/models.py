@@ -527,3 +527,33 @@ class UnfoundId(models.Model):
 
     def __str__(self):
         return self.remote_id
+
+
+class RehomeRun(models.Model):
+    """Looking for a selection of threads the API says are gone under the other credentials, in the
+    background (`locating.run_rehome`); the page polls it until it ends and shows what moved.
+
+    queued → running → finished
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_name = models.CharField(max_length=150, blank=True)
+    summary = models.CharField(max_length=1000)
+    thread_ids = models.JSONField(default=list)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    report = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Re-homing {len(self.thread_ids)} threads ({self.state})"

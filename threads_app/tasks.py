@@ -14,7 +14,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 from django.db import connections, transaction
 
-from . import deletion, importing, sweeps, sync
+from . import deletion, importing, locating, sweeps, sync
 from .client import APIConnectionError, RateLimited, ServerError
 from .models import Credential
 
@@ -118,3 +118,10 @@ def run_import(run_id: int) -> str:
     """Parse and register a large import kept by the Import page."""
     run = importing.run_import(run_id)
     return run.state if run else "import gone"
+
+
+@shared_task
+def rehome_threads(run_id: int) -> str:
+    """Look for a selection of gone threads under the other credentials (`locating.run_rehome`)."""
+    run = locating.run_rehome(run_id)
+    return run.state if run else "run gone"

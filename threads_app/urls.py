@@ -15,6 +15,8 @@ urlpatterns = [
     path("threads/<int:pk>/mark-missing/", views.thread_mark_missing, name="thread_mark_missing"),
     path("threads/<int:pk>/pin/", views.thread_pin, name="thread_pin"),
     path("threads/<int:pk>/rehome/", views.thread_rehome, name="thread_rehome"),
+    path("threads/rehome/", job_views.rehome_new, name="rehome_new"),
+    path("threads/rehome/<int:pk>/", job_views.rehome_run, name="rehome_run"),
     path("threads/<int:pk>/export.<str:fmt>", views.thread_export, name="thread_export"),
     path("overview/", views.overview_page, name="overview"),
     # Intake (admins): credentials, adding and importing threads.
