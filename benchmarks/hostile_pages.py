@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import requests
+from delete_jobs import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -34,16 +35,6 @@ API_KEY = "sk-sim-hostile-bench-0001"
 PROJECT = "proj_hostile"
 PASSWORD = "bench-password"  # noqa: S105 - a throwaway user of a throwaway database
 STUCK_FAULTS = ("no_headers", "slow_body", "no_headers")
-
-
-def recreate_database(database_url: str, *, drop_only: bool = False) -> None:
-    import psycopg
-
-    base, name = database_url.rsplit("/", 1)
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def setup_database(database_url: str, base_url: str) -> list[int]:

@@ -323,13 +323,18 @@ def lease_seconds() -> int:
 
 def refresh_counts(job: DeletionJob) -> DeletionJob:
     """Count the job's items by state (one GROUP BY over the job's index) and store the counts."""
-    counts = dict(job.items.order_by().values_list("state").annotate(n=Count("pk")))
+    rows = (
+        job.items.order_by()
+        .values_list("state")
+        .annotate(n=Count("pk"), v=Count("pk", filter=Q(verified=True)))
+    )
+    counts = {state: n for state, n, _ in rows}
     values = {
         "pending": counts.get(Item.PENDING, 0) + counts.get(Item.IN_FLIGHT, 0),
         "deleted": counts.get(Item.DELETED, 0),
         "already_gone": counts.get(Item.ALREADY_GONE, 0),
         "failed": counts.get(Item.FAILED, 0),
-        "verified": job.items.filter(verified=True).count(),
+        "verified": sum(verified for _, _, verified in rows),
     }
     DeletionJob.objects.filter(pk=job.pk).update(**values)
     for name, value in values.items():

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from . import engine, kinds, outcomes, sync
 from .client import APIError
-from .models import Credential, StatusChange, Thread, UnfoundId
+from .models import Credential, StatusChange, Thread, UnfoundId, set_statuses
 
 
 @dataclass(eq=False)
@@ -175,26 +175,24 @@ def rehome(thread: Thread, usable, *, by=None) -> Rehoming:
 def move(thread: Thread, search: Search, *, by=None) -> None:
     """File `thread` under the credential that found it, active again, and say so in its history."""
     old = thread.credential
+    reason = f"Found under credential {search.found.name}, moved from {old.name}"
+    history = {"moved_from": old.name, "moved_to": search.found.name}
     with transaction.atomic():
         Thread.objects.filter(pk=thread.pk).update(
-            credential=search.found,
-            status=Thread.Status.ACTIVE,
-            status_changed_at=timezone.now(),
-            status_changed_by=by,
-            last_check=Thread.Check.OK,
-            last_check_message="",
+            credential=search.found, last_check=Thread.Check.OK, last_check_message=""
         )
-        StatusChange.objects.create(
-            thread=thread,
-            remote_id=thread.remote_id,
-            old_status=thread.status,
-            new_status=Thread.Status.ACTIVE,
-            changed_by=by,
-            changed_by_name=by.get_username() if by else "",
-            reason=f"Found under credential {search.found.name}, moved from {old.name}",
-            moved_from=old.name,
-            moved_to=search.found.name,
-        )
+        if not set_statuses({thread.status: [thread]}, Thread.Status.ACTIVE, by=by, reason=reason, **history):
+            # Active already: no status changes, but the move still goes in the history.
+            StatusChange.objects.create(
+                thread=thread,
+                remote_id=thread.remote_id,
+                old_status=thread.status,
+                new_status=thread.status,
+                changed_by=by,
+                changed_by_name=by.get_username() if by else "",
+                reason=reason,
+                **history,
+            )
     thread.credential, thread.status = search.found, Thread.Status.ACTIVE
     if search.remote is not None:
         sync.record_remote(thread, search.remote)

@@ -185,10 +185,11 @@ class Thread(models.Model):
         return True
 
 
-def set_statuses(threads_by_status: dict, new_status: str, *, by=None, reason: str = "") -> list:
+def set_statuses(threads_by_status: dict, new_status: str, *, by=None, reason: str = "", **history) -> list:
     """Move threads to `new_status`, each only if its status is still the one it is listed under, and
     write one StatusChange for each that moved, in one transaction: the history never misses a change
-    and never records one that did not happen. Returns the StatusChange rows written.
+    and never records one that did not happen. Returns the StatusChange rows written. `history` holds
+    more fields of those rows (`moved_from`, `moved_to` when a thread moves to another credential).
 
     The one way a status changes, for one thread (`Thread.set_status`) or a batch of a deletion job.
     """
@@ -220,6 +221,7 @@ def set_statuses(threads_by_status: dict, new_status: str, *, by=None, reason: s
                     changed_by=by,
                     changed_by_name=by.get_username() if by else "",
                     reason=reason[:500],
+                    **history,
                 )
                 for pk in moving
             ]
