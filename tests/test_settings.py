@@ -108,3 +108,19 @@ def test_the_cache_is_shared_through_redis_when_there_is_one():
         "django.core.cache.backends.redis.RedisCache",
         "redis://redis:6379/0",
     )
+
+
+def test_served_over_https_the_deploy_check_finds_no_redirect_or_hsts_missing():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {key: value for key, value in os.environ.items() if key not in ("DEBUG", "THREADSITE_TESTING")}
+    env.update(SECURE_COOKIES="1", SECRET_KEY="k3y-" + "".join(chr(65 + n % 26) for n in range(60)))
+    root = Path(__file__).resolve().parent.parent
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert "W004" not in checked.stderr + checked.stdout and "W008" not in checked.stderr + checked.stdout
+    assert "SECURE_HSTS_SECONDS" not in checked.stderr

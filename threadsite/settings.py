@@ -117,9 +117,17 @@ WHITENOISE_USE_FINDERS = True
 if not STATIC_ROOT.exists():
     warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
-SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Served over HTTPS (behind a TLS-terminating proxy, as docker-compose deploys it): secure cookies, HTTP
+# redirected to HTTPS, and HSTS. The proxy must set X-Forwarded-Proto and drop any the client sent.
+HTTPS = envbool("SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 SESSION_COOKIE_HTTPONLY = True
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", HTTPS)
+# One year once HTTPS is on; browsers then refuse plain HTTP for the host (set 0 to try HTTPS out first).
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 
 CACHES = {"default": cache_settings(envstr("REDIS_URL"))}
 
