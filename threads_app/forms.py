@@ -5,7 +5,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.validators import RegexValidator
 
-from . import ids, importing, listing
+from . import ids, importing, listing, retention
 from . import metadata as metadata_rules
 from .models import Credential, RetentionPolicy, Thread
 from .permissions import visible_credentials
@@ -310,6 +310,12 @@ class ThreadFilterForm(forms.Form):
         max_value=36500,
         widget=forms.NumberInput(attrs={"placeholder": "days"}),
         help_text="By the API's expiry or a retention policy.",
+    )
+    expiring = forms.ChoiceField(
+        label="Going",
+        choices=[("", "Any time")] + [(key, label) for key, (label, _, _) in retention.EXPIRING.items()],
+        required=False,
+        help_text="Active threads the API's expiry or a retention policy removes, by whole days.",
     )
     sort = forms.ChoiceField(choices=listing.SORT_CHOICES, required=False)
     after = forms.CharField(required=False, max_length=1000)

@@ -24,6 +24,7 @@ from django.db.models import (
     Value,
     prefetch_related_objects,
 )
+from django.db.models.functions import Lower, NullIf
 from django.db.models.lookups import Contains
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -44,22 +45,37 @@ class SortKey:
     # A unique field orders rows by itself; the others need the id as a tie-breaker.
     unique: bool = False
     is_datetime: bool = False
+    # Sorting by an expression rather than a column: annotated onto the rows under the name `field`.
+    expression: object = None
 
 
 # Each order is served by an index read forwards or backwards: thread_activity_idx, thread_created_idx,
-# thread_title_idx and the unique index of remote_id.
+# thread_title_key_idx (on the very expression below) and the unique index of remote_id.
 SORTS = {
     "activity": SortKey("last_activity_at", "Last activity", nullable=True, is_datetime=True),
     "created": SortKey("remote_created_at", "Created", nullable=True, is_datetime=True),
-    "title": SortKey("title", "Title"),
+    # Case-insensitive; an untitled thread has no title to sort by (NULL), so it comes after the titled.
+    "title": SortKey("title_key", "Title", nullable=True, expression=NullIf(Lower("title"), Value(""))),
     "id": SortKey("remote_id", "ID", unique=True),
 }
+
+
+def sortable(threads, sort_key: SortKey):
+    """`threads` with the sort's expression annotated, if it sorts by one."""
+    if sort_key.expression is None:
+        return threads
+    return threads.annotate(**{sort_key.field: sort_key.expression})
+
+
 DEFAULT_SORT = "-activity"
 SORT_CHOICES = [
     (f"{prefix}{name}", f"{key.label} {arrow}")
     for name, key in SORTS.items()
     for prefix, arrow in (("-", "↓"), ("", "↑"))
 ]
+
+
+EXPRESSION_FIELDS = {key.field for key in SORTS.values() if key.expression is not None}
 
 
 def parse_sort(value: str) -> tuple[SortKey, bool]:
@@ -173,8 +189,10 @@ def apply_filters(threads, data: dict, user):
         threads = threads.filter(last_activity_at__lt=timezone.now() - timedelta(days=data["inactive_days"]))
     if data.get("removal_days") is not None:
         threads = threads.filter(retention.removed_by(timezone.now() + timedelta(days=data["removal_days"])))
+    if data.get("expiring"):
+        threads = threads.filter(retention.expiring(data["expiring"], timezone.localdate()))
     if data.get("q"):
-        threads = threads.filter(search_condition(data["q"]))
+        threads = threads.filter(search_condition(data["q"], threads))
     return threads
 
 
@@ -183,9 +201,44 @@ def apply_filters(threads, data: dict, user):
 ID_PREFIX = re.compile(rf"({'|'.join(ids.ACCEPTED_PREFIXES)})_[A-Za-z0-9]*")
 
 
-def search_condition(term: str):
+class SearchKeysContain(Func):
+    """Whether `term` (lowercased) is exactly the end user or one of the metadata values of a thread.
+
+    On PostgreSQL, `threadsite_search_keys(end_user, metadata) @> ARRAY[term]` (migration 0010), which a GIN
+    index answers with the posting list of that one value: as fast with ten million threads as with one.
+    """
+
+    output_field = BooleanField()
+
+    def __init__(self, term: str):
+        super().__init__(F("end_user"), F("metadata"), Value(term.lower()))
+
+    def as_postgresql(self, compiler, connection, **extra):
+        compiled = [compiler.compile(expression) for expression in self.get_source_expressions()]
+        (end_user, metadata, term), params = zip(*compiled, strict=True)
+        sql = f"threadsite_search_keys({end_user}, {metadata}) @> ARRAY[{term}]::text[]"
+        return sql, [param for group in params for param in group]
+
+    def as_sql(self, compiler, connection, **extra):
+        compiled = [compiler.compile(expression) for expression in self.get_source_expressions()]
+        (end_user, metadata, term), params = zip(*compiled, strict=True)
+        # Only compiled column references are interpolated; the term is a parameter.
+        sql = f"(LOWER({end_user}) = {term} OR EXISTS(SELECT 1 FROM json_each({metadata}) "  # noqa: S608
+        sql += f"WHERE LOWER(value) = {term}))"
+        end_user_params, metadata_params, term_params = params
+        return sql, [*end_user_params, *term_params, *metadata_params, *term_params]
+
+
+def search_condition(term: str, threads=None):
+    """What the search box finds, in stages: an ID or its start through the unique index; else, if some of
+    `threads` has the term as its end user or a metadata value, exactly those (one GIN entry, fast at any
+    size: a customer's label or a ticket number is looked up this way); else the term anywhere in the
+    title, end user or metadata values (the trigram index), as people search for words."""
     if ID_PREFIX.fullmatch(term):
         return Q(remote_id__startswith=term)
+    exact = SearchKeysContain(term)
+    if threads is not None and threads.filter(exact).order_by().exists():
+        return exact
     return Contains(SearchText(), term.lower())
 
 
@@ -217,7 +270,7 @@ class RowComparison(Func):
     output_field = BooleanField()
 
     def __init__(self, field, value, pk, operator):
-        model_field = Thread._meta.get_field(field)
+        model_field = CharField() if field in EXPRESSION_FIELDS else Thread._meta.get_field(field)
         super().__init__(
             F(field),
             F("id"),
@@ -286,6 +339,7 @@ class Page:
 def keyset_page(threads, sort: str, *, after=None, before=None, size: int | None = None) -> Page:
     """One page of `threads` in `sort` order, after or before a decoded cursor position (value, id)."""
     sort_key, descending = parse_sort(sort)
+    threads = sortable(threads, sort_key)
     size = size or PAGE_SIZE
     if before is not None:
         rows = rows_after(threads, sort_key, not descending, before, size + 1, backward=True)
@@ -405,6 +459,8 @@ def describe(data: dict, user=None) -> str:
         parts.append(f"Inactive for more than {data['inactive_days']} days")
     if data.get("removal_days") is not None:
         parts.append(f"Removed within {data['removal_days']} days")
+    if data.get("expiring"):
+        parts.append(f"Going: {retention.EXPIRING[data['expiring']][0].lower()}")
     if data.get("q"):
         parts.append(f"Search: “{data['q']}”")
     return " · ".join(parts) or "Every thread"

@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Lower, NullIf
 from django.utils import timezone
 
 from . import encryption
@@ -149,7 +150,8 @@ class Thread(models.Model):
             models.Index(fields=["-added_at", "-id"], name="thread_added_idx"),
             # The list page's other sort orders (listing.SORTS), read forwards or backwards.
             models.Index(fields=["-remote_created_at", "-id"], name="thread_created_idx"),
-            models.Index(fields=["title", "id"], name="thread_title_idx"),
+            # By title: case-insensitive, untitled threads (NULL here) after the titled ones either way.
+            models.Index(NullIf(Lower("title"), Value("")), F("id"), name="thread_title_key_idx"),
             # Team members' "my threads", filtered by status, newest activity first.
             models.Index(fields=["owner", "status", "-last_activity_at"], name="thread_owner_idx"),
             models.Index(fields=["credential", "status", "-last_activity_at"], name="thread_cred_idx"),
@@ -195,6 +197,7 @@ def set_statuses(threads_by_status: dict, new_status: str, *, by=None, reason: s
     """
     now = timezone.now()
     written = []
+    moved = []
     with transaction.atomic():
         for old_status, threads in threads_by_status.items():
             if old_status == new_status or not threads:
@@ -206,11 +209,7 @@ def set_statuses(threads_by_status: dict, new_status: str, *, by=None, reason: s
                 .filter(pk__in=by_pk, status=old_status)
                 .values_list("pk", flat=True)
             )
-            if not moving:
-                continue
-            Thread.objects.filter(pk__in=moving).update(
-                status=new_status, status_changed_at=now, status_changed_by=by
-            )
+            moved += moving
             written += [
                 StatusChange(
                     thread_id=pk,
@@ -225,6 +224,12 @@ def set_statuses(threads_by_status: dict, new_status: str, *, by=None, reason: s
                 )
                 for pk in moving
             ]
+        # One UPDATE for every old status: the overview's tallies are kept by a trigger per statement, and
+        # a single statement takes its tally rows in one order, so concurrent status changes cannot deadlock.
+        if moved:
+            Thread.objects.filter(pk__in=moved).update(
+                status=new_status, status_changed_at=now, status_changed_by=by
+            )
         StatusChange.objects.bulk_create(written)
     return written
 
@@ -559,3 +564,63 @@ class RehomeRun(models.Model):
 
     def __str__(self):
         return f"Re-homing {len(self.thread_ids)} threads ({self.state})"
+
+
+class OverviewCount(models.Model):
+    """How many threads there are of each owner, credential, kind and status: the overview's totals, kept
+    by database triggers in the transaction of every write to the thread table (`tallies.py`).
+
+    `owner_key` is the owner's id, 0 for unassigned threads, and -1 for the rows that count every owner,
+    so that the overview for someone who sees every thread reads a few dozen rows, and a member's reads
+    their own. `credential_id` is a plain number: a tally never stops a credential from being removed.
+    """
+
+    owner_key = models.IntegerField()
+    credential_id = models.IntegerField()
+    kind = models.CharField(max_length=20, choices=Thread.Kind.choices)
+    status = models.CharField(max_length=10, choices=Thread.Status.choices)
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner_key", "credential_id", "kind", "status"], name="overviewcount_key"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.owner_key}/{self.credential_id}/{self.kind}/{self.status}: {self.n}"
+
+
+class OverviewDay(models.Model):
+    """How many active threads went idle on each day, by owner, credential, kind and pin: the overview's
+    ages and "going soon" figures, which are sums of these rows between day numbers, so that time moving on
+    never needs the thread table read again. Kept by the same triggers as OverviewCount.
+
+    `day` counts days since 1970-01-01 in TIME_ZONE, of the last activity (`basis` ACTIVITY), else of the
+    creation (`basis` CREATED: the rule `retention` applies when no activity is known); NONE: neither known.
+    """
+
+    class Basis(models.IntegerChoices):
+        NONE = 0, "Neither known"
+        CREATED = 1, "Creation time"
+        ACTIVITY = 2, "Last activity"
+
+    owner_key = models.IntegerField()
+    credential_id = models.IntegerField()
+    kind = models.CharField(max_length=20, choices=Thread.Kind.choices)
+    pinned = models.BooleanField()
+    basis = models.SmallIntegerField(choices=Basis.choices)
+    day = models.IntegerField()
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner_key", "credential_id", "kind", "pinned", "basis", "day"],
+                name="overviewday_key",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.owner_key}/{self.credential_id}/{self.kind}/{self.day}: {self.n}"

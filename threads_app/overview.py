@@ -1,31 +1,34 @@
-"""The overview page's figures: threads by status, owner and credential, the age of their last activity,
-and how many will expire soon; with the geometry of the bars that draw them.
+"""The overview's figures: threads by status, owner and credential, the age of their last activity,
+and how many will go soon; with the geometry of the bars that draw them.
 
-Each figure is one GROUP BY or one conditional aggregate over indexed columns (thread_kind_idx,
-thread_owner_idx, thread_cred_idx, thread_sweep_idx), so PostgreSQL answers from index-only scans; the
-view still caches the result for a minute, as a million rows take tens of milliseconds per figure.
+Read from the tallies that the database keeps with every write (`tallies.py`): some hundred rows for the
+whole registry, never the thread table, so the page costs the same at ten million threads as at ten and
+needs no cache. Figures that depend on the date are sums of per-day rows between day numbers. One part
+still reads threads: a retention policy that exempts threads by a metadata pair (a tally cannot know
+metadata), through a query on that credential's active threads with the pair.
 """
 
-from collections import Counter
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.db.models import Case, Count, IntegerField, Value, When
+from django.db.models import Case, Count, IntegerField, Sum, Value, When
+from django.utils import timezone
 
-from . import listing, retention
-from .models import Credential, Thread
+from . import kinds, listing, retention, tallies
+from .models import Credential, OverviewCount, OverviewDay, RetentionPolicy, Thread
 
-# Days since last activity, for active threads: (label, newer bound, older bound).
+# Whole days since last activity, for active threads: (label, more than, at most). A thread last active
+# today is idle 0 days; the buckets share no day, so each bar and the list it links to hold the same threads.
 AGE_BUCKETS = [
-    ("0–7 days", 0, 7),
+    ("0–7 days", None, 7),
     ("8–30 days", 7, 30),
     ("31–53 days", 30, 53),
     ("54–60 days", 53, 60),
     ("61–90 days", 60, 90),
     ("over 90 days", 90, None),
 ]
-REMOVAL_WINDOWS = (7, 30)
 
 
 @dataclass
@@ -48,85 +51,204 @@ def bars(rows) -> list[Bar]:
     return [Bar(label, value, round(100 * value / largest, 1), url) for label, value, url in rows]
 
 
-def idle_edges() -> list[int]:
-    """Days of inactivity at which an age bucket changes. Threads are grouped by the edges they fall
-    between, so every bucket can be summed from the groups."""
-    return sorted({days for _, newer, older in AGE_BUCKETS for days in (newer, older) if days})
+class DayRows:
+    """Day tallies summed by (owner, credential, kind, pinned, basis) and by which of the `cuts` (day
+    numbers) they fall under: group i holds the days after cuts[i-1] up to cuts[i]."""
+
+    def __init__(self, queryset, cuts: list[int]):
+        self.cuts = sorted(set(cuts))
+        group = Case(
+            *(When(day__lte=cut, then=Value(i)) for i, cut in enumerate(self.cuts)),
+            default=Value(len(self.cuts)),
+            output_field=IntegerField(),
+        )
+        rows = (
+            queryset.annotate(g=group)
+            .values_list("owner_key", "credential_id", "kind", "pinned", "basis", "g")
+            .annotate(total=Sum("n"))
+            .order_by()
+        )
+        self.rows = [row for row in rows if row[-1]]
+
+    def upto(self, cut: int) -> int:
+        """The largest group whose days are all at most `cut` (a cut)."""
+        return self.cuts.index(cut)
 
 
-def removals(threads, now) -> dict:
-    """How many active threads go soon, and how many are already past their window (flagged by a policy,
-    or expired and not yet looked up): counts of `retention.removed_by`, the rule the list and the thread
-    page use too."""
-    past = threads.filter(retention.removed_by(now)).count()
-    return {
-        "removed_within": [
-            (days, threads.filter(retention.removed_by(now + timedelta(days=days))).count() - past)
-            for days in REMOVAL_WINDOWS
-        ],
-        "past_window": past,
-        "flagged": threads.filter(
-            retention.removed_by(now, modes=(retention.Mode.FLAG,), expiry=False)
-        ).count(),
-    }
+class Going:
+    """Which tallied threads the API's expiry or a retention policy removes by the end of a day: the rule
+    of `retention.removed_by`, applied to day tallies instead of rows."""
+
+    HORIZONS = sorted({end for _, _, end in retention.EXPIRING.values()})
+
+    def __init__(self, today):
+        self.today = today
+        self.d = tallies.day_number(today)
+        self.policies = {
+            policy.credential_id: policy
+            for policy in RetentionPolicy.objects.exclude(mode=retention.Mode.OFF).prefetch_related(
+                "exempt_owners"
+            )
+        }
+        for policy in self.policies.values():
+            policy.exempt_ids = {user.pk for user in policy.exempt_owners.all()}
+        self.openai = {c.pk for c in Credential.objects.only("base_url") if kinds.is_openai(c.base_url)}
+
+    def cuts(self) -> list[int]:
+        windows = {a.expires_after.days for a in kinds.ADAPTERS.values() if a.expires_after is not None}
+        windows |= {policy.window_days for policy in self.policies.values()}
+        return [self.d + horizon - window for horizon in self.HORIZONS for window in windows]
+
+    def exempt_owners(self) -> set[int]:
+        return {pk for policy in self.policies.values() for pk in policy.exempt_ids}
+
+    def gone(self, days: DayRows, row, horizon: int, exempt: bool, modes, expiry: bool) -> bool:
+        """Whether the threads of tally `row` are gone by the end of today + `horizon` days; `exempt`: a
+        policy spares them (pinned, exempt owner or metadata)."""
+        _, credential, kind, pinned, basis, group, _ = row
+        adapter = kinds.ADAPTERS[kind]
+        moment = retention.end_of_day(self.today + timedelta(days=horizon))
+        windows = []
+        if expiry:
+            if adapter.sunset is not None and moment >= adapter.sunset and credential in self.openai:
+                return True
+            if adapter.expires_after is not None:
+                windows.append(adapter.expires_after.days)
+        policy = self.policies.get(credential)
+        governs = policy is not None and policy.mode in modes and retention.applies(policy, kind)
+        if governs and not (exempt or pinned):
+            windows.append(policy.window_days)
+        if not windows or basis == OverviewDay.Basis.NONE:
+            return False
+        return group <= days.upto(self.d + horizon - min(windows))
+
+    def count(self, days: DayRows, scope: int, horizon: int, metadata_rows, *, modes, expiry) -> int:
+        """Threads of `scope` (an owner_key) gone by the end of today + `horizon` days. For everyone
+        (-1), the rows of exempt owners are counted again as exempt in place of their share of -1."""
+        total = 0
+        for row in days.rows:
+            owner, credential, n = row[0], row[1], row[-1]
+            policy = self.policies.get(credential)
+            exempt_here = policy is not None and owner in policy.exempt_ids
+            if owner == scope:
+                total += n * self.gone(days, row, horizon, exempt_here, modes, expiry)
+            elif scope == -1 and exempt_here:
+                total += n * (
+                    self.gone(days, row, horizon, True, modes, expiry)
+                    - self.gone(days, row, horizon, False, modes, expiry)
+                )
+        for row in metadata_rows:
+            total += row[-1] * (
+                self.gone(days, row, horizon, True, modes, expiry)
+                - self.gone(days, row, horizon, False, modes, expiry)
+            )
+        return total
+
+    def metadata_rows(self, days: DayRows, owner) -> list:
+        """Rows like DayRows' of the active threads that a policy spares by a metadata pair only (not
+        pinned, no exempt owner): read from the thread table, as no tally knows metadata."""
+        rows = []
+        for policy in self.policies.values():
+            pairs = retention.metadata_exemption(policy)
+            if pairs is None:
+                continue
+            threads = Thread.objects.filter(
+                pairs,
+                status=Thread.Status.ACTIVE,
+                credential_id=policy.credential_id,
+                kind__in=[kind for kind in kinds.ADAPTERS if retention.applies(policy, kind)],
+                pinned=False,
+            ).exclude(owner_id__in=policy.exempt_ids)
+            if owner is not None:
+                threads = threads.filter(owner_id=owner)
+            group = Case(
+                *(
+                    When(
+                        retention.idle_since(retention.end_of_day(day_of(cut))),
+                        then=Value(i),
+                    )
+                    for i, cut in enumerate(days.cuts)
+                ),
+                default=Value(len(days.cuts)),
+                output_field=IntegerField(),
+            )
+            basis = Case(
+                When(last_activity_at__isnull=False, then=Value(OverviewDay.Basis.ACTIVITY)),
+                When(remote_created_at__isnull=False, then=Value(OverviewDay.Basis.CREATED)),
+                default=Value(OverviewDay.Basis.NONE),
+                output_field=IntegerField(),
+            )
+            found = threads.annotate(g=group, b=basis).values_list("kind", "b", "g").annotate(n=Count("id"))
+            rows += [(None, policy.credential_id, kind, False, b, g, n) for kind, b, g, n in found.order_by()]
+        return rows
+
+    def figures(self, days: DayRows, scope: int, owner) -> dict:
+        metadata_rows = self.metadata_rows(days, owner)
+        both = (retention.Mode.DELETE, retention.Mode.FLAG)
+        by_horizon = {
+            horizon: self.count(days, scope, horizon, metadata_rows, modes=both, expiry=True)
+            for horizon in self.HORIZONS
+        }
+        past = by_horizon[0]
+        return {
+            "going": [
+                (choice, label, by_horizon[end] - (by_horizon[start] if start is not None else 0))
+                for choice, (label, start, end) in retention.EXPIRING.items()
+            ],
+            "past_window": past,
+            "flagged": self.count(days, scope, 0, metadata_rows, modes=(retention.Mode.FLAG,), expiry=False),
+        }
 
 
-def summary(threads, now) -> dict:
-    """The overview's figures for the `threads` a user may see, as plain data (cacheable).
+def day_of(number: int):
+    return tallies.EPOCH + timedelta(days=number)
 
-    One GROUP BY over the whole table, by status, kind, owner, credential and how long the thread has
-    been idle (between which edges): a single pass at a million rows, where a query per figure would
-    read the table five times. The figures are summed here, in one pass over some thousands of groups.
-    """
-    edges = idle_edges()
-    # Group i holds threads idle for more than edges[i-1] and at most edges[i] days; len(edges): longer.
-    idle_group = Case(
-        When(last_activity_at__isnull=True, then=Value(-1)),
-        *(
-            When(last_activity_at__gte=now - timedelta(days=days), then=Value(i))
-            for i, days in enumerate(edges)
-        ),
-        default=Value(len(edges)),
-        output_field=IntegerField(),
-    )
-    by_status, by_kind, by_owner, by_credential = Counter(), Counter(), Counter(), Counter()
-    active_idle = Counter()  # (kind, idle group) → active threads
-    rows = (
-        threads.order_by()
-        .annotate(idle=idle_group)
-        .values_list("status", "kind", "owner_id", "credential_id", "idle")
-        .annotate(n=Count("id"))
-    )
-    for status, kind, owner, credential, idle, n in rows:
+
+def summary(owner, now) -> dict:
+    """The overview's figures for the threads of `owner` (a user's pk), or of everyone (None), as plain
+    data. Figures that depend on the date are counted in whole days of the current time zone."""
+    today = timezone.localdate(now)
+    d = tallies.day_number(today)
+    scope = -1 if owner is None else owner
+    by_status, by_kind, by_credential = defaultdict(int), defaultdict(int), defaultdict(int)
+    for credential, kind, status, n in OverviewCount.objects.filter(owner_key=scope, n__gt=0).values_list(
+        "credential_id", "kind", "status", "n"
+    ):
         by_status[status] += n
         by_kind[kind] += n
-        by_owner[owner] += n
         by_credential[credential] += n
-        if status == Thread.Status.ACTIVE:
-            active_idle[kind, idle] += n
-
-    def idle_between(newer, older, of_kinds=None) -> int:
-        """Active threads idle for more than `newer` and at most `older` days (None: no bound)."""
-        low = edges.index(newer) + 1 if newer else 0
-        high = edges.index(older) if older is not None else len(edges)
-        return sum(
-            n
-            for (kind, idle), n in active_idle.items()
-            if low <= idle <= high and (of_kinds is None or kind in of_kinds)
+    total = sum(by_status.values())
+    if owner is None:
+        by_owner = dict(
+            OverviewCount.objects.filter(owner_key__gte=0)
+            .values_list("owner_key")
+            .annotate(total=Sum("n"))
+            .filter(total__gt=0)
+            .order_by()
         )
+    else:
+        by_owner = {owner: total} if total else {}
 
-    names = dict(
-        get_user_model().objects.filter(pk__in=[pk for pk in by_owner if pk]).values_list("pk", "username")
-    )
+    going = Going(today)
+    # The day numbers a figure is cut at: each age bucket's edges, each window before each horizon.
+    cuts = [d - days - 1 for _, newer, older in AGE_BUCKETS for days in (newer, older) if days is not None]
+    keys = [scope, *going.exempt_owners()] if owner is None else [scope]
+    days = DayRows(OverviewDay.objects.filter(owner_key__in=keys), cuts + going.cuts())
+
+    activity = [row for row in days.rows if row[0] == scope and row[4] == OverviewDay.Basis.ACTIVITY]
+
+    def idle_more_than(idle: int | None) -> int:
+        """Active threads last active more than `idle` whole days ago (None: all of them)."""
+        if idle is None:
+            return sum(row[-1] for row in activity)
+        return sum(row[-1] for row in activity if row[5] <= days.upto(d - idle - 1))
+
     credentials = {c.pk: c for c in Credential.objects.filter(pk__in=list(by_credential))}
     return {
-        "total": sum(by_status.values()),
+        "total": total,
         "by_status": [(status, label, by_status[status]) for status, label in Thread.Status.choices],
         "by_kind": [(kind, label, by_kind[kind]) for kind, label in Thread.Kind.choices],
-        "by_owner": sorted(
-            ((pk, names.get(pk, "unassigned") if pk else "unassigned", n) for pk, n in by_owner.items()),
-            key=lambda row: (-row[2], row[1]),
-        ),
+        "by_owner": owner_rows(by_owner),
         "by_credential": sorted(
             (
                 (pk, f"{credentials[pk].name} · {credentials[pk].scope_label}", n)
@@ -135,18 +257,34 @@ def summary(threads, now) -> dict:
             ),
             key=lambda row: (-row[2], row[1]),
         ),
-        "ages": [(label, idle_between(newer, older), newer, older) for label, newer, older in AGE_BUCKETS],
-        "age_unknown": sum(n for (_, idle), n in active_idle.items() if idle == -1),
-        **removals(threads, now),
+        "ages": [
+            (label, idle_more_than(newer) - (idle_more_than(older) if older is not None else 0), newer, older)
+            for label, newer, older in AGE_BUCKETS
+        ],
+        "age_unknown": sum(
+            row[-1] for row in days.rows if row[0] == scope and row[4] != OverviewDay.Basis.ACTIVITY
+        ),
+        **going.figures(days, scope, owner),
+        "today": today,
     }
 
 
-def age_link(newer: int, older: int | None, now) -> str:
-    """The thread list's query for active threads last active between `newer` and `older` days ago."""
+def owner_rows(by_owner: dict) -> list:
+    names = dict(
+        get_user_model().objects.filter(pk__in=[pk for pk in by_owner if pk]).values_list("pk", "username")
+    )
+    return sorted(
+        ((pk, names.get(pk, "unassigned") if pk else "unassigned", n) for pk, n in by_owner.items()),
+        key=lambda row: (-row[2], row[1]),
+    )
+
+
+def age_link(newer: int | None, older: int | None, today) -> str:
+    """The thread list's query for the active threads of an age bucket: last active on the days that
+    make them idle more than `newer` and at most `older` whole days."""
     params = {"status": Thread.Status.ACTIVE}
-    if older is None:
-        params["inactive_days"] = newer
-    else:
-        params["active_from"] = (now - timedelta(days=older)).date().isoformat()
-        params["active_to"] = (now - timedelta(days=newer)).date().isoformat()
+    if older is not None:
+        params["active_from"] = (today - timedelta(days=older)).isoformat()
+    if newer is not None:
+        params["active_to"] = (today - timedelta(days=newer + 1)).isoformat()
     return listing.querystring(params)

@@ -98,7 +98,7 @@ def removal(thread: Thread, policy: RetentionPolicy | None = None) -> Removal | 
     return min(known, key=lambda c: c.at) if known else candidates[0]
 
 
-def _idle_since(moment) -> Q:
+def idle_since(moment) -> Q:
     """Threads last active (or created, when no activity is known) at or before `moment`."""
     return Q(last_activity_at__lte=moment) | Q(last_activity_at__isnull=True, remote_created_at__lte=moment)
 
@@ -108,9 +108,19 @@ def exempt_condition(policy: RetentionPolicy) -> Q:
     owner_ids = list(policy.exempt_owners.values_list("pk", flat=True))
     if owner_ids:
         condition |= Q(owner_id__in=owner_ids)
+    metadata = metadata_exemption(policy)
+    if metadata is not None:
+        condition |= metadata
+    return condition
+
+
+def metadata_exemption(policy: RetentionPolicy) -> Q | None:
+    """The threads `policy` spares by one of its metadata pairs; None when it names none."""
+    condition = None
     for key, value in exempt_pairs(policy):
         # has_key first: a missing key must make the pair false, not NULL (NOT NULL would drop the row).
-        condition |= Q(metadata__has_key=key) & Q(Exact(KeyTextTransform(key, "metadata"), value))
+        pair = Q(metadata__has_key=key) & Q(Exact(KeyTextTransform(key, "metadata"), value))
+        condition = pair if condition is None else condition | pair
     return condition
 
 
@@ -125,15 +135,40 @@ def removed_by(moment, *, modes=(Mode.DELETE, Mode.FLAG), expiry: bool = True) -
         ]
         for kind, adapter in kinds.ADAPTERS.items():
             if adapter.expires_after is not None:
-                parts |= Q(kind=kind) & _idle_since(moment - adapter.expires_after)
+                parts |= Q(kind=kind) & idle_since(moment - adapter.expires_after)
             if adapter.sunset is not None and moment >= adapter.sunset and openai_credentials:
                 parts |= Q(kind=kind, credential_id__in=openai_credentials)
     policies = RetentionPolicy.objects.filter(mode__in=modes).prefetch_related("exempt_owners")
     for policy in policies:
         governed = [kind for kind in kinds.ADAPTERS if applies(policy, kind)]
-        window = _idle_since(moment - timedelta(days=policy.window_days))
+        window = idle_since(moment - timedelta(days=policy.window_days))
         parts |= Q(credential_id=policy.credential_id, kind__in=governed) & window & ~exempt_condition(policy)
     return Q(status=Thread.Status.ACTIVE) & parts
+
+
+def end_of_day(day) -> datetime:
+    """The last moment of `day` in the current time zone."""
+    start = timezone.make_aware(datetime.combine(day + timedelta(days=1), datetime.min.time()))
+    return start - timedelta(microseconds=1)
+
+
+# What the overview's "going soon" figures count and the list's "expiring" filter shows, by whole days, so
+# that a figure and the list it links to always agree: a thread "goes by day D" when it is gone by the end
+# of D (`removed_by`). (label, days from today to the start of the span, to its end; None: no start).
+EXPIRING = {
+    "past": ("Past their window", None, 0),
+    "7": ("Within 7 days", 0, 7),
+    "30": ("Within 30 days", 0, 30),
+}
+
+
+def expiring(choice: str, today, **kwargs) -> Q:
+    """Active threads that go after `today + start` and by the end of `today + end` days (EXPIRING)."""
+    _, start, end = EXPIRING[choice]
+    condition = removed_by(end_of_day(today + timedelta(days=end)), **kwargs)
+    if start is not None:
+        condition &= ~removed_by(end_of_day(today + timedelta(days=start)), **kwargs)
+    return condition
 
 
 def set_policy(
@@ -179,12 +214,12 @@ def preview(policy: RetentionPolicy) -> PolicyPreview:
     now = timezone.now()
     threads = Thread.objects.filter(credential_id=policy.credential_id)
     governed = [kind for kind in kinds.ADAPTERS if applies(policy, kind)] if policy.mode != Mode.OFF else []
-    window = _idle_since(now - timedelta(days=policy.window_days))
+    window = idle_since(now - timedelta(days=policy.window_days))
     past_all = threads.filter(window, status=Thread.Status.ACTIVE, kind__in=governed)
     past = past_all.exclude(exempt_condition(policy)).count()
     soon = (
         threads.filter(
-            _idle_since(now + timedelta(days=7) - timedelta(days=policy.window_days)),
+            idle_since(now + timedelta(days=7) - timedelta(days=policy.window_days)),
             status=Thread.Status.ACTIVE,
             kind__in=governed,
         )

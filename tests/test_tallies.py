@@ -1,0 +1,163 @@
+"""The overview's tallies against direct counts after a mixed workload: imports, status changes,
+deletions, reassignments, moves to another credential, syncs that move the last activity, pins, a rolled
+back write. On SQLite the row triggers keep them; run with DATABASE_URL on PostgreSQL, the statement
+triggers (the fast layer runs both in CI). The figures must also equal the lists they link to."""
+
+from collections import Counter
+from datetime import timedelta
+from types import SimpleNamespace
+from urllib.parse import parse_qsl
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from threads_app import importing, listing, locating, overview, retention, tallies
+from threads_app.forms import ThreadFilterForm
+from threads_app.models import Credential, OverviewCount, OverviewDay, Thread, set_statuses
+
+
+def direct_counts() -> Counter:
+    counts = Counter()
+    for thread in Thread.objects.all():
+        for owner in (thread.owner_id or 0, -1):
+            counts[owner, thread.credential_id, thread.kind, thread.status] += 1
+    return counts
+
+
+def direct_days() -> Counter:
+    counts = Counter()
+    for thread in Thread.objects.filter(status=Thread.Status.ACTIVE):
+        moment = thread.last_activity_at or thread.remote_created_at
+        basis = 2 if thread.last_activity_at else 1 if thread.remote_created_at else 0
+        day = tallies.day_number(timezone.localdate(moment)) if moment else 0
+        for owner in (thread.owner_id or 0, -1):
+            counts[owner, thread.credential_id, thread.kind, thread.pinned, basis, day] += 1
+    return counts
+
+
+def tallied(model, fields) -> Counter:
+    return Counter({row[:-1]: row[-1] for row in model.objects.values_list(*fields, "n") if row[-1]})
+
+
+def listed(query: str, user) -> int:
+    """How many threads the thread list shows for an overview link's query string."""
+    form = ThreadFilterForm(dict(parse_qsl(query.lstrip("?"))), user=user)
+    assert form.is_valid(), form.errors
+    return listing.apply_filters(Thread.objects.all(), form.cleaned_data, user).count()
+
+
+def assert_figures_match_lists(owner, user):
+    figures = overview.summary(owner.pk if owner else None, timezone.now())
+    threads = Thread.objects.filter(owner=owner) if owner else Thread.objects.all()
+    active = threads.filter(status=Thread.Status.ACTIVE)
+    assert figures["total"] == threads.count()
+    assert {s: n for s, _, n in figures["by_status"]} == {
+        s: threads.filter(status=s).count() for s in Thread.Status.values
+    }
+    assert sum(n for _, _, n in figures["by_owner"]) == threads.count()
+    scope = {"owner": owner.pk} if owner else {}
+    # Each age bar holds the threads of the list it links to; together, every active thread.
+    for label, n, newer, older in figures["ages"]:
+        query = overview.age_link(newer, older, figures["today"])
+        assert n == listed(listing.querystring(dict(parse_qsl(query[1:])), **scope), user), label
+    assert sum(n for _, n, _, _ in figures["ages"]) + figures["age_unknown"] == active.count()
+    for choice, label, n in figures["going"]:
+        assert n == listed(listing.querystring({"status": "active", "expiring": choice}, **scope), user), (
+            label
+        )
+    return figures
+
+
+@pytest.fixture
+def beta(db):
+    cred = Credential(name="beta", base_url="http://127.0.0.1:9/v1", project_id="proj_beta")
+    cred.api_key = "sk-test-beta-key-5678"
+    cred.save()
+    return cred
+
+
+def test_the_tallies_and_figures_agree_with_direct_counts_after_a_mixed_workload(
+    credential, beta, alice, bob, make_thread
+):
+    now = timezone.now()
+    ids = [f"{p}_mixed{n:04d}" for n in range(30) for p in ("thread", "conv", "cthr")][:60]
+    importing.import_threads("\n".join(ids), credential=credential, owner=alice)
+    for days in (0, 1, 7, 8, 30, 31, 53, 54, 59, 60, 61, 90, 91, 300):
+        make_thread(owner=bob, last_activity_at=now - timedelta(days=days, hours=1))
+        make_thread(
+            kind=Thread.Kind.CONVERSATION, credential=beta, last_activity_at=now - timedelta(days=days)
+        )
+    make_thread(remote_created_at=now - timedelta(days=65))  # activity unknown, created long ago
+    make_thread(last_activity_at=now + timedelta(days=2))  # a clock ahead of ours
+    assert tallied(OverviewCount, ["owner_key", "credential_id", "kind", "status"]) == direct_counts()
+
+    threads = list(Thread.objects.order_by("id"))
+    # Status changes, as a deletion job records them: several old statuses in one call.
+    set_statuses({Thread.Status.ACTIVE: threads[:10]}, Thread.Status.MISSING)
+    set_statuses(
+        {Thread.Status.MISSING: threads[:5], Thread.Status.ACTIVE: threads[10:20]}, Thread.Status.DELETED
+    )
+    # Reassigning owners, a move to another credential, a sync that saw activity, pins, edits.
+    Thread.objects.filter(pk__in=[t.pk for t in threads[20:40]]).update(owner=bob)
+    Thread.objects.filter(pk__in=[t.pk for t in threads[40:45]]).update(owner=None)
+    locating.move(threads[50], SimpleNamespace(found=beta, remote=None))
+    Thread.objects.filter(pk=threads[51].pk).update(last_activity_at=now - timedelta(days=3))
+    retention.set_pinned(threads[52], True)
+    Thread.objects.filter(pk=threads[53].pk).update(title="Renamed", last_synced_at=now)
+    # Forgotten records, and a write that is rolled back.
+    Thread.objects.filter(pk__in=[t.pk for t in threads[55:58]]).delete()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Thread.objects.filter(pk__in=[t.pk for t in threads[60:70]]).update(status=Thread.Status.EXPIRED)
+        raise RuntimeError
+    # A policy with an exempt owner and an exempt metadata pair.
+    Thread.objects.filter(pk__in=[t.pk for t in threads[70:74]]).update(metadata={"legal_hold": "true"})
+    retention.set_policy(
+        beta,
+        mode=retention.Mode.FLAG,
+        window_days=30,
+        exempt_owners=[bob],
+        exempt_metadata=[("legal_hold", "true")],
+    )
+    retention.set_policy(credential, mode=retention.Mode.DELETE, window_days=45, include_assistants=True)
+
+    assert tallied(OverviewCount, ["owner_key", "credential_id", "kind", "status"]) == direct_counts()
+    assert (
+        tallied(OverviewDay, ["owner_key", "credential_id", "kind", "pinned", "basis", "day"])
+        == direct_days()
+    )
+    figures = assert_figures_match_lists(None, alice)
+    assert figures["flagged"] > 0 and all(n >= 0 for _, _, n in figures["going"])
+    assert_figures_match_lists(bob, bob)
+
+    # A rebuild from the rows says the same as the triggers did.
+    before = tallied(OverviewDay, ["owner_key", "credential_id", "kind", "pinned", "basis", "day"])
+    tallies.rebuild()
+    assert tallied(OverviewDay, ["owner_key", "credential_id", "kind", "pinned", "basis", "day"]) == before
+
+
+def test_sorting_by_title_ignores_case_and_puts_untitled_threads_last(make_thread):
+    for title in ["banana", "", "Apple", "cherry", ""]:
+        make_thread(title=title)
+    ascending = listing.keyset_page(Thread.objects.all(), "title").threads
+    descending = listing.keyset_page(Thread.objects.all(), "-title").threads
+    assert [t.title for t in ascending] == ["Apple", "banana", "cherry", "", ""]
+    assert [t.title for t in descending] == ["cherry", "banana", "Apple", "", ""]
+    # Keyset pages of two walk the same order.
+    page = listing.keyset_page(Thread.objects.all(), "title", size=2)
+    sort_key = listing.SORTS["title"]
+    rest = listing.keyset_page(
+        Thread.objects.all(), "title", after=listing.decode_cursor(sort_key, page.next_cursor), size=10
+    )
+    assert [t.title for t in page.threads + rest.threads] == ["Apple", "banana", "cherry", "", ""]
+
+
+def test_search_finds_an_exact_end_user_or_metadata_value_before_words(make_thread):
+    exact = make_thread(end_user="Customer-42", title="Refund")
+    ticket = make_thread(metadata={"ticket": "ZD-004217"})
+    make_thread(end_user="customer-421", title="customer-42 asked again")
+    found = lambda term: set(Thread.objects.filter(listing.search_condition(term, Thread.objects.all())))  # noqa: E731
+    assert found("customer-42") == {exact}
+    assert found("zd-004217") == {ticket}
+    assert len(found("customer-4")) == 2  # no exact match: the words
+    assert found("refund") == {exact}

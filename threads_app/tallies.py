@@ -1,0 +1,211 @@
+"""The overview's tallies (OverviewCount, OverviewDay), kept by the database in the transaction of every
+write to the thread table, and read by `overview.py` without touching that table.
+
+Why triggers rather than Python at each write: threads change in many places (imports, status changes,
+syncs that move the last activity, re-homing to another credential, reassigning owners, pinning, edits
+made by hand in `manage.py dbshell`), and a counter kept in Python is wrong as soon as one of them, or a
+later one, forgets it. A trigger is the one place, and it is in the writing transaction, so a rolled-back
+write leaves the tallies as they were. Why not a beat task refreshing a summary: it would have to find
+what changed (a scan, or an `updated_at` index that every write pays for) and the figures would lag.
+
+On PostgreSQL the triggers run once per statement, over its transition tables (the rows before and after):
+an import of 100,000 IDs adds one aggregate of the inserted rows, not 100,000 upserts, and an UPDATE that
+changes nothing the tallies count (a sync's timestamps, an edited title) writes no tally row. Each
+statement upserts its groups in key order, so two transactions that each change threads in one statement
+lock tally rows in the same order and cannot deadlock on them. On SQLite (development, the fast tests)
+row triggers do the same, one thread at a time.
+
+Days are counted in TIME_ZONE on PostgreSQL (the function `threadsite_day`, created with the zone that
+was set when the migration or `rebuild_tallies` ran: run `manage.py rebuild_tallies` after changing it)
+and in UTC on SQLite.
+"""
+
+# Every SQL text here is built from this module's constant table and column names; no value is ever
+# interpolated (the zone name is quoted as a literal by day_function_sql).
+# ruff: noqa: S608
+
+from datetime import date
+
+from django.conf import settings
+from django.db import connection, transaction
+
+EPOCH = date(1970, 1, 1)
+
+THREAD = "threads_app_thread"
+COUNT = "threads_app_overviewcount"
+DAY = "threads_app_overviewday"
+COUNT_KEY = "owner_key, credential_id, kind, status"
+DAY_KEY = "owner_key, credential_id, kind, pinned, basis, day"
+
+
+def day_number(day: date) -> int:
+    return (day - EPOCH).days
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------------
+
+PG_DAY_FUNCTION = """
+CREATE OR REPLACE FUNCTION threadsite_day(moment timestamptz) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT (moment AT TIME ZONE {zone})::date - DATE '1970-01-01' $$
+"""
+
+# `{changes}`: rows of (owner_id, credential_id, kind, status, pinned, last_activity_at, remote_created_at,
+# d) where d is +1 for a row that now exists, -1 for one that no longer does. Each row counts twice: for
+# its owner and for everyone (owner_key -1).
+PG_APPLY = f"""
+INSERT INTO {COUNT} AS t ({COUNT_KEY}, n)
+SELECT {COUNT_KEY}, sum(d) FROM (
+    SELECT CASE WHEN e.everyone THEN -1 ELSE COALESCE(c.owner_id, 0) END AS owner_key,
+           c.credential_id, c.kind, c.status, c.d
+    FROM ({{changes}}) AS c CROSS JOIN (VALUES (false), (true)) AS e(everyone)
+) AS x
+GROUP BY {COUNT_KEY} HAVING sum(d) <> 0 ORDER BY {COUNT_KEY}
+ON CONFLICT ({COUNT_KEY}) DO UPDATE SET n = t.n + EXCLUDED.n;
+
+INSERT INTO {DAY} AS t ({DAY_KEY}, n)
+SELECT {DAY_KEY}, sum(d) FROM (
+    SELECT CASE WHEN e.everyone THEN -1 ELSE COALESCE(c.owner_id, 0) END AS owner_key,
+           c.credential_id, c.kind, c.pinned,
+           CASE WHEN c.last_activity_at IS NOT NULL THEN 2 WHEN c.remote_created_at IS NOT NULL THEN 1
+                ELSE 0 END AS basis,
+           COALESCE(threadsite_day(COALESCE(c.last_activity_at, c.remote_created_at)), 0) AS day, c.d
+    FROM ({{changes}}) AS c CROSS JOIN (VALUES (false), (true)) AS e(everyone)
+    WHERE c.status = 'active'
+) AS x
+GROUP BY {DAY_KEY} HAVING sum(d) <> 0 ORDER BY {DAY_KEY}
+ON CONFLICT ({DAY_KEY}) DO UPDATE SET n = t.n + EXCLUDED.n;
+"""
+
+COLUMNS = "owner_id, credential_id, kind, status, pinned, last_activity_at, remote_created_at"
+PG_CHANGES = {
+    "INSERT": f"SELECT {COLUMNS}, 1 AS d FROM new_rows",
+    "DELETE": f"SELECT {COLUMNS}, -1 AS d FROM old_rows",
+    "UPDATE": f"SELECT {COLUMNS}, -1 AS d FROM old_rows UNION ALL SELECT {COLUMNS}, 1 AS d FROM new_rows",
+}
+PG_TRANSITIONS = {
+    "INSERT": "NEW TABLE AS new_rows",
+    "DELETE": "OLD TABLE AS old_rows",
+    "UPDATE": "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+}
+
+
+def day_function_sql() -> str:
+    # A zone name is not a parameter in DDL: quoted as an SQL literal.
+    return PG_DAY_FUNCTION.format(zone="'" + settings.TIME_ZONE.replace("'", "''") + "'")
+
+
+def pg_trigger_sql() -> list[str]:
+    statements = []
+    for event, changes in PG_CHANGES.items():
+        name = f"threadsite_tally_{event.lower()}"
+        statements += [
+            f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+            f"BEGIN\n{PG_APPLY.format(changes=changes)}\nRETURN NULL;\nEND\n$$",
+            f"DROP TRIGGER IF EXISTS {name} ON {THREAD}",
+            f"CREATE TRIGGER {name} AFTER {event} ON {THREAD} REFERENCING {PG_TRANSITIONS[event]} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()",
+        ]
+    return statements
+
+
+# --- SQLite ----------------------------------------------------------------------------------------------
+
+
+def sqlite_basis_day(row: str) -> tuple[str, str]:
+    basis = (
+        f"CASE WHEN {row}.last_activity_at IS NOT NULL THEN 2 "
+        f"WHEN {row}.remote_created_at IS NOT NULL THEN 1 ELSE 0 END"
+    )
+    moment = f"COALESCE({row}.last_activity_at, {row}.remote_created_at)"
+    return basis, f"COALESCE(CAST(julianday({moment}) - 2440587.5 AS INTEGER), 0)"
+
+
+def sqlite_apply(row: str, d: int) -> str:
+    """Statements adding `d` for the thread `row` (NEW or OLD) to its tallies."""
+    basis, day = sqlite_basis_day(row)
+    owners = f"(SELECT COALESCE({row}.owner_id, 0) AS owner_key UNION ALL SELECT -1)"
+    return (
+        f"INSERT INTO {COUNT} ({COUNT_KEY}, n) "
+        f"SELECT o.owner_key, {row}.credential_id, {row}.kind, {row}.status, {d} "
+        f"FROM {owners} AS o WHERE true "
+        f"ON CONFLICT ({COUNT_KEY}) DO UPDATE SET n = n + excluded.n;\n"
+        f"INSERT INTO {DAY} ({DAY_KEY}, n) "
+        f"SELECT o.owner_key, {row}.credential_id, {row}.kind, {row}.pinned, {basis}, {day}, {d} "
+        f"FROM {owners} AS o WHERE {row}.status = 'active' "
+        f"ON CONFLICT ({DAY_KEY}) DO UPDATE SET n = n + excluded.n;\n"
+    )
+
+
+def sqlite_rebuild_sql() -> list[str]:
+    basis, day = sqlite_basis_day("t")
+    statements = []
+    for owner in ("COALESCE(t.owner_id, 0)", "-1"):
+        statements += [
+            f"INSERT INTO {COUNT} ({COUNT_KEY}, n) "
+            f"SELECT {owner}, t.credential_id, t.kind, t.status, count(*) "
+            f"FROM {THREAD} AS t GROUP BY 1, 2, 3, 4",
+            f"INSERT INTO {DAY} ({DAY_KEY}, n) SELECT {owner}, t.credential_id, t.kind, t.pinned, {basis}, "
+            f"{day}, count(*) FROM {THREAD} AS t WHERE t.status = 'active' GROUP BY 1, 2, 3, 4, 5, 6",
+        ]
+    return statements
+
+
+def sqlite_trigger_sql() -> list[str]:
+    watched = "owner_id, credential_id, kind, status, pinned, last_activity_at, remote_created_at"
+    insert, delete = sqlite_apply("NEW", 1), sqlite_apply("OLD", -1)
+    return [
+        "DROP TRIGGER IF EXISTS threadsite_tally_insert",
+        "DROP TRIGGER IF EXISTS threadsite_tally_delete",
+        "DROP TRIGGER IF EXISTS threadsite_tally_update",
+        f"CREATE TRIGGER threadsite_tally_insert AFTER INSERT ON {THREAD} BEGIN\n{insert}END",
+        f"CREATE TRIGGER threadsite_tally_delete AFTER DELETE ON {THREAD} BEGIN\n{delete}END",
+        f"CREATE TRIGGER threadsite_tally_update AFTER UPDATE OF {watched} ON {THREAD} BEGIN\n"
+        f"{delete}{insert}END",
+    ]
+
+
+# --- Installing and rebuilding ---------------------------------------------------------------------------
+
+
+def install(conn=None) -> None:
+    """Create (or replace) the day function and the triggers."""
+    conn = conn or connection
+    with conn.cursor() as cursor:
+        if conn.vendor == "postgresql":
+            cursor.execute(day_function_sql())
+            statements = pg_trigger_sql()
+        else:
+            statements = sqlite_trigger_sql()
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def uninstall(conn=None) -> None:
+    conn = conn or connection
+    postgresql = conn.vendor == "postgresql"
+    with conn.cursor() as cursor:
+        for event in PG_CHANGES:
+            name = f"threadsite_tally_{event.lower()}"
+            cursor.execute(f"DROP TRIGGER IF EXISTS {name}" + (f" ON {THREAD}" if postgresql else ""))
+            if postgresql:
+                cursor.execute(f"DROP FUNCTION IF EXISTS {name}()")
+        if postgresql:
+            cursor.execute("DROP FUNCTION IF EXISTS threadsite_day(timestamptz)")
+
+
+def rebuild(conn=None) -> None:
+    """Count every thread again, with writes to the thread table held off meanwhile: the migration's first
+    build, after a bulk load that bypassed the triggers, or after a change of TIME_ZONE."""
+    conn = conn or connection
+    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+        if conn.vendor == "postgresql":
+            cursor.execute(day_function_sql())
+            cursor.execute(f"LOCK TABLE {THREAD} IN SHARE MODE")
+        cursor.execute(f"DELETE FROM {COUNT}")
+        cursor.execute(f"DELETE FROM {DAY}")
+        if conn.vendor == "postgresql":
+            cursor.execute(PG_APPLY.format(changes=f"SELECT {COLUMNS}, 1 AS d FROM {THREAD}"))
+        else:
+            for statement in sqlite_rebuild_sql():
+                cursor.execute(statement)
