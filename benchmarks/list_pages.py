@@ -1,17 +1,25 @@
-"""Server time of the browsing pages with a million tracked threads on PostgreSQL; print the figures.
+"""Server time of the browsing pages with a million (or ten million) tracked threads on PostgreSQL.
 
     .venv/bin/python benchmarks/list_pages.py [--rows 1000000] [--runs 30] [--latency-ms 200]
-        [--database postgres://postgres@127.0.0.1:5432/threadsite_bench] [--reload]
+        [--database postgres://postgres@127.0.0.1:5432/threadsite_bench] [--reload] [--import-ids 2000000]
 
-The database is created and migrated if needed, then filled by COPY with `--rows` threads (once: a later
-run reuses them unless `--reload`): four credentials in three projects, fifty owners with a Zipf-like
-skew and a fifth unassigned, the three kinds, mostly active, creation and activity spread over a year and
-a half with recent ones denser, titles, end users and metadata like real ones.
+    .venv/bin/python benchmarks/list_pages.py --rows 10000000     # ten million: ~15 min to load, ~8 GB
 
-Each page is requested in-process through Django's test client as a signed-in user, `--runs` times after
-two warm-ups; the figure is the time from request to response (server time, no network), median and
-95th percentile, with the number of SQL queries of one request. The thread page's fragments ask the
-offline simulator, which answers after `--latency-ms`; their API requests are counted too.
+The database for `--rows` is `--database`'s name with a suffix for sizes other than a million
+(`threadsite_bench_10m`); it is created and migrated if needed, then filled by COPY (once: a later run
+reuses it unless `--reload`), a million rows per COPY from a generator, so memory stays flat at any size:
+four credentials in three projects, fifty owners with a Zipf-like skew and a fifth unassigned, the three
+kinds, mostly active, creation and activity spread over a year and a half with recent ones denser, titles,
+end users and metadata like real ones. The tallies' triggers are off during the COPY and the tallies are
+counted once after it, as the indexes are built once.
+
+When both the 1M and the 10M databases are loaded, every page is measured on both in the same run,
+alternating, and printed side by side with their ratio. Each page is requested in-process through
+Django's test client as a signed-in user, `--runs` times after two warm-ups; the figure is the median time
+from request to response (server time, no network) and the number of SQL queries of one request. The
+overview is measured as is (nothing is cached). The thread page's fragments ask the offline simulator,
+which answers after `--latency-ms`. Then each database's size on disk, and the time of
+`manage.py import_threads` of `--import-ids` new IDs into each (the rows are removed again afterwards).
 """
 
 import argparse
@@ -29,6 +37,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/threadsite_bench"
 BENCH_USER = "bench-viewer"
+BENCH_IMPORTER = "bench-importer"
 ALPHABET = string.ascii_letters + string.digits
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
@@ -48,6 +57,16 @@ def setup_django(database_url: str) -> None:
     django.setup()
     # Production's manifest storage needs `collectstatic`; the page's cost does not depend on it.
     settings.STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
+
+
+def database_for(base_url: str, rows: int) -> str:
+    return (
+        base_url
+        if rows == 1_000_000
+        else f"{base_url}_{rows // 1_000_000}m"
+        if rows % 1_000_000 == 0
+        else f"{base_url}_{rows}"
+    )
 
 
 def create_database(database_url: str) -> None:
@@ -283,41 +302,26 @@ def deep_cursor(offset: int) -> str:
     return listing.encode_cursor(listing.SORTS["activity"], thread)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database", default=DEFAULT_DATABASE)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--latency-ms", type=int, default=200)
-    parser.add_argument("--reload", action="store_true", help="load the threads again even if present")
-    args = parser.parse_args()
+def use_database(url: str) -> None:
+    """Point Django's default connection at another database (same server, same schema)."""
+    from django.db import connection
 
-    create_database(args.database)
-    setup_django(args.database)
+    connection.close()
+    connection.settings_dict["NAME"] = url.rsplit("/", 1)[1]
+
+
+def list_pages(rows: int) -> list:
+    """(label, url, headers) of the list pages, with IDs and cursors from the database in use."""
     from django.contrib.auth.models import User
-    from django.core.cache import cache
-    from django.core.management import call_command
-    from django.test import Client
 
     from threads_app import listing
-    from threads_app.models import Credential, Thread
-    from threads_app.simulator import SimulatorConfig, running_simulator
+    from threads_app.models import Thread
 
-    call_command("migrate", verbosity=0)
-    present = Thread.objects.exclude(credential__name="bench-sim").count()
-    if args.reload or present != args.rows:
-        load(args.rows)
-    else:
-        print(f"reusing {present:,} threads already loaded (--reload to load again)")
-
-    viewer, _ = User.objects.get_or_create(username=BENCH_USER)
-    client = Client()
-    client.force_login(viewer)
     htmx = {"HX-Request": "true"}
     owner = User.objects.get(username="owner07")
-    sample = listing.sortable(Thread.objects.order_by("id"), listing.SORTS["title"])[args.rows // 2]
+    sample = listing.sortable(Thread.objects.order_by("id"), listing.SORTS["title"])[rows // 2]
     user_label = Thread.objects.exclude(end_user="").order_by("id").values_list("end_user", flat=True)[777]
-    pages = [
+    return [
         ("list, first page (full page)", "/", {}),
         ("list, first page (HTMX table)", "/", htmx),
         ("list, owner + status filter", "/?" + urlencode({"owner": owner.pk, "status": "active"}), htmx),
@@ -339,77 +343,199 @@ def main():
             ),
             htmx,
         ),
-        ("list, deep page (halfway down)", "/?" + urlencode({"after": deep_cursor(args.rows // 2)}), htmx),
+        ("list, sorted by title", "/?" + urlencode({"sort": "title"}), htmx),
+        ("list, deep page (halfway down)", "/?" + urlencode({"after": deep_cursor(rows // 2)}), htmx),
         (
             "list, deep page sorted by title",
             "/?"
             + urlencode({"sort": "title", "after": listing.encode_cursor(listing.SORTS["title"], sample)}),
             htmx,
         ),
+        ("list, going within 7 days", "/?" + urlencode({"status": "active", "expiring": "7"}), htmx),
         ("list, search: exact ID", "/?" + urlencode({"q": sample.remote_id}), htmx),
         ("list, search: ID prefix", "/?" + urlencode({"q": sample.remote_id[:12]}), htmx),
         ("list, search: end user", "/?" + urlencode({"q": user_label}), htmx),
         ("list, search: metadata value", "/?" + urlencode({"q": "ZD-004217"}), htmx),
         ("list, search: common word", "/?" + urlencode({"q": "refund"}), htmx),
+        ("overview (nothing cached)", "/overview/", {}),
     ]
-    print(f"\n{Thread.objects.count():,} threads; {args.runs} runs per page; times in ms (server time)\n")
-    print(f"{'page':<52} {'median':>8} {'p95':>8} {'queries':>8} {'API':>5}")
-    for label, url, headers in pages:
-        report(label, measure(client, url, args.runs, headers))
 
-    cold = []
-    for _ in range(5):
-        cache.clear()
-        started = time.perf_counter()
-        client.get("/overview/")
-        cold.append((time.perf_counter() - started) * 1000)
-    label = "overview, figures computed (cache emptied), 5 runs"
-    print(f"{label:<52} {statistics.median(cold):8.1f} {max(cold):8.1f}")
-    report("overview, cached figures", measure(client, "/overview/", args.runs, {}))
 
-    # The thread page, against the simulator answering after --latency-ms.
+def thread_pages(client, sim, latency_ms: int) -> list:
+    """(label, url, headers) of a thread page against the simulator, in the database in use."""
+    from threads_app.models import Credential, Thread
+
+    htmx = {"HX-Request": "true"}
+    start = NOW - timedelta(days=2)
+    remote = sim.state.create_thread(
+        "proj_sim",
+        created_at=start,
+        metadata={"ticket": "ZD-1"},
+        messages=[
+            (
+                "user" if i % 2 == 0 else "assistant",
+                f"message {i}\n```python\nprint({i})\n```",
+                {"created_at": start + timedelta(minutes=i)},
+            )
+            for i in range(120)
+        ],
+    )
+    credential, _ = Credential.objects.get_or_create(
+        name="bench-sim", defaults={"base_url": sim.base_url, "project_id": "proj_sim"}
+    )
+    credential.base_url = sim.base_url
+    credential.api_key = "sk-bench-sim-key-0001"
+    credential.save()
+    Thread.objects.filter(credential=credential).delete()
+    thread = Thread.objects.create(remote_id=remote["id"], kind="assistants_thread", credential=credential)
+    first = client.get(f"/threads/{thread.pk}/messages/", headers=htmx).content.decode()
+    older = first.split('hx-get="')[-1].split('"')[0].replace("&amp;", "&")
+    assert "/messages/?after=" in older, older
+    return [
+        ("thread page shell (no API call)", f"/threads/{thread.pk}/", {}),
+        ("messages, first page (HTMX, on load)", f"/threads/{thread.pk}/messages/", htmx),
+        ("messages, older page (HTMX, load older)", older, htmx),
+        ("refresh of the facts (HTMX, on load)", f"/threads/{thread.pk}/refresh/", htmx),
+        ("thread page with messages inline (no JS)", f"/threads/{thread.pk}/?show=messages", {}),
+    ]
+
+
+def side_by_side(client, switch, pages: dict, runs: int, simulator=None) -> None:
+    """Measure each page on each database in turn (alternating, so both meet the same machine load) and
+    print one line per page: median and queries per database, and the ratio of the last to the first."""
+    labels = list(pages)
+    head = "".join(f" {label + ' ms':>10} {'q':>3}" for label in labels)
+    ratio = f" {labels[-1] + '/' + labels[0]:>9}" if len(labels) > 1 else ""
+    print(f"{'page':<46}{head}{ratio}" + ("   API" if simulator else ""))
+    for index in range(len(next(iter(pages.values())))):
+        results = {}
+        for label in labels:
+            switch(label)
+            page_label, page_url, headers = pages[label][index]
+            results[label] = measure(client, page_url, runs, headers, simulator=simulator)
+        cells = "".join(
+            f" {results[label]['median']:10.1f} {results[label]['queries']:>3}" for label in labels
+        )
+        if len(labels) > 1:
+            cells += f" {results[labels[-1]]['median'] / results[labels[0]]['median']:8.2f}×"
+        api = f" {results[labels[0]]['api']:>5}" if simulator else ""
+        print(f"{page_label:<46}{cells}{api}", flush=True)
+
+
+def time_import(url: str, count: int) -> float:
+    """Seconds of `manage.py import_threads` of `count` new IDs into the database at `url`; the rows are
+    removed again afterwards, so that a later run finds the database as loaded."""
+    import subprocess
+    import tempfile
+
+    rng = random.Random(count)
+    prefixes = ["thread", "conv", "cthr"]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as out:
+        for n in range(count):
+            out.write(f"{prefixes[n % 3]}_imp{''.join(rng.choices(ALPHABET, k=21))}\n")
+        path = out.name
+    env = dict(os.environ, DATABASE_URL=url, THREADSITE_INPROCESS_WORKERS="0")
+    command = [sys.executable, "manage.py", "import_threads", path, "--credential", "main-prod"]
+    command += ["--no-check", "--owner", BENCH_IMPORTER]
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+    elapsed = time.perf_counter() - started
+    os.unlink(path)
+    from threads_app.models import Thread
+
+    use_database(url)
+    Thread.objects.filter(owner__username=BENCH_IMPORTER).delete()
+    return elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", default=DEFAULT_DATABASE, help="the 1M database; others get a suffix")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--latency-ms", type=int, default=200)
+    parser.add_argument("--reload", action="store_true", help="load the threads again even if present")
+    parser.add_argument("--import-ids", type=int, default=2_000_000, help="IDs imported into each; 0: none")
+    args = parser.parse_args()
+
+    target = database_for(args.database, args.rows)
+    create_database(target)
+    setup_django(target)
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    from threads_app.models import Thread
+    from threads_app.simulator import SimulatorConfig, running_simulator
+
+    call_command("migrate", verbosity=0)
+    present = Thread.objects.exclude(credential__name="bench-sim").count()
+    if args.reload or present != args.rows:
+        load(args.rows)
+    else:
+        print(f"reusing {present:,} threads already loaded (--reload to load again)")
+
+    # Every loaded database of the two sizes, smallest first: measured side by side.
+    databases = {}
+    for rows in (1_000_000, 10_000_000):
+        url = database_for(args.database, rows)
+        try:
+            use_database(url)
+            loaded = Thread.objects.exclude(credential__name="bench-sim").count() == rows
+        except Exception:  # noqa: BLE001 (no such database: not measured)
+            loaded = False
+        if loaded or url == target:
+            call_command("migrate", verbosity=0)
+            databases[f"{rows // 1_000_000}M"] = url
+            User.objects.get_or_create(username=BENCH_USER)
+            User.objects.get_or_create(username=BENCH_IMPORTER)
+
+    client = Client()
+    pages = {}
+    for label, url in databases.items():
+        use_database(url)
+        pages[label] = list_pages(int(label[:-1]) * 1_000_000)
+    print(
+        f"\n{' and '.join(databases)} threads; {args.runs} runs per page; median server time in ms, queries\n"
+    )
+    # Each database holds its own session of the viewer: the cookie follows the database in use.
+    sessions = {}
+    for label, url in databases.items():
+        use_database(url)
+        client.force_login(User.objects.get(username=BENCH_USER))
+        sessions[label] = client.cookies["sessionid"].value
+
+    def switch(label):
+        use_database(databases[label])
+        client.cookies["sessionid"] = sessions[label]
+
+    side_by_side(client, switch, pages, args.runs)
+
     config = SimulatorConfig(latency_ms=args.latency_ms, seed=1)
     with running_simulator(config) as sim:
         sim.state.add_key("sk-bench-sim-key-0001", "proj_sim")
-        start = NOW - timedelta(days=2)
-        remote = sim.state.create_thread(
-            "proj_sim",
-            created_at=start,
-            metadata={"ticket": "ZD-1"},
-            messages=[
-                (
-                    "user" if i % 2 == 0 else "assistant",
-                    f"message {i}\n```python\nprint({i})\n```",
-                    {"created_at": start + timedelta(minutes=i)},
-                )
-                for i in range(120)
-            ],
-        )
-        credential, _ = Credential.objects.get_or_create(
-            name="bench-sim", defaults={"base_url": sim.base_url, "project_id": "proj_sim"}
-        )
-        credential.base_url = sim.base_url
-        credential.api_key = "sk-bench-sim-key-0001"
-        credential.save()
-        Thread.objects.filter(credential=credential).delete()
-        thread = Thread.objects.create(
-            remote_id=remote["id"], kind="assistants_thread", credential=credential
-        )
-        first = client.get(f"/threads/{thread.pk}/messages/", headers=htmx).content.decode()
-        older = first.split('hx-get="')[-1].split('"')[0].replace("&amp;", "&")
-        assert "/messages/?after=" in older, older
+        thread_sets = {}
+        for label in databases:
+            switch(label)
+            thread_sets[label] = thread_pages(client, sim, args.latency_ms)
         print(f"\nthread page with the simulator at {args.latency_ms} ms latency\n")
-        print(f"{'page':<52} {'median':>8} {'p95':>8} {'queries':>8} {'API':>5}")
-        runs = max(5, args.runs // 3)
-        for label, url, headers in [
-            ("thread page shell (no API call)", f"/threads/{thread.pk}/", {}),
-            ("messages, first page (HTMX, on load)", f"/threads/{thread.pk}/messages/", htmx),
-            ("messages, older page (HTMX, load older)", older, htmx),
-            ("refresh of the facts (HTMX, on load)", f"/threads/{thread.pk}/refresh/", htmx),
-            ("thread page with messages inline (no JS)", f"/threads/{thread.pk}/?show=messages", {}),
-        ]:
-            report(label, measure(client, url, runs, headers, simulator=sim))
-        thread.delete()
+        side_by_side(client, switch, thread_sets, max(5, args.runs // 3), simulator=sim)
+
+    print("\nsize on disk")
+    for label in databases:
+        switch(label)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
+            size = cursor.fetchone()[0]
+            cursor.execute("SELECT count(*) FROM threads_app_overviewday WHERE n <> 0")
+            day_rows = cursor.fetchone()[0]
+        print(f"  {label}: {size} (tallies: {day_rows:,} day rows)")
+    if args.import_ids:
+        print(f"\nimport of {args.import_ids:,} new IDs (manage.py import_threads --no-check)")
+        for label, url in databases.items():
+            connection.close()
+            print(f"  into {label}: {time_import(url, args.import_ids):.1f} s", flush=True)
 
 
 if __name__ == "__main__":

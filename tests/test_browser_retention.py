@@ -30,14 +30,6 @@ def admin(db):
     return User.objects.create_user("root", password="root-password", is_staff=True)
 
 
-@pytest.fixture(autouse=True)
-def fresh_overview():
-    # The overview keeps its figures for a minute in the process's cache, which outlives each test's rows.
-    cache.clear()
-    yield
-    cache.clear()
-
-
 @pytest.fixture
 def retained(simulator, sim_credential):
     """Threads the simulator serves, created and last active `days` ago: four conversations past a 60-day
