@@ -196,7 +196,89 @@ COLUMNS = (
 CHUNK = 1_000_000
 
 
-def load(rows: int) -> None:
+def ensure_indexes() -> None:
+    """Create any index of the thread table that is missing (a load interrupted after dropping them):
+    the model's, and the search indexes that migrations 0002 and 0010 create in SQL."""
+    import importlib
+
+    from django.db import connection
+
+    from threads_app.models import Thread
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'threads_app_thread'")
+        present = {name for (name,) in cursor.fetchall()}
+        cursor.execute("SET maintenance_work_mem = '1GB'")
+    with connection.schema_editor() as editor:
+        for index in Thread._meta.indexes:
+            if index.name not in present:
+                print(f"  creating the missing index {index.name}", flush=True)
+                editor.add_index(Thread, index)
+    browse = importlib.import_module("threads_app.migrations.0002_browse_indexes")
+    summary = importlib.import_module("threads_app.migrations.0010_overview_summary")
+    with connection.cursor() as cursor:
+        cursor.execute(browse.SEARCH_INDEX)
+        cursor.execute(summary.SEARCH_KEYS_INDEX)
+
+
+def replicate(raw, source_url: str, copies: int) -> None:
+    """Fill the thread table with `copies` copies of the million threads of the database at `source_url`
+    (its IDs given a suffix): the same distribution as the 1M database, loaded by the server itself, where
+    generating ten million rows in Python would take an hour on a busy machine. The rows go through COPY
+    (binary) into a temporary table, by credential and owner name, then one INSERT … SELECT per copy."""
+    import psycopg
+
+    columns = [c.strip() for c in COLUMNS.split(",")]
+    named = [
+        "c.name::text" if c == "credential_id" else "u.username::text" if c == "owner_id" else f"t.{c}"
+        for c in columns
+    ]
+    seed_columns = [
+        "credential_name" if c == "credential_id" else "owner_name" if c == "owner_id" else c for c in columns
+    ]
+    with raw.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE seed AS SELECT t.*, ''::text AS credential_name, ''::text AS owner_name "
+            "FROM threads_app_thread t WITH NO DATA"
+        )
+    select = (
+        f"SELECT {', '.join(named)} FROM threads_app_thread t "
+        "JOIN threads_app_credential c ON c.id = t.credential_id LEFT JOIN auth_user u ON u.id = t.owner_id "
+        "WHERE c.name <> 'bench-sim'"
+    )
+    with (
+        psycopg.connect(source_url) as source,
+        source.cursor() as out,
+        raw.cursor() as into,
+        out.copy(f"COPY ({select}) TO STDOUT (FORMAT BINARY)") as reading,
+        into.copy(f"COPY seed ({', '.join(seed_columns)}) FROM STDIN (FORMAT BINARY)") as writing,
+    ):
+        for data in reading:
+            writing.write(data)
+    raw.commit()
+    values = [
+        "c.id"
+        if c == "credential_id"
+        else "u.id"
+        if c == "owner_id"
+        else "s.remote_id || %(suffix)s"
+        if c == "remote_id"
+        else f"s.{c}"
+        for c in columns
+    ]
+    for copy in range(copies):
+        with raw.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO threads_app_thread ({COLUMNS}) SELECT {', '.join(values)} FROM seed s "
+                "JOIN threads_app_credential c ON c.name = s.credential_name "
+                "LEFT JOIN auth_user u ON u.username = s.owner_name",
+                {"suffix": f"r{copy}" if copy else ""},
+            )
+        raw.commit()
+        print(f"  copied {copy + 1} × the 1M rows", flush=True)
+
+
+def load(rows: int, replica_of: str = "") -> None:
     from django.contrib.auth.models import User
     from django.db import connection
 
@@ -238,19 +320,25 @@ def load(rows: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("ALTER TABLE threads_app_thread DISABLE TRIGGER USER")
     raw.commit()
-    generated = thread_rows(rows, [o.pk for o in owners], credentials)
-    for start in range(0, rows, CHUNK):
-        with raw.cursor() as cursor, cursor.copy(f"COPY threads_app_thread ({COLUMNS}) FROM STDIN") as copy:
-            for _ in range(min(CHUNK, rows - start)):
-                copy.write_row(next(generated))
-        raw.commit()
-        print(f"  copied {start + min(CHUNK, rows - start):,} rows", flush=True)
+    if replica_of:
+        replicate(raw, replica_of, rows // 1_000_000)
+    else:
+        generated = thread_rows(rows, [o.pk for o in owners], credentials)
+        for start in range(0, rows, CHUNK):
+            copy_sql = f"COPY threads_app_thread ({COLUMNS}) FROM STDIN"
+            with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                for _ in range(min(CHUNK, rows - start)):
+                    copy.write_row(next(generated))
+            raw.commit()
+            print(f"  copied {start + min(CHUNK, rows - start):,} rows", flush=True)
     copied = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("ALTER TABLE threads_app_thread ENABLE TRIGGER USER")
         cursor.execute("SET maintenance_work_mem = '1GB'")
         for _, definition in indexes:
             cursor.execute(definition)
+    ensure_indexes()
+    with connection.cursor() as cursor:
         cursor.execute("VACUUM (ANALYZE) threads_app_thread")
     tallies.rebuild()
     with connection.cursor() as cursor:
@@ -300,6 +388,21 @@ def deep_cursor(offset: int) -> str:
 
     thread = Thread.objects.order_by(*listing.ordering(listing.SORTS["activity"], True))[offset]
     return listing.encode_cursor(listing.SORTS["activity"], thread)
+
+
+def is_loaded(url: str, rows: int) -> bool:
+    """Whether the database at `url` holds the `rows` benchmark threads."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url) as conn:
+            query = (
+                "SELECT count(*) FROM threads_app_thread t JOIN threads_app_credential c "
+                "ON c.id = t.credential_id WHERE c.name <> 'bench-sim'"
+            )
+            return conn.execute(query).fetchone()[0] == rows
+    except psycopg.Error:
+        return False
 
 
 def use_database(url: str) -> None:
@@ -472,9 +575,13 @@ def main():
     call_command("migrate", verbosity=0)
     present = Thread.objects.exclude(credential__name="bench-sim").count()
     if args.reload or present != args.rows:
-        load(args.rows)
+        source = args.database if args.rows > 1_000_000 and args.rows % 1_000_000 == 0 else ""
+        if source and not is_loaded(source, 1_000_000):
+            source = ""
+        load(args.rows, replica_of=source)
     else:
         print(f"reusing {present:,} threads already loaded (--reload to load again)")
+        ensure_indexes()
 
     # Every loaded database of the two sizes, smallest first: measured side by side.
     databases = {}
