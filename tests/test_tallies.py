@@ -161,3 +161,14 @@ def test_search_finds_an_exact_end_user_or_metadata_value_before_words(make_thre
     assert found("zd-004217") == {ticket}
     assert len(found("customer-4")) == 2  # no exact match: the words
     assert found("refund") == {exact}
+
+
+def test_the_rebuild_command_counts_every_thread_again(make_thread, capsys):
+    from django.core.management import call_command
+
+    make_thread()
+    make_thread(status=Thread.Status.DELETED)
+    OverviewCount.objects.all().delete()
+    call_command("rebuild_tallies")
+    assert "2 threads counted" in capsys.readouterr().out
+    assert tallied(OverviewCount, ["owner_key", "credential_id", "kind", "status"]) == direct_counts()
