@@ -219,6 +219,17 @@ def ensure_indexes() -> None:
     with connection.cursor() as cursor:
         cursor.execute(browse.SEARCH_INDEX)
         cursor.execute(summary.SEARCH_KEYS_INDEX)
+        # The LIKE 'prefix%' companion of the unique remote_id, which Django names with a hash.
+        cursor.execute(
+            "SELECT 1 FROM pg_indexes WHERE tablename = 'threads_app_thread' "
+            "AND indexdef LIKE '%%(remote_id varchar_pattern_ops)%%'"
+        )
+        if cursor.fetchone() is None:
+            print("  creating the missing LIKE index of remote_id", flush=True)
+            cursor.execute(
+                "CREATE INDEX threads_app_thread_remote_id_like ON threads_app_thread "
+                "(remote_id varchar_pattern_ops)"
+            )
 
 
 def replicate(raw, source_url: str, copies: int) -> None:

@@ -98,9 +98,16 @@ def removal(thread: Thread, policy: RetentionPolicy | None = None) -> Removal | 
     return min(known, key=lambda c: c.at) if known else candidates[0]
 
 
-def idle_since(moment) -> Q:
-    """Threads last active (or created, when no activity is known) at or before `moment`."""
-    return Q(last_activity_at__lte=moment) | Q(last_activity_at__isnull=True, remote_created_at__lte=moment)
+def idle_since(moment, after=None) -> Q:
+    """Threads last active (or created, when no activity is known) at or before `moment`, and after
+    `after` if given: a range of the activity index, which a page sorted by activity reads in order."""
+    if after is None:
+        return Q(last_activity_at__lte=moment) | Q(
+            last_activity_at__isnull=True, remote_created_at__lte=moment
+        )
+    return Q(last_activity_at__gt=after, last_activity_at__lte=moment) | Q(
+        last_activity_at__isnull=True, remote_created_at__gt=after, remote_created_at__lte=moment
+    )
 
 
 def exempt_condition(policy: RetentionPolicy) -> Q:
@@ -124,10 +131,18 @@ def metadata_exemption(policy: RetentionPolicy) -> Q | None:
     return condition
 
 
-def removed_by(moment, *, modes=(Mode.DELETE, Mode.FLAG), expiry: bool = True) -> Q:
+def removed_by(moment, *, modes=(Mode.DELETE, Mode.FLAG), expiry: bool = True, after=None) -> Q:
     """The condition "active, and gone by `moment`": by the API's expiry (unless `expiry=False`) or by a
     policy in one of `modes`, exemptions excluded. Built per kind and per policy, so that each part is an
-    index range on last activity (thread_sweep_idx)."""
+    index range on last activity (thread_sweep_idx). With `after`: gone by `moment` but not by `after`,
+    each part then a range bounded on both sides."""
+    if after is not None:
+        since = removed_by(moment, modes=modes, expiry=expiry, after=None)
+        return (
+            removed_by_ranges(moment, after, modes, expiry)
+            & since
+            & ~removed_by(after, modes=modes, expiry=expiry)
+        )
     parts = Q(pk__in=[])
     if expiry:
         openai_credentials = [
@@ -165,10 +180,28 @@ EXPIRING = {
 def expiring(choice: str, today, **kwargs) -> Q:
     """Active threads that go after `today + start` and by the end of `today + end` days (EXPIRING)."""
     _, start, end = EXPIRING[choice]
-    condition = removed_by(end_of_day(today + timedelta(days=end)), **kwargs)
-    if start is not None:
-        condition &= ~removed_by(end_of_day(today + timedelta(days=start)), **kwargs)
-    return condition
+    after = end_of_day(today + timedelta(days=start)) if start is not None else None
+    return removed_by(end_of_day(today + timedelta(days=end)), after=after, **kwargs)
+
+
+def removed_by_ranges(moment, after, modes, expiry) -> Q:
+    """The parts of `removed_by(moment)` narrowed to what each part reaches after `after`: a superset of the
+    threads gone between the two moments, written as bounded ranges so that an index drives the query."""
+    parts = Q(pk__in=[])
+    if expiry:
+        for kind, adapter in kinds.ADAPTERS.items():
+            if adapter.expires_after is not None:
+                window = adapter.expires_after
+                parts |= Q(kind=kind) & idle_since(moment - window, after - window)
+            if adapter.sunset is not None and after < adapter.sunset <= moment:
+                parts |= Q(kind=kind)
+    for policy in RetentionPolicy.objects.filter(mode__in=modes):
+        governed = [kind for kind in kinds.ADAPTERS if applies(policy, kind)]
+        window = timedelta(days=policy.window_days)
+        parts |= Q(credential_id=policy.credential_id, kind__in=governed) & idle_since(
+            moment - window, after - window
+        )
+    return parts
 
 
 def set_policy(
