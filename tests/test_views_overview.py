@@ -85,9 +85,11 @@ def test_the_figures_are_current_and_read_no_thread(
 ):
     signed_in.get(URL)
     make_thread(status=Thread.Status.EXPIRED)
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(12) as queries:
         body = signed_in.get(URL).content.decode()
     assert "13 tracked threads" in body and "nothing cached" in body
+    # Tallies, credentials, policies and user names: never the thread table.
+    assert not [q["sql"] for q in queries.captured_queries if '"threads_app_thread"' in q["sql"]]
 
 
 def test_bars_scale_to_the_largest_value():

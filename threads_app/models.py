@@ -624,3 +624,33 @@ class OverviewDay(models.Model):
 
     def __str__(self):
         return f"{self.owner_key}/{self.credential_id}/{self.kind}/{self.day}: {self.n}"
+
+
+class OverviewCountChange(models.Model):
+    """A change to OverviewCount not folded into it yet: on PostgreSQL the triggers append here, never
+    updating a shared row, so that writers in concurrent transactions never wait for or deadlock on each
+    other; `tallies.fold()` (beat, every minute) moves these into OverviewCount. Readers add both."""
+
+    owner_key = models.IntegerField()
+    credential_id = models.IntegerField()
+    kind = models.CharField(max_length=20, choices=Thread.Kind.choices)
+    status = models.CharField(max_length=10, choices=Thread.Status.choices)
+    n = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.owner_key}/{self.credential_id}/{self.kind}/{self.status}: {self.n:+}"
+
+
+class OverviewDayChange(models.Model):
+    """A change to OverviewDay not folded into it yet (see OverviewCountChange)."""
+
+    owner_key = models.IntegerField()
+    credential_id = models.IntegerField()
+    kind = models.CharField(max_length=20, choices=Thread.Kind.choices)
+    pinned = models.BooleanField()
+    basis = models.SmallIntegerField(choices=OverviewDay.Basis.choices)
+    day = models.IntegerField()
+    n = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.owner_key}/{self.credential_id}/{self.kind}/{self.day}: {self.n:+}"

@@ -17,7 +17,15 @@ from django.db.models import Case, Count, IntegerField, Sum, Value, When
 from django.utils import timezone
 
 from . import kinds, listing, retention, tallies
-from .models import Credential, OverviewCount, OverviewDay, RetentionPolicy, Thread
+from .models import (
+    Credential,
+    OverviewCount,
+    OverviewCountChange,
+    OverviewDay,
+    OverviewDayChange,
+    RetentionPolicy,
+    Thread,
+)
 
 # Whole days since last activity, for active threads: (label, more than, at most). A thread last active
 # today is idle 0 days; the buckets share no day, so each bar and the list it links to hold the same threads.
@@ -55,20 +63,23 @@ class DayRows:
     """Day tallies summed by (owner, credential, kind, pinned, basis) and by which of the `cuts` (day
     numbers) they fall under: group i holds the days after cuts[i-1] up to cuts[i]."""
 
-    def __init__(self, queryset, cuts: list[int]):
+    def __init__(self, querysets, cuts: list[int]):
         self.cuts = sorted(set(cuts))
         group = Case(
             *(When(day__lte=cut, then=Value(i)) for i, cut in enumerate(self.cuts)),
             default=Value(len(self.cuts)),
             output_field=IntegerField(),
         )
-        rows = (
-            queryset.annotate(g=group)
-            .values_list("owner_key", "credential_id", "kind", "pinned", "basis", "g")
-            .annotate(total=Sum("n"))
-            .order_by()
-        )
-        self.rows = [row for row in rows if row[-1]]
+        summed = defaultdict(int)
+        for queryset in querysets:
+            for *key, total in (
+                queryset.annotate(g=group)
+                .values_list("owner_key", "credential_id", "kind", "pinned", "basis", "g")
+                .annotate(total=Sum("n"))
+                .order_by()
+            ):
+                summed[tuple(key)] += total
+        self.rows = [(*key, n) for key, n in summed.items() if n]
 
     def upto(self, cut: int) -> int:
         """The largest group whose days are all at most `cut` (a cut)."""
@@ -210,30 +221,40 @@ def summary(owner, now) -> dict:
     today = timezone.localdate(now)
     d = tallies.day_number(today)
     scope = -1 if owner is None else owner
+    # The tallies, and the changes appended to them since the last fold (`tallies.py`).
+    tables = (OverviewCount, OverviewCountChange)
     by_status, by_kind, by_credential = defaultdict(int), defaultdict(int), defaultdict(int)
-    for credential, kind, status, n in OverviewCount.objects.filter(owner_key=scope, n__gt=0).values_list(
-        "credential_id", "kind", "status", "n"
-    ):
-        by_status[status] += n
-        by_kind[kind] += n
-        by_credential[credential] += n
-    total = sum(by_status.values())
-    if owner is None:
-        by_owner = dict(
-            OverviewCount.objects.filter(owner_key__gte=0)
-            .values_list("owner_key")
+    for model in tables:
+        for credential, kind, status, n in (
+            model.objects.filter(owner_key=scope)
+            .values_list("credential_id", "kind", "status")
             .annotate(total=Sum("n"))
-            .filter(total__gt=0)
             .order_by()
-        )
+        ):
+            by_status[status] += n
+            by_kind[kind] += n
+            by_credential[credential] += n
+    total = sum(by_status.values())
+    by_owner = defaultdict(int)
+    if owner is None:
+        for model in tables:
+            for pk, n in (
+                model.objects.filter(owner_key__gte=0).values_list("owner_key").annotate(Sum("n")).order_by()
+            ):
+                by_owner[pk] += n
     else:
-        by_owner = {owner: total} if total else {}
+        by_owner[owner] = total
+    by_owner = {pk: n for pk, n in by_owner.items() if n}
+    by_credential = {pk: n for pk, n in by_credential.items() if n}
 
     going = Going(today)
     # The day numbers a figure is cut at: each age bucket's edges, each window before each horizon.
     cuts = [d - days - 1 for _, newer, older in AGE_BUCKETS for days in (newer, older) if days is not None]
     keys = [scope, *going.exempt_owners()] if owner is None else [scope]
-    days = DayRows(OverviewDay.objects.filter(owner_key__in=keys), cuts + going.cuts())
+    days = DayRows(
+        [model.objects.filter(owner_key__in=keys) for model in (OverviewDay, OverviewDayChange)],
+        cuts + going.cuts(),
+    )
 
     activity = [row for row in days.rows if row[0] == scope and row[4] == OverviewDay.Basis.ACTIVITY]
 

@@ -5,15 +5,17 @@ Why triggers rather than Python at each write: threads change in many places (im
 syncs that move the last activity, re-homing to another credential, reassigning owners, pinning, edits
 made by hand in `manage.py dbshell`), and a counter kept in Python is wrong as soon as one of them, or a
 later one, forgets it. A trigger is the one place, and it is in the writing transaction, so a rolled-back
-write leaves the tallies as they were. Why not a beat task refreshing a summary: it would have to find
-what changed (a scan, or an `updated_at` index that every write pays for) and the figures would lag.
+write leaves the tallies as they were.
 
 On PostgreSQL the triggers run once per statement, over its transition tables (the rows before and after):
 an import of 100,000 IDs adds one aggregate of the inserted rows, not 100,000 upserts, and an UPDATE that
-changes nothing the tallies count (a sync's timestamps, an edited title) writes no tally row. Each
-statement upserts its groups in key order, so two transactions that each change threads in one statement
-lock tally rows in the same order and cannot deadlock on them. On SQLite (development, the fast tests)
-row triggers do the same, one thread at a time.
+changes nothing the tallies count (a sync's timestamps, an edited title) writes nothing. They APPEND their
+changes (OverviewCountChange, OverviewDayChange) rather than update the tally rows: updating shared rows
+made concurrent writers wait for each other's commits and deadlock when their transactions touched tally
+rows in different orders (tests/test_tallies.py shows both). `fold()` moves the appended changes into the
+tallies in one statement, every minute by beat; readers add the tallies and the changes not folded yet,
+so the figures are exact at every moment and the changes to add stay a minute's worth. On SQLite (one
+writer at a time) row triggers update the tallies directly.
 
 Days are counted in TIME_ZONE on PostgreSQL (the function `threadsite_day`, created with the zone that
 was set when the migration or `rebuild_tallies` ran: run `manage.py rebuild_tallies` after changing it)
@@ -34,6 +36,8 @@ EPOCH = date(1970, 1, 1)
 THREAD = "threads_app_thread"
 COUNT = "threads_app_overviewcount"
 DAY = "threads_app_overviewday"
+COUNT_CHANGE = "threads_app_overviewcountchange"
+DAY_CHANGE = "threads_app_overviewdaychange"
 COUNT_KEY = "owner_key, credential_id, kind, status"
 DAY_KEY = "owner_key, credential_id, kind, pinned, basis, day"
 
@@ -54,16 +58,15 @@ AS $$ SELECT (moment AT TIME ZONE {zone})::date - DATE '1970-01-01' $$
 # d) where d is +1 for a row that now exists, -1 for one that no longer does. Each row counts twice: for
 # its owner and for everyone (owner_key -1).
 PG_APPLY = f"""
-INSERT INTO {COUNT} AS t ({COUNT_KEY}, n)
+INSERT INTO {{count}} ({COUNT_KEY}, n)
 SELECT {COUNT_KEY}, sum(d) FROM (
     SELECT CASE WHEN e.everyone THEN -1 ELSE COALESCE(c.owner_id, 0) END AS owner_key,
            c.credential_id, c.kind, c.status, c.d
     FROM ({{changes}}) AS c CROSS JOIN (VALUES (false), (true)) AS e(everyone)
 ) AS x
-GROUP BY {COUNT_KEY} HAVING sum(d) <> 0 ORDER BY {COUNT_KEY}
-ON CONFLICT ({COUNT_KEY}) DO UPDATE SET n = t.n + EXCLUDED.n;
+GROUP BY {COUNT_KEY} HAVING sum(d) <> 0;
 
-INSERT INTO {DAY} AS t ({DAY_KEY}, n)
+INSERT INTO {{day}} ({DAY_KEY}, n)
 SELECT {DAY_KEY}, sum(d) FROM (
     SELECT CASE WHEN e.everyone THEN -1 ELSE COALESCE(c.owner_id, 0) END AS owner_key,
            c.credential_id, c.kind, c.pinned,
@@ -73,9 +76,21 @@ SELECT {DAY_KEY}, sum(d) FROM (
     FROM ({{changes}}) AS c CROSS JOIN (VALUES (false), (true)) AS e(everyone)
     WHERE c.status = 'active'
 ) AS x
-GROUP BY {DAY_KEY} HAVING sum(d) <> 0 ORDER BY {DAY_KEY}
-ON CONFLICT ({DAY_KEY}) DO UPDATE SET n = t.n + EXCLUDED.n;
+GROUP BY {DAY_KEY} HAVING sum(d) <> 0;
 """
+
+# Moving the appended changes into the tallies: one statement per table, so a reader sees each change
+# either still appended or already folded, never both or neither. Changes of transactions still open are
+# not visible to the DELETE and wait for the next fold.
+PG_FOLD = [
+    f"""
+WITH moved AS (DELETE FROM {table} RETURNING {key}, n)
+INSERT INTO {target} AS t ({key}, n)
+SELECT {key}, sum(n) FROM moved GROUP BY {key}
+ON CONFLICT ({key}) DO UPDATE SET n = t.n + EXCLUDED.n
+"""
+    for table, target, key in ((COUNT_CHANGE, COUNT, COUNT_KEY), (DAY_CHANGE, DAY, DAY_KEY))
+]
 
 COLUMNS = "owner_id, credential_id, kind, status, pinned, last_activity_at, remote_created_at"
 PG_CHANGES = {
@@ -101,7 +116,8 @@ def pg_trigger_sql() -> list[str]:
         name = f"threadsite_tally_{event.lower()}"
         statements += [
             f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-            f"BEGIN\n{PG_APPLY.format(changes=changes)}\nRETURN NULL;\nEND\n$$",
+            f"BEGIN\n{PG_APPLY.format(changes=changes, count=COUNT_CHANGE, day=DAY_CHANGE)}\n"
+            "RETURN NULL;\nEND\n$$",
             f"DROP TRIGGER IF EXISTS {name} ON {THREAD}",
             f"CREATE TRIGGER {name} AFTER {event} ON {THREAD} REFERENCING {PG_TRANSITIONS[event]} "
             f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()",
@@ -122,19 +138,24 @@ def sqlite_basis_day(row: str) -> tuple[str, str]:
 
 
 def sqlite_apply(row: str, d: int) -> str:
-    """Statements adding `d` for the thread `row` (NEW or OLD) to its tallies."""
+    """Statements adding `d` for the thread `row` (NEW or OLD) to its tallies, for its owner and for
+    everyone: plain one-row upserts, which SQLite runs several times faster than an INSERT … SELECT."""
     basis, day = sqlite_basis_day(row)
-    owners = f"(SELECT COALESCE({row}.owner_id, 0) AS owner_key UNION ALL SELECT -1)"
-    return (
-        f"INSERT INTO {COUNT} ({COUNT_KEY}, n) "
-        f"SELECT o.owner_key, {row}.credential_id, {row}.kind, {row}.status, {d} "
-        f"FROM {owners} AS o WHERE true "
-        f"ON CONFLICT ({COUNT_KEY}) DO UPDATE SET n = n + excluded.n;\n"
-        f"INSERT INTO {DAY} ({DAY_KEY}, n) "
-        f"SELECT o.owner_key, {row}.credential_id, {row}.kind, {row}.pinned, {basis}, {day}, {d} "
-        f"FROM {owners} AS o WHERE {row}.status = 'active' "
-        f"ON CONFLICT ({DAY_KEY}) DO UPDATE SET n = n + excluded.n;\n"
-    )
+    statements = ""
+    for owner in (f"COALESCE({row}.owner_id, 0)", "-1"):
+        statements += (
+            f"INSERT INTO {COUNT} ({COUNT_KEY}, n) "
+            f"VALUES ({owner}, {row}.credential_id, {row}.kind, {row}.status, {d}) "
+            f"ON CONFLICT ({COUNT_KEY}) DO UPDATE SET n = n + excluded.n;\n"
+        )
+    for owner in (f"COALESCE({row}.owner_id, 0)", "-1"):
+        statements += (
+            f"INSERT INTO {DAY} ({DAY_KEY}, n) "
+            f"SELECT {owner}, {row}.credential_id, {row}.kind, {row}.pinned, {basis}, {day}, {d} "
+            f"WHERE {row}.status = 'active' "
+            f"ON CONFLICT ({DAY_KEY}) DO UPDATE SET n = n + excluded.n;\n"
+        )
+    return statements
 
 
 def sqlite_rebuild_sql() -> list[str]:
@@ -202,10 +223,29 @@ def rebuild(conn=None) -> None:
         if conn.vendor == "postgresql":
             cursor.execute(day_function_sql())
             cursor.execute(f"LOCK TABLE {THREAD} IN SHARE MODE")
-        cursor.execute(f"DELETE FROM {COUNT}")
-        cursor.execute(f"DELETE FROM {DAY}")
+        for table in (COUNT, DAY, COUNT_CHANGE, DAY_CHANGE):
+            cursor.execute(f"DELETE FROM {table}")
         if conn.vendor == "postgresql":
-            cursor.execute(PG_APPLY.format(changes=f"SELECT {COLUMNS}, 1 AS d FROM {THREAD}"))
+            every_thread = f"SELECT {COLUMNS}, 1 AS d FROM {THREAD}"
+            cursor.execute(PG_APPLY.format(changes=every_thread, count=COUNT, day=DAY))
         else:
             for statement in sqlite_rebuild_sql():
                 cursor.execute(statement)
+
+
+FOLD_LOCK = 7_283_310  # pg_advisory_xact_lock key: one fold at a time
+
+
+def fold(conn=None) -> bool:
+    """Move the appended changes into the tallies (PostgreSQL; SQLite has none). False if another fold
+    was running, which then does the work."""
+    conn = conn or connection
+    if conn.vendor != "postgresql":
+        return True
+    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FOLD_LOCK])
+        if not cursor.fetchone()[0]:
+            return False
+        for statement in PG_FOLD:
+            cursor.execute(statement)
+    return True

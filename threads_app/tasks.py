@@ -125,3 +125,11 @@ def rehome_threads(run_id: int) -> str:
     """Look for a selection of gone threads under the other credentials (`locating.run_rehome`)."""
     run = locating.run_rehome(run_id)
     return run.state if run else "run gone"
+
+
+@shared_task
+def fold_tallies() -> bool:
+    """Move the overview's appended changes into its tallies (`tallies.fold`)."""
+    from . import tallies
+
+    return tallies.fold()

@@ -101,6 +101,14 @@ def cache_settings(redis_url: str) -> dict:
 # arguments
 BEAT_TABLE = [
     (
+        "Fold the overview's tallies",
+        "THREADSITE_TALLIES_CRON",
+        "* * * * *",
+        "threads_app.tasks.fold_tallies",
+        50,
+        (),
+    ),
+    (
         "Resume stalled deletion jobs",
         "THREADSITE_RESUME_JOBS_CRON",
         "* * * * *",

@@ -15,5 +15,6 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         tallies.install()
         tallies.rebuild()
+        tallies.fold()
         total = sum(OverviewCount.objects.filter(owner_key=-1).values_list("n", flat=True))
         self.stdout.write(f"Tallies rebuilt: {total} threads counted.")
