@@ -75,6 +75,7 @@ def test_the_beat_schedule_is_built_from_the_table():
     assert entry["schedule"] == crontab(minute="41")
     assert entry["options"]["expires"] < 3600
     assert set(schedule) == {
+        "Fold the overview's tallies",
         "Resume stalled deletion jobs",
         "Check threads past their expiry",
         "Apply retention policies",
