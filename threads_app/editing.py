@@ -16,7 +16,7 @@ def edit(thread: Thread, changes: dict, *, by=None) -> None:
     if not changes:
         return
     with transaction.atomic():
-        stored = Thread.objects.select_for_update().select_related("owner").get(pk=thread.pk)
+        stored = Thread.objects.select_for_update(of=("self",)).select_related("owner").get(pk=thread.pk)
         before = {name: getattr(stored, name) for name in changes}
         changes = {name: value for name, value in changes.items() if before[name] != value}
         if not changes:
