@@ -616,3 +616,51 @@ def test_the_thread_lists_keyset_pages_any_model(alice):
         sorts=audit.SORTS,
     )
     assert back.is_first and [e.pk for e in back.rows] == [e.pk for e in first.rows]
+
+
+# --- PostgreSQL: every page of the log is an index range, whatever its depth ------------------------------
+
+
+def plan_nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+@pytest.mark.integration
+def test_each_page_of_the_log_reads_an_index_in_order_without_sorting(alice, bob):
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    assert connection.vendor == "postgresql", "the plans are PostgreSQL's"
+    now = timezone.now()
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            at=now - timedelta(minutes=n),
+            actor_name=("alice", "bob")[n % 2],
+            action=(Action.SIGN_IN, Action.MESSAGES_VIEWED)[n % 3 == 0],
+            remote_id=f"thread_plan{n % 40:06d}",
+        )
+        for n in range(400)
+    )
+    middle = AuditEvent.objects.order_by("-at", "-id")[200]
+    cases = {
+        "first page": ({}, None, "auditevent_at_idx"),
+        "deep page": ({}, (middle.at, middle.pk), "auditevent_at_idx"),
+        "by actor, deep": ({"actor": "bob"}, (middle.at, middle.pk), "auditevent_actor_idx"),
+        "by action": ({"action": Action.MESSAGES_VIEWED}, None, "auditevent_action_idx"),
+    }
+    for name, (filters, position, index) in cases.items():
+        events = audit.apply_filters(AuditEvent.objects.all(), filters)
+        with CaptureQueriesContext(connection) as queries:
+            listing.keyset_page(events, audit.SORT, after=position, sorts=audit.SORTS)
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Sorting and sequential scans priced out: a plan still sorts unless an index gives the order.
+            cursor.execute("SET LOCAL enable_sort = off")
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("EXPLAIN (FORMAT JSON) " + queries.captured_queries[-1]["sql"])
+            plan = cursor.fetchone()[0]
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        nodes = list(plan_nodes(plan[0]["Plan"]))
+        assert not [n for n in nodes if "Sort" in n["Node Type"]], (name, nodes)
+        assert index in {n.get("Index Name") for n in nodes}, (name, nodes)
