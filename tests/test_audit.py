@@ -664,3 +664,32 @@ def test_each_page_of_the_log_reads_an_index_in_order_without_sorting(alice, bob
         nodes = list(plan_nodes(plan[0]["Plan"]))
         assert not [n for n in nodes if "Sort" in n["Node Type"]], (name, nodes)
         assert index in {n.get("Index Name") for n in nodes}, (name, nodes)
+
+
+@pytest.mark.integration
+def test_postgresql_itself_refuses_changes_and_deletions_outside_the_purge(alice, bob, settings):
+    from django.db import DatabaseError, connection, transaction
+
+    assert connection.vendor == "postgresql", "the trigger is PostgreSQL's"
+    event = audit.record(Action.SIGN_IN, actor=alice, obj=alice)
+    for sql, params in (
+        ("UPDATE threads_app_auditevent SET actor_name = 'mallory' WHERE id = %s", [event.pk]),
+        (
+            "UPDATE threads_app_auditevent SET actor_id = NULL, details = %s WHERE id = %s",
+            ['{"x": 1}', event.pk],
+        ),
+        ("UPDATE threads_app_auditevent SET actor_id = %s WHERE id = %s", [bob.pk, event.pk]),
+        ("DELETE FROM threads_app_auditevent WHERE id = %s", [event.pk]),
+    ):
+        with (
+            pytest.raises(DatabaseError, match="audit events cannot be"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, params)
+    alice.delete()  # the one change allowed: SET_NULL of the actor, every other column as it was
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert (stored.actor_id, stored.actor_name, stored.action) == (None, "alice", Action.SIGN_IN)
+    settings.AUDIT_RETENTION_DAYS = 1
+    assert audit.purge(now=timezone.now() + timedelta(days=2)) == 1
+    assert AuditEvent.objects.filter(pk=event.pk).count() == 0

@@ -6,6 +6,48 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+# On PostgreSQL the table refuses changes itself, whoever connects: an UPDATE may only set actor_id to NULL
+# (Django's SET_NULL when a user is removed) with every other column as it was, and a DELETE passes only
+# inside audit.purge(), which sets threadsite.audit_purge for its own transaction.
+APPEND_ONLY = """
+CREATE FUNCTION threadsite_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        IF current_setting('threadsite.audit_purge', true) = 'on' THEN
+            RETURN OLD;
+        END IF;
+        RAISE EXCEPTION 'audit events cannot be deleted (only the retention purge removes them)';
+    END IF;
+    IF NEW.actor_id IS NULL
+       AND (NEW.id, NEW.at, NEW.actor_name, NEW.action, NEW.object_type, NEW.object_pk, NEW.remote_id,
+            NEW.address, NEW.details)
+           IS NOT DISTINCT FROM
+           (OLD.id, OLD.at, OLD.actor_name, OLD.action, OLD.object_type, OLD.object_pk, OLD.remote_id,
+            OLD.address, OLD.details) THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'audit events cannot be changed';
+END
+$$;
+CREATE TRIGGER threadsite_audit_append_only BEFORE UPDATE OR DELETE ON threads_app_auditevent
+    FOR EACH ROW EXECUTE FUNCTION threadsite_audit_append_only();
+"""
+DROP_APPEND_ONLY = """
+DROP TRIGGER IF EXISTS threadsite_audit_append_only ON threads_app_auditevent;
+DROP FUNCTION IF EXISTS threadsite_audit_append_only();
+"""
+
+
+def create_append_only(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(APPEND_ONLY)
+
+
+def drop_append_only(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(DROP_APPEND_ONLY)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -33,4 +75,5 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(fields=['-at', '-id'], name='auditevent_at_idx'), models.Index(fields=['actor_name', '-at', '-id'], name='auditevent_actor_idx'), models.Index(fields=['action', '-at', '-id'], name='auditevent_action_idx'), models.Index(fields=['remote_id', '-at', '-id'], name='auditevent_remote_idx'), models.Index(fields=['object_type', 'object_pk'], name='auditevent_object_idx')],
             },
         ),
+        migrations.RunPython(create_append_only, drop_append_only, elidable=False),
     ]
