@@ -146,6 +146,10 @@ def detail_context(request, thread: Thread, **extra) -> dict:
     return context
 
 
+# The thread page shows this many of its newest audit events; the audit log has the rest.
+THREAD_EVENTS = 20
+
+
 def thread_events(request, thread: Thread) -> dict:
     """The thread's newest audit events (its own and its deletion jobs'), for those who may read the log."""
     if not can_read_audit_log(request.user):
@@ -155,9 +159,6 @@ def thread_events(request, thread: Thread) -> dict:
         "audit_events": list(events.order_by("-at", "-id")[:THREAD_EVENTS]),
         "audit_url": reverse("audit_log") + listing.querystring({"object": thread.remote_id}),
     }
-
-
-THREAD_EVENTS = 20
 
 
 def read_messages(request, thread: Thread, after: str | None):
