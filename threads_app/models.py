@@ -618,6 +618,10 @@ class AuditEvent(models.Model):
         JOB_FINISHED = "job_finished", "Deletion job ended"
         SWEEP_RUN = "sweep_run", "Sweep run"
         POLICY_CHANGED = "policy_changed", "Retention policy changed"
+        # Recorded by the team's and the sign-in limit's code (issue 9's roles and hardening).
+        SIGN_IN_THROTTLED = "sign_in_throttled", "Sign-in refused: too many attempts"
+        USER_ADDED = "user_added", "Team member added"
+        USER_DEACTIVATED = "user_deactivated", "Team member deactivated"
         ROLE_CHANGED = "role_changed", "Role changed"
         AUDIT_EXPORTED = "audit_exported", "Audit log exported"
         AUDIT_PURGED = "audit_purged", "Old audit events purged"
