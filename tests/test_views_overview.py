@@ -85,7 +85,8 @@ def test_the_figures_are_current_and_read_no_thread(
 ):
     signed_in.get(URL)
     make_thread(status=Thread.Status.EXPIRED)
-    with django_assert_max_num_queries(12) as queries:
+    # Session, user, the permissions of the user and of their groups (the navigation's links), the tallies.
+    with django_assert_max_num_queries(14) as queries:
         body = signed_in.get(URL).content.decode()
     assert "13 tracked threads" in body and "nothing cached" in body
     # Tallies, credentials, policies and user names: never the thread table.
