@@ -673,7 +673,7 @@ def main():
         print(f"  {label}: {size} (tallies: {day_rows:,} day rows)")
     if args.import_ids:
         print(f"\nimport of {args.import_ids:,} new IDs (manage.py import_threads --no-check)")
-        for label, url in databases.items():
+        for label, url in reversed(databases.items()):  # the largest first: the figure that matters most
             connection.close()
             print(f"  into {label}: {time_import(url, args.import_ids):.1f} s", flush=True)
 
