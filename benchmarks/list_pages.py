@@ -538,10 +538,11 @@ def thread_pages(client, sim, latency_ms: int) -> list:
 
 def side_by_side(client, switch, pages: dict, runs: int, simulator=None) -> None:
     """Measure each page on each database in turn (alternating, so both meet the same machine load) and
-    print one line per page: median and queries per database, and the ratio of the last to the first."""
+    print one line per page: median wall time, the SQL's time in one captured request (which other loads
+    on the machine blur less) and queries per database, and the ratios of the last to the first."""
     labels = list(pages)
-    head = "".join(f" {label + ' ms':>10} {'q':>3}" for label in labels)
-    ratio = f" {labels[-1] + '/' + labels[0]:>9}" if len(labels) > 1 else ""
+    head = "".join(f" {label + ' ms':>10} {'SQL':>6} {'q':>3}" for label in labels)
+    ratio = f" {labels[-1] + '/' + labels[0]:>9} {'SQL':>6}" if len(labels) > 1 else ""
     print(f"{'page':<46}{head}{ratio}" + ("   API" if simulator else ""))
     for index in range(len(next(iter(pages.values())))):
         results = {}
@@ -550,10 +551,12 @@ def side_by_side(client, switch, pages: dict, runs: int, simulator=None) -> None
             page_label, page_url, headers = pages[label][index]
             results[label] = measure(client, page_url, runs, headers, simulator=simulator)
         cells = "".join(
-            f" {results[label]['median']:10.1f} {results[label]['queries']:>3}" for label in labels
+            f" {results[label]['median']:10.1f} {results[label]['sql']:6.1f} {results[label]['queries']:>3}"
+            for label in labels
         )
         if len(labels) > 1:
-            cells += f" {results[labels[-1]]['median'] / results[labels[0]]['median']:8.2f}×"
+            first, last = results[labels[0]], results[labels[-1]]
+            cells += f" {last['median'] / first['median']:8.2f}× {last['sql'] / max(first['sql'], 0.1):5.2f}×"
         api = f" {results[labels[0]]['api']:>5}" if simulator else ""
         print(f"{page_label:<46}{cells}{api}", flush=True)
 
