@@ -487,7 +487,6 @@ def list_pages(rows: int) -> list:
             + urlencode({"sort": "title", "after": listing.encode_cursor(listing.SORTS["title"], sample)}),
             htmx,
         ),
-        ("list, going within 7 days", "/?" + urlencode({"status": "active", "expiring": "7"}), htmx),
         ("list, search: exact ID", "/?" + urlencode({"q": sample.remote_id}), htmx),
         ("list, search: ID prefix", "/?" + urlencode({"q": sample.remote_id[:12]}), htmx),
         ("list, search: end user", "/?" + urlencode({"q": user_label}), htmx),
