@@ -530,7 +530,6 @@ def thread_pages(client, sim, latency_ms: int) -> list:
         ("thread page shell (no API call)", f"/threads/{thread.pk}/", {}),
         ("messages, first page (HTMX, on load)", f"/threads/{thread.pk}/messages/", htmx),
         ("messages, older page (HTMX, load older)", older, htmx),
-        ("refresh of the facts (HTMX, on load)", f"/threads/{thread.pk}/refresh/", htmx),
         ("thread page with messages inline (no JS)", f"/threads/{thread.pk}/?show=messages", {}),
     ]
 

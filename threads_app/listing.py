@@ -204,6 +204,10 @@ def apply_filters(threads, data: dict, user):
 ID_PREFIX = re.compile(rf"({'|'.join(ids.ACCEPTED_PREFIXES)})_[A-Za-z0-9]*")
 
 
+# Exact matches of a search up to this many are fetched by id (`search_condition`).
+EXACT_CAP = 1000
+
+
 class SearchKeysContain(Func):
     """Whether `term` (lowercased) is exactly the end user or one of the metadata values of a thread.
 
@@ -240,8 +244,13 @@ def search_condition(term: str, threads=None):
     if ID_PREFIX.fullmatch(term):
         return Q(remote_id__startswith=term)
     exact = SearchKeysContain(term)
-    if threads is not None and threads.filter(exact).order_by().exists():
-        return exact
+    if threads is not None:
+        # The exact matches' ids, up to a cap, from the GIN index. A few become `id IN (…)`: the planner
+        # cannot misjudge them (it guesses 0.5% of the table for any `@>`, and at ten million rows would walk
+        # the activity index past every newer thread looking for 50 rare ones). Many stay the condition.
+        found = list(threads.filter(exact).order_by().values_list("pk", flat=True)[: EXACT_CAP + 1])
+        if found:
+            return Q(pk__in=found) if len(found) <= EXACT_CAP else exact
     return Contains(SearchText(), term.lower())
 
 
