@@ -97,6 +97,7 @@ def test_an_id_of_another_object_is_refused_naming_it_and_where_its_thread_id_is
     ("remote_id", "shown"),
     [
         ("run_abc", "run_abc"),
+        ("run_abc_def", "run_abc_def"),
         ("step_", "step_"),
         ("msg_a-b", "msg_a-b"),
         ("vs_-" + "x" * 76, "vs_-" + "x" * 76),
@@ -117,6 +118,8 @@ def test_a_known_wrong_prefix_is_refused_as_that_object_even_with_a_malformed_re
     ("value", "shown"),
     [
         ("hello", "hello"),
+        ("run", "run"),  # a prefix alone is no ID of anything
+        ("msg", "msg"),
         ("  thread_ab \n", "thread_ab"),
         ("thread_abc$123", "thread_abc$123"),
         ("_abcdefgh", "_abcdefgh"),
