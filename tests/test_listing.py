@@ -37,6 +37,13 @@ def test_a_title_cursor_gives_back_the_title_and_row_it_was_made_from(title):
     assert "=" not in token  # no padding to escape in a URL
 
 
+def test_a_cursor_stays_short_for_titles_in_any_script():
+    """A page link carries the title as UTF-8, not as \\u escapes (which would make it three times longer)."""
+    title = "é" * 300
+    token = encode_cursor(SORTS["title"], Thread(pk=2**63 - 1, title=title))
+    assert len(token) <= (len(title.encode()) + 30) * 4 / 3
+
+
 def test_a_date_cursor_gives_back_the_same_moment():
     moment = datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
     token = encode_cursor(SORTS["activity"], Thread(pk=7, last_activity_at=moment))
