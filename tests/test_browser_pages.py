@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.test_browser import sign_in
-from threads_app.models import Thread
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.usefixtures("no_retries")]
 
@@ -68,3 +67,60 @@ def test_a_too_long_title_on_the_edit_page_is_pointed_out_in_place(page, demo_de
     page.wait_for_selector("#thread-facts .field-error")
     assert page.locator("header.topbar nav").is_visible()
     assert page.locator(".crumbs").is_visible()
+
+
+def test_the_automatic_refresh_of_the_details_never_loses_an_edit_click(page, alice, talk, simulator):
+    """The thread page asks the API for the thread as it opens and puts the answer in the details panel.
+    An Edit clicked meanwhile must win whichever answer comes first (defect 2: when the refresh landed
+    between the click and the form, the form went to the panel the refresh had just replaced, and the
+    click was lost). The edit form's answer is held until the refresh has ended, the worst order."""
+    simulator.config.latency_ms = 700  # the refresh is still on its way when Edit is clicked
+    page.add_init_script(
+        "document.addEventListener('htmx:afterRequest', e => {"
+        " if (e.detail.pathInfo.requestPath.endsWith('/refresh/')) window.refreshEnded = true; });"
+    )
+    held = []
+    page.route(
+        f"**/threads/{talk.pk}/edit/",
+        lambda route: held.append(route) if route.request.method == "GET" else route.continue_(),
+    )
+    sign_in(page)
+    page.goto(f"/threads/{talk.pk}/")
+    page.click("#thread-header a:has-text('Edit')")
+    page.wait_for_function("window.refreshEnded === true")
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_selector("#thread-facts #id_title")
+    assert page.url.endswith(f"/threads/{talk.pk}/")
+    simulator.config.latency_ms = 0
+    page.fill("#id_title", "Renamed talk")
+    page.click("#thread-facts button:has-text('Save')")
+    page.wait_for_selector("#thread-facts .okbox")
+    talk.refresh_from_db()
+    assert talk.title == "Renamed talk"
+
+
+@pytest.fixture
+def admin(alice):
+    alice.is_staff = True
+    alice.save()
+    return alice
+
+
+def test_after_an_import_the_newest_threads_link_lists_them_first(
+    page, admin, simulator, sim_credential, make_thread
+):
+    make_thread(title="Old one", last_activity_at=datetime(2030, 1, 1, tzinfo=UTC))  # the most active
+    remote = [simulator.state.create_thread("proj_alpha")["id"] for _ in range(3)]
+    sign_in(page)
+    page.goto("/threads/import/")
+    page.select_option("#id_credential", str(sim_credential.pk))
+    page.fill("#id_text", "\n".join(remote))
+    page.click("button:has-text('Import')")
+    page.click("a:has-text('See the newest threads')")
+    page.wait_for_selector("#thread-table tbody tr")
+    assert page.locator("#thread-table .errorbox").count() == 0
+    shown = page.eval_on_selector_all(
+        "#thread-table tbody td.col-id code", "cells => cells.map(c => c.textContent)"
+    )
+    assert sorted(shown[:3]) == sorted(remote)
