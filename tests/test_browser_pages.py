@@ -124,3 +124,27 @@ def test_after_an_import_the_newest_threads_link_lists_them_first(
         "#thread-table tbody td.col-id code", "cells => cells.map(c => c.textContent)"
     )
     assert sorted(shown[:3]) == sorted(remote)
+
+
+def test_paging_a_history_to_its_start_updates_the_message_count_in_the_details_and_the_list(
+    page, alice, simulator, sim_clock, sim_credential, make_thread
+):
+    base = datetime(2026, 6, 1, 9, tzinfo=UTC)
+    remote = simulator.state.create_thread(
+        "proj_alpha",
+        created_at=base,
+        messages=[
+            ("user", f"message number {i}", {"created_at": base + timedelta(minutes=i)}) for i in range(49)
+        ],
+    )
+    thread = make_thread(remote_id=remote["id"], credential=sim_credential, title="Long", message_count=4)
+    sign_in(page)
+    page.goto(f"/threads/{thread.pk}/")
+    page.wait_for_selector("text=message number 48")
+    page.click("text=Load older messages")
+    page.wait_for_selector("text=message number 28")
+    page.click("text=Load older messages")
+    page.wait_for_selector("text=Start of the thread.")
+    assert page.inner_text("#thread-message-count") == "49"
+    page.goto("/")
+    assert page.locator(f"#thread-row-{thread.pk} td.num").inner_text() == "49"

@@ -675,3 +675,34 @@ def test_a_huge_message_is_folded_on_the_page(signed_in, simulator, assistants_t
     body = response.content.decode()
     assert len(body) < 200_000
     assert "9,980,000 more characters are not shown here: export the transcript" in body
+
+
+def test_paging_to_the_start_records_the_message_count_and_updates_the_details(signed_in, assistants_thread):
+    Thread.objects.filter(pk=assistants_thread.pk).update(message_count=4)  # stale: counted long ago
+    url = reverse("thread_messages", args=[assistants_thread.pk])
+    first = signed_in.get(url, headers=HTMX)
+    assistants_thread.refresh_from_db()
+    assert assistants_thread.message_count is None, "a first page of 20 with more proves 4 wrong"
+    second = signed_in.get(older_link(first)[1], headers=HTMX)
+    assert 'id="thread-message-count"' not in second.content.decode()
+    third = signed_in.get(older_link(second)[1], headers=HTMX)
+    assistants_thread.refresh_from_db()
+    assert assistants_thread.message_count == 45
+    assert re.search(r'<dd id="thread-message-count" hx-swap-oob="true">45</dd>', third.content.decode())
+
+
+def test_a_forged_or_foreign_count_in_an_older_link_is_ignored(signed_in, assistants_thread, make_thread):
+    url = reverse("thread_messages", args=[assistants_thread.pk])
+    first = signed_in.get(url, headers=HTMX)
+    second = signed_in.get(older_link(first)[1], headers=HTMX)
+    last_link = older_link(second)[1]
+    cursor = re.search(r"after=([^&]+)", last_link).group(1)
+    forged = signed_in.get(url, {"after": cursor, "seen": "5000:forged"}, headers=HTMX)
+    other = make_thread()
+    foreign_seen = re.search(r"seen=([^&]+)", older_link(first)[1]).group(1)
+    foreign = signed_in.get(url, {"after": cursor, "seen": foreign_seen}, headers=HTMX)
+    assert forged.status_code == foreign.status_code == 200
+    assert entries_shown(forged) == ["4", "3", "2", "1", "0"]
+    assistants_thread.refresh_from_db()
+    assert assistants_thread.message_count is None
+    assert other.message_count is None

@@ -142,13 +142,16 @@ def detail_context(request, thread: Thread, **extra) -> dict:
         "removal": retention.removal(thread),
     }
     context.update(extra)
+    result = context.get("result")
+    if result is not None and result.older_cursor:
+        context["older_query"] = MessagePageForm.older_query(thread, result.older_cursor, result.seen)
     return context
 
 
 @require_GET
 def thread_detail(request, pk):
     thread = get_thread_for_user(request, pk)
-    form = MessagePageForm(request.GET)
+    form = MessagePageForm(request.GET, thread=thread)
     if not form.is_valid():
         return render(
             request,
@@ -159,7 +162,8 @@ def thread_detail(request, pk):
     result = None
     # Without JavaScript, "Show messages" and "Load older" come back here and render the page inline.
     if request.GET.get("show") == "messages":
-        result = sync.read_messages(thread, form.cleaned_data["after"] or None, by=request.user)
+        data = form.cleaned_data
+        result = sync.read_messages(thread, data["after"] or None, seen=data["seen"], by=request.user)
     return render(request, "threads_app/thread_detail.html", detail_context(request, thread, result=result))
 
 
@@ -171,7 +175,7 @@ def thread_messages(request, pk):
         query = request.GET.copy()
         query["show"] = "messages"
         return redirect(reverse("thread_detail", args=[thread.pk]) + "?" + query.urlencode() + "#messages")
-    form = MessagePageForm(request.GET)
+    form = MessagePageForm(request.GET, thread=thread)
     if not form.is_valid():
         return render(
             request,
@@ -179,10 +183,11 @@ def thread_messages(request, pk):
             {"thread": thread, "page_form": form},
             status=400,
         )
-    result = sync.read_messages(thread, form.cleaned_data["after"] or None, by=request.user)
-    return render(
-        request, "threads_app/thread_detail.html#messages", detail_context(request, thread, result=result)
-    )
+    data = form.cleaned_data
+    result = sync.read_messages(thread, data["after"] or None, seen=data["seen"], by=request.user)
+    # A page that counted the thread also puts the new count in the details panel (out of band).
+    context = detail_context(request, thread, result=result, count_oob=result.counted)
+    return render(request, "threads_app/thread_detail.html#messages", context)
 
 
 @require_GET
