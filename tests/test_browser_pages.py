@@ -5,6 +5,7 @@ Debian's Chromium (/usr/bin/chromium) through Playwright, as in test_browser.py.
 """
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +149,23 @@ def test_paging_a_history_to_its_start_updates_the_message_count_in_the_details_
     assert page.inner_text("#thread-message-count") == "49"
     page.goto("/")
     assert page.locator(f"#thread-row-{thread.pk} td.num").inner_text() == "49"
+
+
+def test_exporting_a_thread_the_api_no_longer_has_shows_why_instead_of_downloading_a_page(
+    page, alice, talk, simulator, make_thread, sim_credential
+):
+    gone = make_thread(remote_id="thread_goneforgood00000000001", credential=sim_credential, title="Gone")
+    downloads = []
+    page.on("download", lambda download: downloads.append(download))
+    sign_in(page)
+    page.goto(f"/threads/{gone.pk}/")
+    page.click("#thread-header a:has-text('Export JSON')")
+    page.wait_for_selector(".flash .error")
+    assert "Export failed. The API no longer finds this thread" in page.inner_text(".flash")
+    assert downloads == []
+
+    page.goto(f"/threads/{talk.pk}/")
+    with page.expect_download() as download:
+        page.click("#thread-header a:has-text('Export Markdown')")
+    assert download.value.suggested_filename == f"{talk.remote_id}.md"
+    assert "message number 4" in Path(download.value.path()).read_text()
