@@ -79,10 +79,14 @@
   }
 
   // In DEBUG, django-htmx's handler puts any 400/403/404/500 answer in place of the whole document, which
-  // suits Django's debug pages but not a fragment. Caught on the way down, the event never reaches that
-  // handler; htmx itself goes on (stopping propagation does not cancel the event).
+  // suits Django's debug pages but not a fragment, nor one of Threadsite's error pages (they say what
+  // went wrong in [data-problem]). Caught on the way down, the event never reaches that handler; htmx
+  // itself goes on (stopping propagation does not cancel the event).
   window.addEventListener("htmx:beforeOnLoad", function (event) {
-    if (event.detail.xhr.status >= 400 && isFragment(event.detail.xhr)) event.stopPropagation();
+    var xhr = event.detail.xhr;
+    if (xhr.status >= 400 && (isFragment(xhr) || /\sdata-problem[\s>]/.test(xhr.responseText || ""))) {
+      event.stopPropagation();
+    }
   }, true);
 
   document.addEventListener("htmx:beforeSwap", function (event) {
