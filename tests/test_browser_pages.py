@@ -185,3 +185,23 @@ def test_a_refused_page_is_styled_and_says_why_and_a_refused_request_says_it_abo
     page.wait_for_selector("#problem:not([hidden])")
     assert "Only admins can manage credentials" in page.inner_text("#problem")
     assert page.locator("#thread-table").count() == 1 and page.locator("h1").inner_text() == "Threads"
+
+
+def test_deleting_from_the_thread_page_updates_its_history_and_messages_without_a_reload(
+    page, alice, talk, simulator
+):
+    sign_in(page)
+    page.goto(f"/threads/{talk.pk}/")
+    page.wait_for_selector("text=message number 4")
+    assert "No changes since it was added." in page.inner_text("#thread-history")
+    page.evaluate("window.notReloaded = true")
+    page.click("#thread-header a:has-text('Delete')")
+    page.locator("dialog[open] button.danger").click()
+    page.wait_for_selector("dialog[open] .okbox")
+    page.locator("dialog[open] button:has-text('Close')").click()
+    page.wait_for_selector("#thread-history li:has-text('Deleted')")
+    assert "No changes since it was added." not in page.inner_text("#thread-history")
+    page.wait_for_selector("#messages article.entry", state="detached")
+    assert "deleted, so the API is not asked for its messages" in page.inner_text("#messages")
+    assert page.inner_text("#thread-status") == "Deleted"
+    assert page.evaluate("window.notReloaded") is True

@@ -706,3 +706,22 @@ def test_a_forged_or_foreign_count_in_an_older_link_is_ignored(signed_in, assist
     assistants_thread.refresh_from_db()
     assert assistants_thread.message_count is None
     assert other.message_count is None
+
+
+@pytest.mark.parametrize("name", ["history", "messages-panel"])
+def test_a_panel_of_the_thread_page_renders_alone_for_htmx_and_redirects_otherwise(
+    signed_in, make_thread, name
+):
+    thread = make_thread(status=Thread.Status.DELETED)
+    url = reverse("thread_panel", args=[thread.pk, name])
+    fragment = signed_in.get(url, headers=HTMX)
+    assert fragment.status_code == 200 and "<html" not in fragment.content.decode()
+    assert signed_in.get(url).status_code == 302
+    assert signed_in.get(reverse("thread_panel", args=[thread.pk, "entry"]), headers=HTMX).status_code == 404
+
+
+def test_a_deletion_tells_the_thread_page_its_panels_changed(signed_in, simulator, assistants_thread):
+    url = reverse("thread_delete", args=[assistants_thread.pk])
+    response = signed_in.post(url, {"origin": "detail"}, headers=HTMX)
+    assert response.status_code == 200
+    assert "threadChanged" in response["HX-Trigger"]

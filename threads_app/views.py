@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRefresh, push_url
+from django_htmx.http import HttpResponseClientRefresh, push_url, trigger_client_event
 
 from . import deletion, kinds, listing, locating, overview, retention, sync, transcripts
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
@@ -199,6 +199,21 @@ def thread_facts(request, pk):
     return render(request, "threads_app/thread_detail.html#facts", detail_context(request, thread))
 
 
+# The panels of the thread page that refresh themselves when an action changed the thread (threadChanged).
+PANELS = ("history", "messages-panel")
+
+
+@require_GET
+def thread_panel(request, pk, name):
+    """One panel of the thread page as stored now, for HTMX; the page itself for anyone else."""
+    thread = get_thread_for_user(request, pk)
+    if name not in PANELS:
+        raise Http404("The thread page has no such panel.")
+    if not is_fragment_request(request):
+        return redirect("thread_detail", pk=thread.pk)
+    return render(request, f"threads_app/thread_detail.html#{name}", detail_context(request, thread))
+
+
 @require_POST
 def thread_refresh(request, pk):
     """Ask the API for the thread (one request), store what changed and show the refreshed facts.
@@ -348,7 +363,9 @@ def thread_delete(request, pk):
         context.update(outcome=outcome, failed=status != 200, now=timezone.now())
         if context["origin"] == "list":
             thread.removal = retention.removal(thread)  # the row sent back says what the list's rows say
-        return render(request, "threads_app/thread_delete.html#result", context, status=status)
+        response = render(request, "threads_app/thread_delete.html#result", context, status=status)
+        # The thread page's panels (history, messages, details) ask for themselves again.
+        return trigger_client_event(response, "threadChanged") if status == 200 else response
     (messages.success if status == 200 else messages.error)(request, outcome)
     return redirect(context["next"])
 
