@@ -205,3 +205,27 @@ def test_deleting_from_the_thread_page_updates_its_history_and_messages_without_
     assert "deleted, so the API is not asked for its messages" in page.inner_text("#messages")
     assert page.inner_text("#thread-status") == "Deleted"
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_the_404_explanation_says_what_applies_to_the_kind_and_the_history(
+    page, alice, sim_credential, make_thread
+):
+    conversation = make_thread(
+        remote_id="conv_gone000000000000001", kind="conversation", credential=sim_credential
+    )
+    deleted = make_thread(remote_id="thread_gone000000000000001", credential=sim_credential)
+    deleted.set_status("deleted", by=alice, reason="Deleted through the API")
+    sign_in(page)
+    page.goto(f"/threads/{conversation.pk}/")
+    page.wait_for_selector("#messages .errorbox")
+    said = page.inner_text("#messages .errorbox")
+    assert "deleted outside Threadsite or created under another project than proj_alpha" in said
+    assert "60 days" not in said and "sunset" not in said
+    page.goto(f"/threads/{deleted.pk}/")
+    page.click("text=Ask anyway")
+    page.wait_for_selector("#messages .errorbox")
+    said = page.inner_text("#messages .errorbox")
+    assert "Threadsite deleted it on" in said and "by alice" in said
+    assert "60 days" not in said and "another project" not in said
+    assert page.locator("#messages button:has-text('Look under the other credentials')").count() == 0
+    page.screenshot(path="/tmp/pages-shots/404-explained-1280.png")
