@@ -229,3 +229,27 @@ def test_the_404_explanation_says_what_applies_to_the_kind_and_the_history(
     assert "60 days" not in said and "another project" not in said
     assert page.locator("#messages button:has-text('Look under the other credentials')").count() == 0
     page.screenshot(path="/tmp/pages-shots/404-explained-1280.png")
+
+
+def test_a_broken_load_older_link_offers_the_newest_messages_not_a_retry_that_cannot_work(page, alice, talk):
+    sign_in(page)
+    page.goto(f"/threads/{talk.pk}/?show=messages&after=msg_doesnotexist123#messages")
+    box = page.locator("#messages .errorbox")
+    assert "The messages could not be loaded." in box.inner_text()
+    assert box.locator("text=Retry").count() == 0
+    box.locator("a:has-text('Show the newest messages')").click()
+    page.wait_for_selector("text=message number 4")
+
+
+def test_saving_on_the_standalone_edit_page_leads_back_to_the_thread(page, alice, talk):
+    sign_in(page)
+    page.goto(f"/threads/{talk.pk}/edit/")
+    page.fill("#id_title", "Renamed on its own page")
+    page.click("#thread-facts button:has-text('Save')")
+    page.wait_for_url(f"**/threads/{talk.pk}/")
+    assert page.locator("#thread-header h1").inner_text() == "Renamed on its own page"
+    assert "Saved." in page.inner_text(".flash")
+    page.goto(f"/threads/{talk.pk}/metadata/")
+    page.click("#thread-facts a:has-text('Cancel')")
+    page.wait_for_url(f"**/threads/{talk.pk}/")
+    assert page.locator("#thread-header").is_visible()

@@ -312,7 +312,6 @@ def test_a_thread_the_api_no_longer_has_is_explained_and_can_be_marked_missing(
         ("502_html", "could not be reached or failed"),
         ("drop", "could not be reached or failed"),
         ("429", "rate-limiting"),
-        ("429_quota", "out of quota"),
     ],
 )
 def test_api_failures_are_shown_with_a_retry_and_the_page_stays_usable(
@@ -773,3 +772,33 @@ def test_a_thread_threadsite_deleted_is_said_to_be_so(make_thread, alice):
     assert words(thread) == (
         f"Threadsite deleted it on {timezone.now():%Y-%m-%d} by alice (Deleted through the API)."
     )
+
+
+def test_a_failure_that_asking_again_cannot_mend_offers_no_retry(signed_in, simulator, assistants_thread):
+    simulator.state.enqueue_faults("429_quota")
+    url = reverse("thread_messages", args=[assistants_thread.pk])
+    body = signed_in.get(url, headers=HTMX).content.decode()
+    assert "out of quota" in body and ">Retry</a>" not in body
+    broken = signed_in.get(url, {"after": "msg_doesnotexist123"}, headers=HTMX).content.decode()
+    assert "The messages could not be loaded." in broken and ">Retry</a>" not in broken
+    assert (
+        f'href="/threads/{assistants_thread.pk}/?show=messages#messages">Show the newest messages</a>'
+        in broken
+    )
+
+
+def test_saving_from_the_edit_pages_themselves_goes_back_to_the_thread_page(signed_in, make_thread):
+    thread = make_thread(title="Before")
+    edit = reverse("thread_edit", args=[thread.pk])
+    response = signed_in.post(
+        edit,
+        {"title": "After", "owner": "", "end_user": ""},
+        headers={**HTMX, "HX-Current-URL": f"http://testserver{edit}"},
+    )
+    assert response.status_code == 200 and response["HX-Redirect"] == f"/threads/{thread.pk}/"
+    on_page = signed_in.post(
+        edit,
+        {"title": "Again", "owner": "", "end_user": ""},
+        headers={**HTMX, "HX-Current-URL": f"http://testserver/threads/{thread.pk}/?show=messages"},
+    )
+    assert "HX-Redirect" not in on_page and 'id="thread-facts"' in on_page.content.decode()

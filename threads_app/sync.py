@@ -258,6 +258,7 @@ class MessageResult:
     # were not counted (a link from elsewhere).
     seen: int | None = None
     counted: bool = False  # this page reached the start, and the thread's message count was recorded
+    retryable: bool = False  # asking again later may succeed (a rate limit, a failing server)
 
     @property
     def older_cursor(self) -> str:
@@ -292,18 +293,21 @@ def read_messages(thread: Thread, after: str | None, *, seen: int | None = None,
     whoever asks and however often, and `by`'s calls are limited per minute.
     """
     adapter = kinds.adapter_for(thread)
-    if limited := person_limit(by):
+    outcome = person_limit(by)
+    if outcome is None:
+        try:
+            page = adapter.page(
+                web_client(thread.credential), thread.remote_id, limit=MESSAGES_PER_PAGE, after=after
+            )
+        except APIError as error:
+            outcome = outcomes.classify(error)
+    if outcome is not None:
         return MessageResult(
-            after=after or "", error=limited.kind, message=limited.message, retry_after=limited.retry_after
-        )
-    try:
-        page = adapter.page(
-            web_client(thread.credential), thread.remote_id, limit=MESSAGES_PER_PAGE, after=after
-        )
-    except APIError as error:
-        outcome = outcomes.classify(error)
-        return MessageResult(
-            after=after or "", error=outcome.kind, message=outcome.message, retry_after=outcome.retry_after
+            after=after or "",
+            error=outcome.kind,
+            message=outcome.message,
+            retry_after=outcome.retry_after,
+            retryable=outcome.transient,
         )
     if after is None:
         record_remote(thread, stored_remote(thread), page)

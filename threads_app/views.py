@@ -6,7 +6,7 @@ fragment and its full page never drift apart; every HTMX link has an href that r
 Objects come only from `permissions`, which decides who sees what.
 """
 
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from django.contrib import messages
 from django.core.cache import cache
@@ -17,7 +17,12 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRefresh, push_url, trigger_client_event
+from django_htmx.http import (
+    HttpResponseClientRedirect,
+    HttpResponseClientRefresh,
+    push_url,
+    trigger_client_event,
+)
 
 from . import deletion, kinds, listing, locating, overview, retention, sync, transcripts
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
@@ -274,13 +279,19 @@ def thread_pin(request, pk):
 
 
 def saved(request, thread: Thread, message: str):
-    """After an edit: the refreshed facts panel for HTMX, else back to the thread page with a message."""
+    """After an edit: the refreshed facts panel for HTMX on the thread page, else back to the thread page
+    with a message (from the edit pages themselves too: their panel alone would be a dead end)."""
+    thread_page = reverse("thread_detail", args=[thread.pk])
     if is_fragment_request(request):
-        return render(
-            request, "threads_app/thread_detail.html#facts", detail_context(request, thread, saved=True)
-        )
+        here = urlsplit(request.htmx.current_url_abs_path or thread_page).path
+        if here == thread_page:
+            return render(
+                request, "threads_app/thread_detail.html#facts", detail_context(request, thread, saved=True)
+            )
+        messages.success(request, message)
+        return HttpResponseClientRedirect(thread_page)
     messages.success(request, message)
-    return redirect("thread_detail", pk=thread.pk)
+    return redirect(thread_page)
 
 
 @require_http_methods(["GET", "POST"])
@@ -296,12 +307,10 @@ def thread_edit(request, pk):
                 Thread.objects.filter(pk=thread.pk).update(**changed)
             return saved(request, thread, "Saved.")
         thread.refresh_from_db()
-    template = (
-        "threads_app/thread_edit.html#form"
-        if is_fragment_request(request)
-        else "threads_app/thread_edit.html"
-    )
-    return render(request, template, {"thread": thread, "form": form}, status=400 if form.errors else 200)
+    fragment = is_fragment_request(request)
+    template = "threads_app/thread_edit.html#form" if fragment else "threads_app/thread_edit.html"
+    context = {"thread": thread, "form": form, "standalone": not fragment}
+    return render(request, template, context, status=400 if form.errors else 200)
 
 
 @require_http_methods(["GET", "POST"])
@@ -322,12 +331,15 @@ def thread_metadata(request, pk):
             status = 400
     elif request.method == "POST":
         status = 400
-    template = (
-        "threads_app/thread_metadata.html#form"
-        if is_fragment_request(request)
-        else "threads_app/thread_metadata.html"
-    )
-    context = {"thread": thread, "adapter": adapter, "form": form, "api_error": api_error}
+    fragment = is_fragment_request(request)
+    template = "threads_app/thread_metadata.html#form" if fragment else "threads_app/thread_metadata.html"
+    context = {
+        "thread": thread,
+        "adapter": adapter,
+        "form": form,
+        "api_error": api_error,
+        "standalone": not fragment,
+    }
     return render(request, template, context, status=status)
 
 
