@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import sign_in
+from tests.test_browser import ARTIFACTS, sign_in
+from threads_app.models import Thread
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.usefixtures("no_retries")]
 
 VIEWPORT = {"width": 1280, "height": 900}
+SHOTS = ARTIFACTS / "pages"
 
 
 @pytest.fixture
@@ -253,3 +255,72 @@ def test_saving_on_the_standalone_edit_page_leads_back_to_the_thread(page, alice
     page.click("#thread-facts a:has-text('Cancel')")
     page.wait_for_url(f"**/threads/{talk.pk}/")
     assert page.locator("#thread-header").is_visible()
+
+
+AMBER = "rgb(255, 250, 235)"  # --warn-bg
+
+
+def test_checks_that_found_nothing_are_reported_in_amber(page, admin, simulator, sim_credential):
+    sign_in(page)
+    page.goto("/threads/add/")
+    page.fill("#id_remote_id", "thread_unknown00000000000001")
+    page.select_option("#id_credential", str(sim_credential.pk))
+    page.click("main button[type=submit]")
+    notice = page.locator(".flash li").first
+    assert "does not find it" in notice.inner_text()
+    assert notice.evaluate("e => getComputedStyle(e).backgroundColor") == AMBER
+
+    page.goto("/threads/import/")
+    page.select_option("#id_credential", str(sim_credential.pk))
+    page.fill(
+        "#id_text", "thread_unknown00000000000002\nthread_unknown00000000000003\nthread_unknown00000000000004"
+    )
+    page.click("button:has-text('Import')")
+    page.wait_for_selector("#import-result .warnbox")
+    assert "the API found none of them" in page.inner_text("#import-result")
+    screenshot_both(page, "import-none-found")
+
+    page.goto("/credentials/add/")
+    page.fill("#id_name", "unreachable")
+    page.fill("#id_base_url", "http://127.0.0.1:9/v1")
+    page.fill("#id_api_key", "sk-test-unreachable-0000")
+    page.click("main button[type=submit]")
+    notice = page.locator(".flash li").first
+    assert "Could not verify the key" in notice.inner_text()
+    assert notice.evaluate("e => getComputedStyle(e).backgroundColor") == AMBER
+
+
+def test_an_admin_forgets_a_thread_that_is_not_active_after_confirming(
+    page, admin, sim_credential, make_thread
+):
+    missing = make_thread(
+        remote_id="thread_forgetme0000000000001", credential=sim_credential, status="missing"
+    )
+    active = make_thread(remote_id="thread_keepme00000000000001", credential=sim_credential)
+    sign_in(page)
+    page.goto(f"/threads/{active.pk}/")
+    assert page.locator("#thread-header a:has-text('Forget')").count() == 0
+    page.goto(f"/threads/{missing.pk}/")
+    page.click("#thread-header a:has-text('Forget')")
+    dialog = page.locator("dialog[open]")
+    dialog.wait_for()
+    assert missing.remote_id in dialog.inner_text() and "The API is not asked" in dialog.inner_text()
+    screenshot_both(page, "forget-dialog")
+    dialog.locator("a:has-text('Cancel')").click()
+    page.wait_for_selector("dialog", state="detached")
+    assert Thread.objects.filter(pk=missing.pk).exists()
+    page.click("#thread-header a:has-text('Forget')")
+    page.locator("dialog[open] button.danger").click()
+    page.wait_for_url("**/")
+    assert f"Forgot {missing.remote_id}" in page.inner_text(".flash")
+    assert not Thread.objects.filter(pk=missing.pk).exists()
+
+
+def screenshot_both(page, name):
+    """The page as it is, at 1280 px and at 390 px, for a person to look at."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=SHOTS / f"{name}-{width}.png", full_page=True)
+    page.set_viewport_size(size)

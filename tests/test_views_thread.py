@@ -802,3 +802,36 @@ def test_saving_from_the_edit_pages_themselves_goes_back_to_the_thread_page(sign
         headers={**HTMX, "HX-Current-URL": f"http://testserver/threads/{thread.pk}/?show=messages"},
     )
     assert "HX-Redirect" not in on_page and 'id="thread-facts"' in on_page.content.decode()
+
+
+# --- Forgetting a thread that is no longer active ----------------------------------------------------
+
+
+def test_forget_removes_only_a_thread_that_is_not_active(make_thread, alice):
+    from threads_app import importing
+
+    missing = make_thread(status=Thread.Status.MISSING)
+    missing.set_status(Thread.Status.DELETED, by=alice, reason="gone")
+    active = make_thread()
+    assert importing.forget_thread(missing, by=alice) == missing.remote_id
+    assert not Thread.objects.filter(pk=missing.pk).exists()
+    assert StatusChange.objects.get(remote_id=missing.remote_id).thread is None  # the history stays
+    with pytest.raises(importing.ForgetRefused):
+        importing.forget_thread(active, by=alice)
+    assert Thread.objects.filter(pk=active.pk).exists()
+
+
+def test_only_admins_may_forget(signed_in, client, alice, bob, make_thread):
+    thread = make_thread(status=Thread.Status.EXPIRED)
+    url = reverse("thread_forget", args=[thread.pk])
+    assert signed_in.get(url).status_code == 403
+    assert signed_in.post(url).status_code == 403
+    alice.is_staff = True
+    alice.save()
+    assert signed_in.get(url, headers=HTMX).status_code == 200
+    response = signed_in.post(url)
+    assert response.status_code == 302 and response["Location"] == reverse("thread_list")
+    assert not Thread.objects.filter(pk=thread.pk).exists()
+    active = make_thread()
+    refused = signed_in.post(reverse("thread_forget", args=[active.pk]))
+    assert refused.status_code == 302 and Thread.objects.filter(pk=active.pk).exists()

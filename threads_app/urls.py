@@ -13,6 +13,7 @@ urlpatterns = [
     path("threads/<int:pk>/edit/", views.thread_edit, name="thread_edit"),
     path("threads/<int:pk>/metadata/", views.thread_metadata, name="thread_metadata"),
     path("threads/<int:pk>/delete/", views.thread_delete, name="thread_delete"),
+    path("threads/<int:pk>/forget/", views.thread_forget, name="thread_forget"),
     path("threads/<int:pk>/mark-missing/", views.thread_mark_missing, name="thread_mark_missing"),
     path("threads/<int:pk>/pin/", views.thread_pin, name="thread_pin"),
     path("threads/<int:pk>/rehome/", views.thread_rehome, name="thread_rehome"),

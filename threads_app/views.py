@@ -24,13 +24,15 @@ from django_htmx.http import (
     trigger_client_event,
 )
 
-from . import deletion, kinds, listing, locating, overview, retention, sync, transcripts
+from . import deletion, importing, kinds, listing, locating, overview, retention, sync, transcripts
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
 from .models import Thread
 from .permissions import (
     can_delete_in_bulk,
+    can_forget,
     get_rw_thread_for_user,
     get_thread_for_user,
+    get_thread_to_forget,
     usable_credentials,
     visibility_key,
     visible_threads,
@@ -145,6 +147,7 @@ def detail_context(request, thread: Thread, **extra) -> dict:
         "status_changes": thread.status_changes.select_related("changed_by")[:50],
         "now": timezone.now(),
         "removal": retention.removal(thread),
+        "can_forget": can_forget(request.user, thread),
     }
     context.update(extra)
     result = context.get("result")
@@ -375,11 +378,29 @@ def thread_delete(request, pk):
         context.update(outcome=outcome, failed=status != 200, now=timezone.now())
         if context["origin"] == "list":
             thread.removal = retention.removal(thread)  # the row sent back says what the list's rows say
+        context["can_forget"] = can_forget(request.user, thread)  # the header sent back offers it
         response = render(request, "threads_app/thread_delete.html#result", context, status=status)
         # The thread page's panels (history, messages, details) ask for themselves again.
         return trigger_client_event(response, "threadChanged") if status == 200 else response
     (messages.success if status == 200 else messages.error)(request, outcome)
     return redirect(context["next"])
+
+
+@require_http_methods(["GET", "POST"])
+def thread_forget(request, pk):
+    """Remove a thread that is no longer active from the registry (admins), behind a confirmation."""
+    thread = get_thread_to_forget(request, pk)
+    if request.method == "GET":
+        fragment = is_fragment_request(request)
+        template = "threads_app/thread_forget.html#dialog" if fragment else "threads_app/thread_forget.html"
+        return render(request, template, {"thread": thread})
+    try:
+        remote_id = importing.forget_thread(thread, by=request.user)
+    except importing.ForgetRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("thread_detail", pk=thread.pk)
+    messages.success(request, f"Forgot {remote_id}: it is no longer in the registry. The API was not asked.")
+    return redirect("thread_list")
 
 
 @require_GET
