@@ -324,3 +324,40 @@ def screenshot_both(page, name):
         page.set_viewport_size({"width": width, "height": 900})
         page.screenshot(path=SHOTS / f"{name}-{width}.png", full_page=True)
     page.set_viewport_size(size)
+
+
+def test_citation_markers_become_footnotes_naming_the_file(
+    page, alice, simulator, sim_clock, sim_credential, make_thread
+):
+    marker, hostile = "【7:1†policies.md】", "【4:0†<img src=x onerror=alert(1)>.pdf】"
+    text = f"Refunds take 14 days{marker}. Returns need a receipt{hostile}{marker}."
+    content = [
+        {
+            "type": "text",
+            "text": {
+                "value": text,
+                "annotations": [
+                    {
+                        "type": "file_citation",
+                        "text": marker,
+                        "start_index": text.index(marker),
+                        "end_index": text.index(marker) + len(marker),
+                        "file_citation": {"file_id": "file-policies123"},
+                    }
+                ],
+            },
+        }
+    ]
+    remote = simulator.state.create_thread("proj_alpha", messages=[("assistant", "", {"content": content})])
+    thread = make_thread(remote_id=remote["id"], credential=sim_credential)
+    sign_in(page)
+    page.goto(f"/threads/{thread.pk}/")
+    page.wait_for_selector("article.entry")
+    shown = page.inner_text("article.entry .part.text")
+    assert "【" not in shown and "†" not in shown
+    assert page.locator("article.entry .part.text sup").all_inner_texts() == ["[1]", "[2]", "[1]"]
+    notes = page.locator("article.entry ol.footnotes li").all_inner_texts()
+    assert notes[0].startswith("policies.md") and "file-policies123" in notes[0]
+    assert notes[1] == "<img src=x onerror=alert(1)>.pdf"
+    assert page.locator("article.entry img").count() == 0
+    screenshot_both(page, "citations")

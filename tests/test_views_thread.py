@@ -835,3 +835,26 @@ def test_only_admins_may_forget(signed_in, client, alice, bob, make_thread):
     active = make_thread()
     refused = signed_in.post(reverse("thread_forget", args=[active.pk]))
     assert refused.status_code == 302 and Thread.objects.filter(pk=active.pk).exists()
+
+
+# --- Citations --------------------------------------------------------------------------------------
+
+
+def test_citation_markers_become_numbered_references_and_nothing_can_forge_one():
+    from threads_app.entries import Annotation
+
+    marker = "【7:1†policies.md】"
+    cited = Annotation("file_citation", text=marker, file_id="file-1")
+    link = Annotation("url_citation", text="", url="https://example.com")
+    html, notes, rest = transcripts.cited_html(
+        f"a{marker} b【2†x<b>.md】 \x001\x00 `code{marker}`", [cited, link]
+    )
+    assert html.count('<sup class="cite">') == 3
+    assert "\x00" not in html and "x&lt;b&gt;.md" not in html and "<b>" not in html
+    assert [(n.number, n.name, n.file_id) for n in notes] == [
+        (1, "policies.md", "file-1"),
+        (2, "x<b>.md", ""),
+    ]
+    assert rest == [link]
+    folded, _, _ = transcripts.cited_html("x" * (transcripts.SHOWN_CHARACTERS - 1) + marker)
+    assert "\x00" not in folded

@@ -17,6 +17,14 @@ def message_html(text):
     return transcripts.message_html(text or "")
 
 
+@register.simple_tag
+def cited_text(part) -> dict:
+    """A text part as the thread page shows it: {"html", "footnotes", "annotations"} (see
+    transcripts.cited_html)."""
+    html, footnotes, annotations = transcripts.cited_html(part.text or "", part.annotations)
+    return {"html": html, "footnotes": footnotes, "annotations": annotations}
+
+
 @register.filter
 def link_url(url):
     """The URL if it may be linked (http/https), else ""."""
