@@ -361,3 +361,18 @@ def test_citation_markers_become_footnotes_naming_the_file(
     assert notes[1] == "<img src=x onerror=alert(1)>.pdf"
     assert page.locator("article.entry img").count() == 0
     screenshot_both(page, "citations")
+
+
+def test_pages_ask_for_no_missing_favicon(page, alice, talk, caplog):
+    missing = []
+    page.on("response", lambda response: response.status == 404 and missing.append(response.url))
+    sign_in(page)
+    page.goto(f"/threads/{talk.pk}/")
+    page.wait_for_selector("text=message number 4")
+    icon = page.evaluate(
+        "document.querySelector('link[rel=icon]') && document.querySelector('link[rel=icon]').href"
+    )
+    assert icon and page.request.get(icon).status == 200
+    assert page.request.get("/favicon.ico").status == 200
+    assert missing == []
+    assert "favicon" not in caplog.text
