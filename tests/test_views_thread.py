@@ -231,9 +231,10 @@ def test_annotations_attachments_run_and_assistant_ids_are_shown(
     )
     thread = make_thread(remote_id=remote["id"], credential=sim_credential)
     body = signed_in.get(reverse("thread_messages", args=[thread.pk]), headers=HTMX).content.decode()
+    assert "【" not in body  # the marker became a footnote naming the source and its file
     for shown in (
-        "file_citation",
-        "file-cited1",
+        '<sup class="cite">[1]</sup>',
+        '<li value="1">source <code class="muted">file-cited1</code></li>',
         "file-attached1",
         "run_abc123",
         "asst_abc123",
@@ -709,16 +710,18 @@ def test_a_forged_or_foreign_count_in_an_older_link_is_ignored(signed_in, assist
     assert other.message_count is None
 
 
-@pytest.mark.parametrize("name", ["history", "messages-panel"])
+@pytest.mark.parametrize(
+    ("name", "shown"), [("thread_history", "Status history"), ("thread_messages_panel", "Ask anyway")]
+)
 def test_a_panel_of_the_thread_page_renders_alone_for_htmx_and_redirects_otherwise(
-    signed_in, make_thread, name
+    signed_in, make_thread, name, shown
 ):
     thread = make_thread(status=Thread.Status.DELETED)
-    url = reverse("thread_panel", args=[thread.pk, name])
+    url = reverse(name, args=[thread.pk])
     fragment = signed_in.get(url, headers=HTMX)
-    assert fragment.status_code == 200 and "<html" not in fragment.content.decode()
+    assert fragment.status_code == 200 and shown in fragment.content.decode()
+    assert "<html" not in fragment.content.decode()
     assert signed_in.get(url).status_code == 302
-    assert signed_in.get(reverse("thread_panel", args=[thread.pk, "entry"]), headers=HTMX).status_code == 404
 
 
 def test_a_deletion_tells_the_thread_page_its_panels_changed(signed_in, simulator, assistants_thread):
@@ -829,11 +832,12 @@ def test_only_admins_may_forget(signed_in, client, alice, bob, make_thread):
     alice.is_staff = True
     alice.save()
     assert signed_in.get(url, headers=HTMX).status_code == 200
-    response = signed_in.post(url)
+    assert signed_in.post(url, {"remote_id": "thread_other"}).status_code == 400  # not confirmed
+    response = signed_in.post(url, {"remote_id": thread.remote_id})
     assert response.status_code == 302 and response["Location"] == reverse("thread_list")
     assert not Thread.objects.filter(pk=thread.pk).exists()
     active = make_thread()
-    refused = signed_in.post(reverse("thread_forget", args=[active.pk]))
+    refused = signed_in.post(reverse("thread_forget", args=[active.pk]), {"remote_id": active.remote_id})
     assert refused.status_code == 302 and Thread.objects.filter(pk=active.pk).exists()
 
 

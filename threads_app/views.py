@@ -207,16 +207,12 @@ def thread_facts(request, pk):
     return render(request, "threads_app/thread_detail.html#facts", detail_context(request, thread))
 
 
-# The panels of the thread page that refresh themselves when an action changed the thread (threadChanged).
-PANELS = ("history", "messages-panel")
-
-
 @require_GET
 def thread_panel(request, pk, name):
-    """One panel of the thread page as stored now, for HTMX; the page itself for anyone else."""
+    """One panel of the thread page as stored now (`name` comes from the URL pattern: history or
+    messages-panel), for HTMX, when an action changed the thread (threadChanged); the page for anyone
+    else."""
     thread = get_thread_for_user(request, pk)
-    if name not in PANELS:
-        raise Http404("The thread page has no such panel.")
     if not is_fragment_request(request):
         return redirect("thread_detail", pk=thread.pk)
     return render(request, f"threads_app/thread_detail.html#{name}", detail_context(request, thread))
@@ -390,10 +386,12 @@ def thread_delete(request, pk):
 def thread_forget(request, pk):
     """Remove a thread that is no longer active from the registry (admins), behind a confirmation."""
     thread = get_thread_to_forget(request, pk)
-    if request.method == "GET":
+    # The confirmation names the thread: a POST that does not (a stray or forged one) only shows it.
+    confirmed = request.method == "POST" and request.POST.get("remote_id") == thread.remote_id
+    if not confirmed:
         fragment = is_fragment_request(request)
         template = "threads_app/thread_forget.html#dialog" if fragment else "threads_app/thread_forget.html"
-        return render(request, template, {"thread": thread})
+        return render(request, template, {"thread": thread}, status=400 if request.method == "POST" else 200)
     try:
         remote_id = importing.forget_thread(thread, by=request.user)
     except importing.ForgetRefused as exc:
