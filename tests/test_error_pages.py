@@ -78,3 +78,14 @@ def test_the_500_page_is_styled_and_needs_nothing_that_could_have_failed(member,
     assert response.status_code == 500
     assert '<link rel="stylesheet"' in body and "Something went wrong" in body
     assert "the database went away" not in body
+
+
+def test_an_expired_form_is_explained_on_a_styled_page(bob):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(bob)
+    response = client.post(reverse("logout"))
+    body = response.content.decode()
+    assert response.status_code == 403
+    assert '<link rel="stylesheet"' in body and "This form has expired" in body and "data-problem" in body
