@@ -40,6 +40,10 @@ class SimulatorConfig:
     drip_interval: float = 1.0  # seconds between the bytes of a slow_body
     huge_body_bytes: int = 64 * 1024 * 1024  # the length of a huge_body
     seed: int | None = None  # makes the random faults, and the IDs of a fresh state, repeatable
+    # A streamed response (POST /responses with stream: true): the wait before its first token, and
+    # between the tokens after it, as a model paces them.
+    stream_first_token_ms: int = 300
+    stream_token_ms: int = 30
 
     def __post_init__(self):
         if self.latency_ms < 0 or self.rate_limit_per_minute < 0:
