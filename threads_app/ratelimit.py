@@ -62,14 +62,14 @@ class MemoryLimiter:
             self._arrival[key] = arrival + interval
             return wait
 
-    def take(self, key: str, per_minute: int) -> float:
+    def take(self, key: str, per_minute: int, burst_seconds: float = BURST_SECONDS) -> float:
         """As `reserve`, but only when no wait is needed: 0 (the request is counted) or the seconds until
         one would be allowed (nothing is counted). For callers that refuse rather than wait (API tokens)."""
         with self._lock:
             now = self._clock()
             arrival = max(self._arrival.get(key, now), now)
             interval = 60.0 / per_minute
-            tolerance = max(0.0, per_minute / 60.0 * BURST_SECONDS - 1) * interval
+            tolerance = max(0.0, per_minute / 60.0 * burst_seconds - 1) * interval
             wait = max(0.0, arrival - tolerance - now)
             if wait == 0:
                 self._arrival[key] = arrival + interval
@@ -151,9 +151,9 @@ class RedisLimiter:
         tolerance = max(0.0, (per_minute or 0) / 60.0 * BURST_SECONDS - 1) * interval
         return float(self._reserve(keys=[self.PREFIX + key], args=[repr(interval), repr(tolerance)]))
 
-    def take(self, key: str, per_minute: int) -> float:
+    def take(self, key: str, per_minute: int, burst_seconds: float = BURST_SECONDS) -> float:
         interval = 60.0 / per_minute
-        tolerance = max(0.0, per_minute / 60.0 * BURST_SECONDS - 1) * interval
+        tolerance = max(0.0, per_minute / 60.0 * burst_seconds - 1) * interval
         return float(self._take(keys=[self.PREFIX + key], args=[repr(interval), repr(tolerance)]))
 
     def pause(self, key: str, seconds: float) -> None:

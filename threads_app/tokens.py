@@ -20,6 +20,9 @@ from .models import ApiToken, Credential
 # last_used_at is written at most this often per token, so that a busy application's requests do not
 # each cost an UPDATE.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+# A token may run this many seconds of its rate ahead at once: an application pages a long list, or
+# replays a queue after an outage, in bursts.
+TOKEN_BURST_SECONDS = 10.0
 SCOPES = [scope.value for scope in ApiToken.Scope]
 
 
@@ -122,4 +125,5 @@ def revoke(token: ApiToken) -> bool:
 def rate_wait(token: ApiToken) -> float:
     """0 if the token may make a request now (and that request is counted), else the seconds until it
     may: the GCRA limiter that paces background work, keyed by the token, refusing rather than waiting."""
-    return ratelimit.limiter().take(f"token:{token.pk}", token.requests_per_minute)
+    key = f"token:{token.pk}:{token.token_prefix}"
+    return ratelimit.limiter().take(key, token.requests_per_minute, burst_seconds=TOKEN_BURST_SECONDS)

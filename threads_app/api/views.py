@@ -160,7 +160,14 @@ def thread(request, remote_id):
     if outcome.state == "failed":
         return error(502, outcome.message, code="delete_failed")
     return _json(
-        {**as_json(found, request), "deleted": True, "outcome": outcome.state, "message": outcome.message}
+        {
+            "object": "threadsite.deletion",
+            "id": found.remote_id,
+            "deleted": True,
+            "outcome": outcome.state,
+            "message": outcome.message,
+            "thread": as_json(found, request),
+        }
     )
 
 

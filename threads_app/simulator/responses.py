@@ -92,7 +92,7 @@ def create_response(request):
         "conversation": {"id": conversation} if conversation else None,
         "usage": {
             "input_tokens": 12,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": len(CANNED.split()),
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": 12 + len(CANNED.split()),
@@ -119,7 +119,8 @@ def _input_items(request, value) -> list[dict]:
 def _events(response: dict) -> list[dict]:
     output = response["output"][0]
     text = output["content"][0]["text"]
-    started = {**response, "status": "in_progress", "completed_at": None, "output": [], "usage": None}
+    started = {**response, "status": "in_progress", "completed_at": None, "output": []}
+    del started["usage"]  # not known yet; the schema has no null for it
     item_started = {**output, "status": "in_progress", "content": []}
     empty_part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
     where = {"item_id": output["id"], "output_index": 0, "content_index": 0}
