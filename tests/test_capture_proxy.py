@@ -156,11 +156,11 @@ def test_a_failed_recording_never_breaks_the_answer_and_is_retried(proxied, monk
     real = capture.record_exchange
     calls = []
 
-    def failing_once(exchange):
+    def failing_once(exchange, token=None):
         calls.append(exchange)
         if len(calls) == 1:
             raise capture.IntegrityError("database unavailable")
-        return real(exchange)
+        return real(exchange, token)
 
     monkeypatch.setattr(capture, "record_exchange", failing_once)
     # A retrier that counts as running, so that none starts: the test retries by hand.

@@ -210,8 +210,9 @@ def named_id(path: str) -> str | None:
 def outside_reach(token: ApiToken, remote_id: str) -> bool:
     """Whether a tracked thread is beyond the token's reach (an untracked ID is not: the application may
     use objects created before it used the proxy)."""
-    tracked = Thread.objects.filter(remote_id=remote_id)
-    return tracked.exists() and not permissions.token_threads(token).filter(remote_id=remote_id).exists()
+    # One query (on the proxy's path of every request that names a thread): tracked, and not in reach.
+    reachable = permissions.token_threads(token).filter(remote_id=remote_id).values("pk")
+    return Thread.objects.filter(remote_id=remote_id).exclude(pk__in=reachable).exists()
 
 
 def stamp_owner(token: ApiToken, path: str, body: dict | None) -> bool:
@@ -262,11 +263,13 @@ class Exchange:
     end_user: str = ""
 
 
-def record_exchange(exchange: Exchange) -> None:
-    """Record what a forwarded request did: a thread created, activity in one, a deletion."""
+def record_exchange(exchange: Exchange, token: ApiToken | None = None) -> None:
+    """Record what a forwarded request did: a thread created, activity in one, a deletion. `token` is the
+    exchange's token as the proxy already holds it (a retry reads it again)."""
     if not 200 <= exchange.status < 300:
         return
-    token = ApiToken.objects.select_related("credential", "owner").filter(pk=exchange.token_id).first()
+    if token is None:
+        token = ApiToken.objects.select_related("credential", "owner").filter(pk=exchange.token_id).first()
     if token is None or token.credential is None:
         return
     method, path, body, answer = exchange.method, exchange.path, exchange.request, exchange.answer
@@ -313,9 +316,10 @@ def _record_created(token: ApiToken, remote_id: str, kind: str, answer: dict, en
         metadata = validate_metadata(metadata) if metadata else {}
     except InvalidMetadata:
         metadata = {}
-    try:
-        with transaction.atomic():
-            Thread.objects.create(
+    # One INSERT … ON CONFLICT DO NOTHING: a retry of a recording that did land adds nothing.
+    Thread.objects.bulk_create(
+        [
+            Thread(
                 remote_id=remote_id,
                 kind=kind,
                 credential=token.credential,
@@ -330,8 +334,9 @@ def _record_created(token: ApiToken, remote_id: str, kind: str, answer: dict, en
                 source=Thread.Source.CAPTURE,
                 api_token=token,
             )
-    except IntegrityError:
-        pass  # already recorded (a retry of a recording that did land): never twice
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def _record_activity(token: ApiToken, remote_id: str) -> None:
@@ -360,10 +365,10 @@ _pending_lock = threading.Condition()
 _retrier: threading.Thread | None = None
 
 
-def record_safely(exchange: Exchange) -> None:
+def record_safely(exchange: Exchange, token: ApiToken | None = None) -> None:
     """Record an exchange, never raising: a failure is logged and queued for `retry_pending`."""
     try:
-        record_exchange(exchange)
+        record_exchange(exchange, token)
     except Exception as error:
         try:
             _schedule(exchange, 0, error)

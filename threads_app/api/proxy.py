@@ -135,7 +135,7 @@ def _forward(request, token, path, body, payload, slots):
     if upstream.headers.get("content-type", "").startswith("text/event-stream"):
         # What a stream tells the registry (activity in a conversation) is known from the request: recorded
         # now, and the database connection closed, so that a stream of minutes holds no connection.
-        capture.record_safely(exchange)
+        capture.record_safely(exchange, token)
         connection.close()
         answer = StreamingHttpResponse(_Stream(upstream, slots), status=upstream.status_code)
         answer["Cache-Control"] = "no-cache"
@@ -154,7 +154,7 @@ def _forward(request, token, path, body, payload, slots):
                 exchange.answer = json.loads(content)
             except (ValueError, RecursionError):
                 exchange.answer = None
-            capture.record_safely(exchange)
+            capture.record_safely(exchange, token)
         answer = HttpResponse(content, status=upstream.status_code)
     for name, value in upstream.headers.items():
         lower = name.lower()
