@@ -81,7 +81,7 @@ def test_a_thread_page_says_how_it_entered(admin_client, make_thread):
     made = tokens.create("bot", scopes=["register"])
     thread = make_thread(source=Thread.Source.CAPTURE, api_token=made.token)
     content = admin_client.get(f"/threads/{thread.pk}/").content.decode()
-    assert "captured by the proxy (token" in content and f"/tokens/{made.token.pk}/" in content
+    assert "Captured by the proxy (token" in content and f"/tokens/{made.token.pk}/" in content
 
 
 def test_the_overview_counts_threads_entered_through_tokens_per_day(admin_client, make_thread):

@@ -402,8 +402,9 @@ def overview_page(request):
             for label, n, newer, older in figures["ages"]
         ),
         "captured_bars": overview.bars(
-            (day.strftime("%b %-d"), captured + registered, "")
+            (day.strftime("%-d"), captured + registered, "")
             for day, captured, registered in figures.get("captured_per_day", [])
         ),
+        "captured_days": [day for day, _, _ in figures.get("captured_per_day", [])],
     }
     return render(request, "threads_app/overview.html", context)
