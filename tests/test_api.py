@@ -233,3 +233,22 @@ def test_last_used_is_recorded_and_the_secret_is_stored_hashed(api, full):
     assert stored.last_used_at is not None
     assert full.secret not in json.dumps(list(ApiToken.objects.values()), default=str)
     assert stored.masked == full.secret[:8] + "…"
+
+
+def test_a_revocation_from_another_process_applies_within_the_cache_time(full, settings, monkeypatch):
+    header = f"Bearer {full.secret}"
+    assert tokens.authenticate(header) == full.token
+    # Revoked as another process would (its own copy of the token): this process still holds it, briefly.
+    ApiToken.objects.filter(pk=full.token.pk).update(revoked_at="2026-01-01T00:00:00Z")
+    assert tokens.authenticate(header) == full.token
+    later = tokens._clock() + settings.THREADSITE_TOKEN_CACHE_SECONDS + 0.1
+    monkeypatch.setattr(tokens, "_clock", lambda: later)
+    assert tokens.authenticate(header) is None
+
+
+def test_with_no_cache_time_every_request_looks_the_token_up(full, settings):
+    settings.THREADSITE_TOKEN_CACHE_SECONDS = 0
+    other = tokens.create("uncached", scopes=["read"])
+    assert tokens.authenticate(f"Bearer {other.secret}") == other.token
+    ApiToken.objects.filter(pk=other.token.pk).update(revoked_at="2026-01-01T00:00:00Z")
+    assert tokens.authenticate(f"Bearer {other.secret}") is None

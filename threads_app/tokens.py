@@ -7,9 +7,12 @@ happens in Python at all, and a stolen database holds nothing that can be presen
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -95,19 +98,43 @@ def resolve_names(*, credential: str = "", owner: str = "") -> tuple[Credential 
     return found_credential, found_owner
 
 
+# Tokens found recently, by hash: the capture proxy's every request would otherwise wait on a query.
+_recent: dict[str, tuple[float, ApiToken]] = {}
+_recent_lock = threading.Lock()
+MAX_RECENT = 1000
+_clock = time.monotonic
+
+
 def authenticate(header: str) -> ApiToken | None:
-    """The active token an `Authorization: Bearer …` header presents, or None."""
+    """The active token an `Authorization: Bearer …` header presents, or None.
+
+    A token found is kept in this process for THREADSITE_TOKEN_CACHE_SECONDS (5 s by default; 0: never):
+    a revocation takes effect at once in the process that revokes, and within that time in the others.
+    """
     scheme, _, secret = (header or "").partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret.startswith(ApiToken.PREFIX) or len(secret) > 200:
         return None
-    token = (
-        ApiToken.objects.select_related("credential", "owner")
-        .filter(token_hash=hash_secret(secret), revoked_at__isnull=True)
-        .first()
-    )
-    if token is None:
-        return None
+    digest = hash_secret(secret)
+    ttl = settings.THREADSITE_TOKEN_CACHE_SECONDS
+    clock = _clock()
+    with _recent_lock:
+        kept = _recent.get(digest)
+    if kept is not None and kept[0] > clock:
+        token = kept[1]
+    else:
+        token = (
+            ApiToken.objects.select_related("credential", "owner")
+            .filter(token_hash=digest, revoked_at__isnull=True)
+            .first()
+        )
+        if token is None:
+            return None
+        if ttl:
+            with _recent_lock:
+                if len(_recent) >= MAX_RECENT:
+                    _recent.clear()
+                _recent[digest] = (clock + ttl, token)
     now = timezone.now()
     if token.last_used_at is None or token.last_used_at < now - LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
@@ -118,6 +145,8 @@ def authenticate(header: str) -> ApiToken | None:
 def revoke(token: ApiToken) -> bool:
     """Revoke a token (for good); False if it already was."""
     changed = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    with _recent_lock:
+        _recent.pop(token.token_hash, None)
     token.refresh_from_db(fields=["revoked_at"])
     return bool(changed)
 
