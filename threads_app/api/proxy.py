@@ -52,12 +52,24 @@ def _stream_slots() -> threading.BoundedSemaphore:
         return _streams
 
 
+METHODS = ("GET", "POST", "DELETE")
+
+
 @login_not_required
 @csrf_exempt
 def forward(request, path: str):
     token = tokens.authenticate(request.headers.get("Authorization", ""))
     if token is None:
         return bad_token()
+    if request.method not in METHODS:
+        return error(
+            405,
+            f"The capture proxy forwards {', '.join(METHODS)} only.",
+            headers={"Allow": ", ".join(METHODS)},
+        )
+    if any(segment in ("", ".", "..") for segment in path.split("/")):
+        # Never a path that would climb out of the credential's base URL (…/v1/../) with its key.
+        return error(404, "No such path under /proxy/v1/.", code="invalid_path")
     if not token.has_scope("register") or (request.method == "DELETE" and not token.has_scope("delete")):
         needed = "register and delete" if request.method == "DELETE" else "register"
         return error(403, f"The capture proxy needs a token with the {needed} scopes.", code="missing_scope")
