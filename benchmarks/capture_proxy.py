@@ -4,8 +4,8 @@
         [--database postgres://postgres@127.0.0.1:5432/threadsite_bench_capture_PID]
 
 Starts the offline simulator in a child process and gunicorn as the Dockerfile's CMD starts it, with ONE
-worker process (GUNICORN_WORKERS=1) of `--threads` threads (the capture service's setting in
-docker-compose.yml), on a PostgreSQL database of its own, created, migrated and dropped by the run.
+worker process (GUNICORN_WORKERS=1) of `--threads` threads, never recycled (the capture service's settings
+in docker-compose.yml), on a PostgreSQL database of its own, created, migrated and dropped by the run.
 
 1. Added latency: `--requests` requests each way, interleaved, one at a time on kept-alive connections:
    GET /conversations/{id} and POST /conversations (which the proxy records in the registry), straight to
@@ -61,6 +61,7 @@ def start_gunicorn(database_url: str, threads: int, log) -> tuple[subprocess.Pop
         GUNICORN_BIND=f"127.0.0.1:{port}",
         GUNICORN_WORKERS="1",
         GUNICORN_THREADS=str(threads),
+        GUNICORN_MAX_REQUESTS="0",  # as compose's capture service: never recycled mid-stream
         PYTHONPATH=str(ROOT),
         LOG_LEVEL="WARNING",
     )

@@ -21,6 +21,8 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
 # Recycle workers now and then, so that a slow leak never grows without bound.
-max_requests = 2000
-max_requests_jitter = 200
+# Not for the capture service (GUNICORN_MAX_REQUESTS=0): a worker recycled while it passes streams on stops
+# taking requests until they end, or cuts those that outlast graceful_timeout.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
+max_requests_jitter = max_requests // 10
 accesslog = "-"

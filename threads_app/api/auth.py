@@ -51,7 +51,7 @@ def bad_token():
 def authorize(view):
     """Resolve the bearer token (401 if none is valid), count the request against the token's rate
     (429 with Retry-After past it), then call the view with `request.api_token`; the view checks the
-    scope its method needs (`require_scope`)."""
+    scope its method needs (`missing_scope`). The REST API's views and the capture proxy alike."""
 
     @login_not_required
     @csrf_exempt
@@ -62,12 +62,13 @@ def authorize(view):
             return bad_token()
         wait = tokens.rate_wait(token)
         if wait > 0:
+            # Both headers the official OpenAI clients honour, so that they wait just long enough.
             return error(
                 429,
                 f"This token may make {token.requests_per_minute} requests a minute; try again in "
                 f"{math.ceil(wait)} s.",
                 code="rate_limit_exceeded",
-                headers={"Retry-After": str(math.ceil(wait))},
+                headers={"Retry-After": str(math.ceil(wait)), "retry-after-ms": str(math.ceil(wait * 1000))},
             )
         request.api_token = token
         return view(request, *args, **kwargs)

@@ -14,19 +14,16 @@ thread (README: "Serving the capture proxy").
 
 import json
 import logging
-import math
 import threading
 
 import requests
 from django.conf import settings
-from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
-from django.views.decorators.csrf import csrf_exempt
 
-from .. import capture, outcomes, tokens
+from .. import capture, outcomes
 from ..client import APIError, Client, session_for
-from .auth import bad_token, error
+from .auth import authorize, error
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +52,9 @@ def _stream_slots() -> threading.BoundedSemaphore:
 METHODS = ("GET", "POST", "DELETE")
 
 
-@login_not_required
-@csrf_exempt
+@authorize
 def forward(request, path: str):
-    token = tokens.authenticate(request.headers.get("Authorization", ""))
-    if token is None:
-        return bad_token()
+    token = request.api_token
     if request.method not in METHODS:
         return error(
             405,
@@ -78,14 +72,6 @@ def forward(request, path: str):
             403,
             "This token is bound to no credential, so the proxy has nowhere to forward.",
             code="no_credential",
-        )
-    wait = tokens.rate_wait(token)
-    if wait > 0:
-        return error(
-            429,
-            f"This token may make {token.requests_per_minute} requests a minute.",
-            code="rate_limit_exceeded",
-            headers={"Retry-After": str(math.ceil(wait)), "retry-after-ms": str(math.ceil(wait * 1000))},
         )
     remote_id = capture.named_id(path)
     if remote_id and capture.outside_reach(token, remote_id):
