@@ -1,7 +1,7 @@
 """The capture proxy's cost and capacity under gunicorn; print the figures.
 
     .venv/bin/python benchmarks/capture_proxy.py [--requests 400] [--streams 100,150] [--threads 160]
-        [--database postgres://postgres@127.0.0.1:5432/threadsite_bench_capture_PID]
+        [--database postgres://postgres@127.0.0.1:5432/threadsite_bench_capture_PID | --sqlite]
 
 Starts the offline simulator in a child process and gunicorn as the Dockerfile's CMD starts it, with ONE
 worker process (GUNICORN_WORKERS=1) of `--threads` threads, never recycled (the capture service's settings
@@ -138,6 +138,25 @@ def added_latency(sim_base: str, proxy_base: str, secret: str, count: int) -> di
     return results
 
 
+def cpu_per_kind(master_pid: int, sim_base: str, proxy_base: str, secret: str, count: int) -> dict:
+    """The worker's CPU milliseconds per request of each kind, `count` requests of one kind at a time."""
+    proxied = requests.Session()
+    proxied.headers["Authorization"] = f"Bearer {secret}"
+    conversation = proxied.post(f"{proxy_base}/conversations", json={}, timeout=10).json()["id"]
+    kinds = {
+        "floor (openapi.yaml)": ("GET", proxy_base.removesuffix("/proxy/v1") + "/api/v1/openapi.yaml", None),
+        "proxied GET": ("GET", f"{proxy_base}/conversations/{conversation}", None),
+        "proxied POST (recorded)": ("POST", f"{proxy_base}/conversations", {}),
+    }
+    found = {}
+    for kind, (method, url, body) in kinds.items():
+        before = worker_cpu_seconds(master_pid)
+        for _ in range(count):
+            timed(proxied, method, url, json=body)
+        found[kind] = (worker_cpu_seconds(master_pid) - before) / count * 1000
+    return found
+
+
 class Stream(threading.Thread):
     """One streamed response read on a raw socket: when its first body byte and its end arrived."""
 
@@ -225,6 +244,11 @@ def main() -> None:
     parser.add_argument(
         "--database", default=f"postgres://postgres@127.0.0.1:5432/threadsite_bench_capture_{os.getpid()}"
     )
+    parser.add_argument(
+        "--sqlite",
+        action="store_true",
+        help="A SQLite file instead: what the proxy adds when its database answers in microseconds",
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.streams.split(",")]
 
@@ -234,7 +258,7 @@ def main() -> None:
     server = None
     config = SimulatorConfig(seed=11, stream_first_token_ms=FIRST_TOKEN_MS, stream_token_ms=TOKEN_MS)
     with (
-        benchmark_django(args.database) as database,
+        benchmark_django(args.database, sqlite=args.sqlite) as database,
         SimulatorProcess(config) as sim,
         log_path.open("w") as log,
     ):
@@ -249,11 +273,10 @@ def main() -> None:
             "bench", scopes=["register", "read"], credential=credential, requests_per_minute=1_000_000
         ).secret
         try:
-            server, base = start_gunicorn(args.database, args.threads, log)
+            server, base = start_gunicorn(os.environ["DATABASE_URL"], args.threads, log)
             proxy = f"{base}/proxy/v1"
-            cpu_before = worker_cpu_seconds(server.pid)
             latency = added_latency(sim.base_url, proxy, secret, args.requests)
-            cpu_per_request = (worker_cpu_seconds(server.pid) - cpu_before) / (3 * args.requests + 20) * 1000
+            cpu = cpu_per_kind(server.pid, sim.base_url, proxy, secret, args.requests)
             conversation = requests.post(
                 f"{sim.base_url}/conversations",
                 json={},
@@ -283,11 +306,11 @@ def main() -> None:
     print(
         "  (a view that reads a file: what gunicorn and Django's middleware cost any request on this machine)"
     )
+    print("  the web process's CPU time per request, each kind run alone (whatever else loads the machine):")
+    print("    " + ", ".join(f"{kind} {ms:.2f} ms" for kind, ms in cpu.items()))
     print(
-        f"  the web process's CPU time per request (proxied GETs and POSTs, floor): {cpu_per_request:.2f} ms"
-    )
-    print(
-        f"  conversations recorded in the registry: {recorded} (created through the proxy: {args.requests})"
+        f"  conversations recorded in the registry: {recorded} (created through the proxy: "
+        f"{2 * args.requests + 1})"
     )
 
     length = (FIRST_TOKEN_MS + 19 * TOKEN_MS) / 1000

@@ -93,3 +93,17 @@ def test_the_proxy_refuses_paths_that_climb_and_methods_it_does_not_forward(clie
     assert client.get("/proxy/v1/conversations//x", **auth).status_code == 404
     response = client.put("/proxy/v1/conversations", **auth)
     assert response.status_code == 405 and response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_reach_decision_is_kept_briefly_then_asked_again(token, make_thread, settings, monkeypatch):
+    from threads_app.models import Credential
+
+    elsewhere = Credential(name="gamma", base_url="http://127.0.0.1:9/v1")
+    elsewhere.api_key = "sk-gamma-0000"
+    elsewhere.save()
+    assert capture.outside_reach(token, "thread_later0001") is False  # not tracked (yet)
+    make_thread(remote_id="thread_later0001", credential=elsewhere)
+    assert capture.outside_reach(token, "thread_later0001") is False  # the kept answer
+    later = capture._clock() + settings.THREADSITE_TOKEN_CACHE_SECONDS + 1
+    monkeypatch.setattr(capture, "_clock", lambda: later)
+    assert capture.outside_reach(token, "thread_later0001") is True

@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -207,12 +208,36 @@ def named_id(path: str) -> str | None:
     return match.group("id") if match else None
 
 
+_reach: dict[tuple[str, str], tuple[float, bool]] = {}
+_reach_lock = threading.Lock()
+MAX_REACH_ENTRIES = 10_000
+_clock = time.monotonic
+
+
 def outside_reach(token: ApiToken, remote_id: str) -> bool:
     """Whether a tracked thread is beyond the token's reach (an untracked ID is not: the application may
-    use objects created before it used the proxy)."""
-    # One query (on the proxy's path of every request that names a thread): tracked, and not in reach.
+    use objects created before it used the proxy).
+
+    An application names the same conversation in request after request (items, responses, pages), so
+    the answer is kept for THREADSITE_TOKEN_CACHE_SECONDS, as the token itself is: building the query
+    costs the proxy more CPU than forwarding the request does.
+    """
+    key = (token.token_hash, remote_id)
+    now = _clock()
+    with _reach_lock:
+        kept = _reach.get(key)
+    if kept is not None and kept[0] > now:
+        return kept[1]
+    # One query: tracked, and not in reach.
     reachable = permissions.token_threads(token).filter(remote_id=remote_id).values("pk")
-    return Thread.objects.filter(remote_id=remote_id).exclude(pk__in=reachable).exists()
+    outside = Thread.objects.filter(remote_id=remote_id).exclude(pk__in=reachable).exists()
+    ttl = settings.THREADSITE_TOKEN_CACHE_SECONDS
+    if ttl:
+        with _reach_lock:
+            if len(_reach) >= MAX_REACH_ENTRIES:
+                _reach.clear()
+            _reach[key] = (now + ttl, outside)
+    return outside
 
 
 def stamp_owner(token: ApiToken, path: str, body: dict | None) -> bool:

@@ -51,6 +51,8 @@ class SimulatorConfig:
         for name in ("fault_rate", "drop_rate", "drop_after_rate", "hostile_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
+        if self.stream_first_token_ms < 0 or self.stream_token_ms < 0:
+            raise ValueError("stream_first_token_ms and stream_token_ms must be 0 or more")
         if self.drip_interval <= 0 or self.huge_body_bytes <= 0:
             raise ValueError("drip_interval and huge_body_bytes must be more than 0")
 
