@@ -86,6 +86,9 @@ def test_streams_pass_through_gunicorn_as_sent(capture_server, app_secret, simul
     ) as stream:
         text = "".join(event.delta for event in stream if event.type == "response.output_text.delta")
     assert text.startswith("Thanks for your message")
+    # Recorded once the stream has ended; gunicorn reads the next request of a kept-alive connection only
+    # after closing the previous answer, so one more call on it comes after the recording.
+    client.conversations.retrieve(conversation.id)
     assert Thread.objects.get(remote_id=conversation.id).activity_source == Thread.ActivitySource.CAPTURED
 
     request = {"model": "gpt-sim", "input": "Hi", "conversation": conversation.id, "stream": True}

@@ -60,6 +60,8 @@ def test_the_official_client_creates_pages_and_deletes_through_the_proxy(
     assert threads.delete(second.id).deleted is True
     assert conversations.delete(other.id).deleted is True
 
+    # Each exchange is recorded once its answer has gone: wait for the last few.
+    assert capture.wait_recorded()
     recorded = {t.remote_id: t for t in Thread.objects.all()}
     assert set(recorded) == {first.id, second.id, conversation.id, other.id}  # nothing else, nothing twice
     for thread in recorded.values():
@@ -110,6 +112,7 @@ def test_the_owner_is_stamped_in_metadata_when_the_token_asks(live_server, sim_c
     client = openai.OpenAI(api_key=stamping.secret, base_url=f"{live_server.url}/proxy/v1", max_retries=0)
     conversation = client.conversations.create(metadata={"topic": "billing"})
     assert conversation.metadata == {"topic": "billing", "threadsite_owner": "alice"}
+    assert capture.wait_recorded()
     assert Thread.objects.get(remote_id=conversation.id).metadata["threadsite_owner"] == "alice"
 
 
@@ -167,8 +170,9 @@ def test_a_failed_recording_never_breaks_the_answer_and_is_retried(proxied, monk
     monkeypatch.setattr(capture, "_retrier", type("Running", (), {"is_alive": lambda self: True})())
     conversation = proxied.conversations.create()
     assert conversation.id.startswith("conv_")
+    assert capture.wait_recorded()
     assert not Thread.objects.filter(remote_id=conversation.id).exists()
-    assert "recording POST conversations failed (IntegrityError); retry 1" in caplog.text
+    assert f"recording POST conversations ({conversation.id}) failed (IntegrityError); retry 1" in caplog.text
     assert capture.pending_count() == 1
     assert capture.retry_pending(now=time.monotonic() + 60) == 1
     assert Thread.objects.filter(remote_id=conversation.id).count() == 1
@@ -233,12 +237,14 @@ def _chunked_body(body: bytes) -> bytes:
 
 def test_streams_through_the_official_client_update_activity(proxied, app_token, simulator, make_thread):
     conversation = proxied.conversations.create()
+    assert capture.wait_recorded()
     Thread.objects.filter(remote_id=conversation.id).update(last_activity_at=None)
     with proxied.responses.create(
         model="gpt-sim", input="Hi", conversation=conversation.id, stream=True
     ) as stream:
         types = [event.type for event in stream]
     assert types[0] == "response.created" and "response.completed" in types
+    assert capture.wait_recorded()
     thread = Thread.objects.get(remote_id=conversation.id)
     assert thread.last_activity_at is not None
     assert thread.activity_source == Thread.ActivitySource.CAPTURED

@@ -5,8 +5,9 @@ Registration validates IDs as the Import page does (`ids.kind_of`, with its help
 `resp_…` pasted by mistake) and metadata as the API would (`metadata.validate`); a batch with one bad
 entry is refused whole. Registering a known ID again updates its labels: one row per remote ID, always.
 
-The proxy's recording is fail-open: `record_safely` never raises into the forwarded answer. A write that
-fails is logged and retried in the background (`retry_pending`, on a daemon thread) a few times; the log
+The proxy records each exchange once its answer has been sent (`record_after_answer`), so the registry's
+write never delays the answer, and fail-open: `record_safely` never raises. A write that fails is logged
+and retried in the background (`retry_pending`, on a daemon thread) a few times; the log
 names the remote ID, so that a miss that outlives its retries can still be registered by hand.
 """
 
@@ -398,24 +399,64 @@ def record_safely(exchange: Exchange, token: ApiToken | None = None) -> None:
         try:
             _schedule(exchange, 0, error)
         except Exception:
-            logger.exception("Capture: %s %s was not recorded", exchange.method, exchange.path)
+            logger.exception("Capture: %s was not recorded", _described(exchange))
+
+
+_outstanding = 0  # recordings promised to answers not yet closed
+_outstanding_changed = threading.Condition()
+
+
+def record_after_answer(exchange: Exchange, token: ApiToken | None = None):
+    """A callable that records `exchange` (fail-open), for a response to call once it has been sent. It
+    counts as outstanding from now, before the answer can reach anyone: `wait_recorded` waits for it."""
+    global _outstanding
+    with _outstanding_changed:
+        _outstanding += 1
+    done = False
+
+    def record() -> None:
+        global _outstanding
+        nonlocal done
+        if done:
+            return
+        done = True
+        try:
+            record_safely(exchange, token)
+        finally:
+            with _outstanding_changed:
+                _outstanding -= 1
+                _outstanding_changed.notify_all()
+
+    return record
+
+
+def wait_recorded(timeout: float = 10.0) -> bool:
+    """Wait until every answer sent has been recorded (tests, or a clean shutdown); False on timeout."""
+    with _outstanding_changed:
+        return _outstanding_changed.wait_for(lambda: _outstanding == 0, timeout)
+
+
+def _described(exchange: Exchange) -> str:
+    """`POST conversations (conv_…)`: the request, and the ID it created when the answer names one."""
+    answer = exchange.answer if isinstance(exchange.answer, dict) else {}
+    created = answer.get("thread_id") or answer.get("id") if exchange.path in CREATES else None
+    shown = f" ({created[:100]})" if isinstance(created, str) else ""
+    return f"{exchange.method} {exchange.path}{shown}"
 
 
 def _schedule(exchange: Exchange, attempt: int, error: Exception) -> None:
     global _retrier
     if attempt >= len(RETRY_DELAYS):
         logger.error(
-            "Capture: %s %s was not recorded after %d tries (%s); register it through the API",
-            exchange.method,
-            exchange.path,
+            "Capture: %s was not recorded after %d tries (%s); register it through the API",
+            _described(exchange),
             attempt + 1,
             type(error).__name__,
         )
         return
     logger.warning(
-        "Capture: recording %s %s failed (%s); retry %d in %.0f s",
-        exchange.method,
-        exchange.path,
+        "Capture: recording %s failed (%s); retry %d in %.0f s",
+        _described(exchange),
         type(error).__name__,
         attempt + 1,
         RETRY_DELAYS[attempt],

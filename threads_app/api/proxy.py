@@ -4,7 +4,7 @@
 Each request is forwarded to the token's credential (its base URL, key and project; the application never
 holds the OpenAI key) and the answer passed back unchanged: status, body, and the headers a client acts on.
 A streamed answer (server-sent events) is passed on chunk by chunk as the upstream sends it, never
-buffered. From each answer, `capture.record_safely` records what it did; recording can fail without the
+buffered. Once each answer has gone, `capture` records what it did; recording can fail without the
 application noticing anything but a log line.
 
 A stream holds one of the web process's threads for its whole length; at most
@@ -131,11 +131,11 @@ def _forward(request, token, path, body, payload, slots):
         end_user=capture.end_user_of(request.headers.get(capture.END_USER_HEADER, ""), payload),
     )
     if upstream.headers.get("content-type", "").startswith("text/event-stream"):
-        # What a stream tells the registry (activity in a conversation) is known from the request: recorded
-        # now, and the database connection closed, so that a stream of minutes holds no connection.
-        capture.record_safely(exchange, token)
+        # No database connection held for a stream of minutes: what the stream tells the registry (activity
+        # in a conversation, known from the request) is recorded when it has ended, on a new one.
         connection.close()
-        answer = StreamingHttpResponse(_Stream(upstream, slots), status=upstream.status_code)
+        answer = RecordedStream(_Stream(upstream, slots), status=upstream.status_code)
+        answer.after = capture.record_after_answer(exchange, token)
         answer["Cache-Control"] = "no-cache"
         answer["X-Accel-Buffering"] = "no"  # nginx and the like: pass each chunk on at once
     else:
@@ -147,18 +147,42 @@ def _forward(request, token, path, body, payload, slots):
             upstream.close()
             message = outcomes.classify(failure).message if isinstance(failure, APIError) else "cut off"
             return error(502, f"The upstream answer could not be read: {message}", code="upstream_unreadable")
+        answer = RecordedResponse(content, status=upstream.status_code)
         if exchange.status < 300 and request.method in ("POST", "DELETE"):
             try:
                 exchange.answer = json.loads(content)
             except (ValueError, RecursionError):
                 exchange.answer = None
-            capture.record_safely(exchange, token)
-        answer = HttpResponse(content, status=upstream.status_code)
+            answer.after = capture.record_after_answer(exchange, token)
     for name, value in upstream.headers.items():
         lower = name.lower()
         if lower in RETURNED_HEADERS or lower.startswith(RETURNED_PREFIXES):
             answer[name] = value
     return answer
+
+
+class _RecordsWhenClosed:
+    """An answer that records what it did once it has gone: the server closes a response after writing
+    its last byte to the client, so the registry's write never delays the answer (nor breaks it: the
+    recording is fail-open). Django's own closing (request_finished, which returns the database
+    connection) follows."""
+
+    after = None
+
+    def close(self):
+        try:
+            if self.after is not None:
+                self.after()
+        finally:
+            super().close()
+
+
+class RecordedResponse(_RecordsWhenClosed, HttpResponse):
+    pass
+
+
+class RecordedStream(_RecordsWhenClosed, StreamingHttpResponse):
+    pass
 
 
 class _Stream:
