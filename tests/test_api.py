@@ -10,7 +10,7 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from threads_app import tokens
-from threads_app.models import ApiToken, Credential, StatusChange, Thread
+from threads_app.models import ApiToken, AuditEvent, Credential, StatusChange, Thread
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +213,8 @@ def test_deleting_goes_through_the_api_and_is_recorded(api, full, sim_credential
     assert simulator.state.conversations[conversation["id"]].deleted is True
     change = StatusChange.objects.get(remote_id=conversation["id"])
     assert change.reason.endswith("by API token ops") and change.changed_by == full.token.owner
+    event = AuditEvent.objects.get(action="thread_deleted")
+    assert event.actor == full.token.owner and event.details["via"] == "API token ops"
     again = api.call("DELETE", f"/api/v1/threads/{conversation['id']}", expect=409)
     assert "already deleted" in again["error"]["message"]
 

@@ -75,6 +75,12 @@ def test_a_token_page_counts_what_entered_through_it_and_revokes(admin_client, m
     response = admin_client.post(f"/tokens/{made.token.pk}/revoke/")
     assert response.status_code == 302
     assert tokens.authenticate(f"Bearer {made.secret}") is None
+    from threads_app.models import AuditEvent
+
+    made_event, revoked_event = AuditEvent.objects.order_by("id").filter(action__startswith="token_")
+    assert (made_event.action, made_event.details["name"]) == ("token_created", "bot")
+    assert (revoked_event.action, revoked_event.actor_name) == ("token_revoked", "root")
+    assert made.secret not in str(made_event.details) + str(revoked_event.details)
 
 
 def test_a_thread_page_says_how_it_entered(admin_client, make_thread):

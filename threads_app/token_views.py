@@ -71,6 +71,6 @@ def token_detail(request, pk):
 @admin_required
 def token_revoke(request, pk):
     token = get_object_or_404(ApiToken, pk=pk)
-    if tokens.revoke(token):
+    if tokens.revoke(token, by=request.user):
         messages.success(request, f"Revoked {token.name}: it is refused from now on.")
     return redirect("token_detail", pk=token.pk)

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import ratelimit
+from . import audit, ratelimit
 from .models import ApiToken, Credential
 
 # last_used_at is written at most this often per token, so that a busy application's requests do not
@@ -79,6 +79,14 @@ def create(
     try:
         with transaction.atomic():
             token.save()
+            audit.record(
+                audit.Action.TOKEN_CREATED,
+                actor=created_by,
+                name=name,
+                scopes=scopes,
+                credential=credential.name if credential else None,
+                owner=owner.get_username() if owner else None,
+            )
     except IntegrityError:
         raise TokenError(f"A token named “{name}” already exists.") from None
     return NewToken(token, secret)
@@ -142,9 +150,11 @@ def authenticate(header: str) -> ApiToken | None:
     return token
 
 
-def revoke(token: ApiToken) -> bool:
+def revoke(token: ApiToken, *, by=None) -> bool:
     """Revoke a token (for good); False if it already was."""
     changed = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if changed:
+        audit.record(audit.Action.TOKEN_REVOKED, actor=by, name=token.name)
     with _recent_lock:
         _recent.pop(token.token_hash, None)
     token.refresh_from_db(fields=["revoked_at"])
