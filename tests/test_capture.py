@@ -107,3 +107,29 @@ def test_a_reach_decision_is_kept_briefly_then_asked_again(token, make_thread, s
     later = capture._clock() + settings.THREADSITE_TOKEN_CACHE_SECONDS + 1
     monkeypatch.setattr(capture, "_clock", lambda: later)
     assert capture.outside_reach(token, "thread_later0001") is True
+
+
+def test_a_thread_created_by_a_streamed_run_is_recorded_from_its_first_event(token):
+    from threads_app.api.proxy import _Stream
+
+    events = [
+        b'event: thread.created\ndata: {"id": "' + THREAD.encode() + b'", "object": "thread"',
+        b', "created_at": 1, "metadata": {}}\n\nevent: thread.run.created\ndata: {"id": "run_1"}\n\n',
+        b"event: done\ndata: [DONE]\n\n",
+    ]
+
+    class Upstream:
+        class raw:  # noqa: N801 - shaped like requests' response.raw
+            @staticmethod
+            def read1(size, decode_content=True):
+                return events.pop(0) if events else b""
+
+        def close(self):
+            pass
+
+    sent = exchange(token, "POST", "threads/runs", {"stream": True})
+    passed_on = b"".join(_Stream(Upstream(), None, sent))
+    assert passed_on.count(b"event: ") == 3  # unchanged
+    capture.record_exchange(sent)
+    assert Thread.objects.get(remote_id=THREAD).source == "capture"
+    assert capture.first_event(b"data: [DONE]\n") is None and capture.first_event(b'data: {"a"') is None

@@ -11,6 +11,7 @@ and retried in the background (`retry_pending`, on a daemon thread) a few times;
 names the remote ID, so that a miss that outlives its retries can still be registered by hand.
 """
 
+import json
 import logging
 import re
 import threading
@@ -301,6 +302,8 @@ def record_exchange(exchange: Exchange, token: ApiToken | None = None) -> None:
     method, path, body, answer = exchange.method, exchange.path, exchange.request, exchange.answer
     if method == "POST" and path in CREATES and isinstance(answer, dict):
         field_name, kind = CREATES[path]
+        if answer.get("object") == "thread":  # a streamed thread-and-run opens with its thread
+            field_name = "id"
         remote_id = answer.get(field_name)
         if isinstance(remote_id, str) and remote_id:
             _record_created(token, remote_id, kind, answer if field_name == "id" else {}, exchange.end_user)
@@ -320,6 +323,19 @@ def record_exchange(exchange: Exchange, token: ApiToken | None = None) -> None:
         match = DELETES.fullmatch(path)
         if match:
             _record_deleted(token, match.group("id"))
+
+
+def first_event(opening: bytes) -> dict | None:
+    """The JSON object of the first complete `data:` line of a server-sent event stream, once it has
+    arrived (None until then, or if it is not an object)."""
+    for line in opening.split(b"\n")[:-1]:  # the last piece may be a line still arriving
+        if line.startswith(b"data:"):
+            try:
+                event = json.loads(line[5:])
+            except (ValueError, RecursionError):
+                return None
+            return event if isinstance(event, dict) else None
+    return None
 
 
 def _created_at(answer: dict):

@@ -134,7 +134,7 @@ def _forward(request, token, path, body, payload, slots):
         # No database connection held for a stream of minutes: what the stream tells the registry (activity
         # in a conversation, known from the request) is recorded when it has ended, on a new one.
         connection.close()
-        answer = RecordedStream(_Stream(upstream, slots), status=upstream.status_code)
+        answer = RecordedStream(_Stream(upstream, slots, exchange), status=upstream.status_code)
         answer.after = capture.record_after_answer(exchange, token)
         answer["Cache-Control"] = "no-cache"
         answer["X-Accel-Buffering"] = "no"  # nginx and the like: pass each chunk on at once
@@ -190,8 +190,12 @@ class _Stream:
     is passed on the moment it lands, however small. `close()` (called by Django when the answer ends,
     or the client goes away, even before the first chunk) frees the connection and the stream's slot."""
 
-    def __init__(self, upstream, slots):
+    def __init__(self, upstream, slots, exchange=None):
         self.upstream, self.slots, self.closed = upstream, slots, False
+        # A create streamed (`POST /threads/runs` with stream: true) names its thread in its first event:
+        # its opening bytes are kept until that event is read, for the recording.
+        self.exchange = exchange if exchange is not None and exchange.path in capture.CREATES else None
+        self.opening = b""
 
     def __iter__(self):
         return self
@@ -205,7 +209,15 @@ class _Stream:
         if not chunk:
             self.close()
             raise StopIteration
+        if self.exchange is not None:
+            self._read_opening(chunk)
         return chunk
+
+    def _read_opening(self, chunk: bytes) -> None:
+        self.opening += chunk
+        answer = capture.first_event(self.opening)
+        if answer is not None or len(self.opening) > STREAM_CHUNK:
+            self.exchange.answer, self.exchange, self.opening = answer, None, b""
 
     def close(self) -> None:
         if not self.closed:
