@@ -10,7 +10,7 @@ from django.core.validators import RegexValidator
 
 from . import ids, importing, listing
 from . import metadata as metadata_rules
-from .models import AuditEvent, Credential, RetentionPolicy, Thread
+from .models import ApiToken, AuditEvent, Credential, RetentionPolicy, Thread
 from .permissions import visible_credentials
 
 # --- Intake: credentials, adding and importing threads ------------------------------------------------
@@ -620,6 +620,40 @@ class DeletionJobForm(forms.Form):
                 f"Type {self.count:,} to delete them."
             )
         return typed
+
+
+class ApiTokenForm(forms.Form):
+    """A new API token: its name, scopes, and optionally the one credential and default owner it is for."""
+
+    name = forms.CharField(max_length=100, help_text="The application or person it is for.")
+    scopes = forms.MultipleChoiceField(
+        choices=ApiToken.Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[ApiToken.Scope.REGISTER, ApiToken.Scope.READ],
+    )
+    credential = forms.ModelChoiceField(
+        queryset=Credential.objects.all(),
+        required=False,
+        empty_label="Any (REST API only)",
+        help_text="Bound to one credential, it reaches only that credential's threads; the capture proxy "
+        "needs one to forward to.",
+    )
+    owner = forms.ModelChoiceField(
+        queryset=get_user_model().objects.order_by("username"),
+        required=False,
+        empty_label="None",
+        help_text="What it registers or captures goes to this person; it reaches only what they see.",
+    )
+    stamp_owner = forms.BooleanField(
+        required=False, label="Stamp metadata.threadsite_owner on threads the proxy creates"
+    )
+    requests_per_minute = forms.IntegerField(min_value=1, max_value=1_000_000, initial=600)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("stamp_owner") and not cleaned.get("owner"):
+            self.add_error("stamp_owner", "Stamping the owner needs a default owner.")
+        return cleaned
 
 
 class AuditFilterForm(forms.Form):

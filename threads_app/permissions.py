@@ -92,6 +92,26 @@ def get_job_for_user(request, pk) -> DeletionJob:
     return get_object_or_404(visible_jobs(request.user).select_related("requested_by", "policy"), pk=pk)
 
 
+def token_threads(token):
+    """The threads an API token reaches: its credential's, if it is bound to one; and of those, what its
+    owner may see, if it has an owner (the owner's own gate, `visible_threads`). A token with neither
+    reaches every thread: such tokens are for admins' own scripts."""
+    threads = visible_threads(token.owner) if token.owner_id else Thread.objects.all()
+    if token.credential_id:
+        threads = threads.filter(credential_id=token.credential_id)
+    return threads
+
+
+def token_may_use_credential(token, credential) -> bool:
+    """Whether a token may file threads under `credential`: its own if it is bound to one; else one its
+    owner may use, if it has an owner; else any."""
+    if token.credential_id:
+        return credential.pk == token.credential_id
+    if token.owner_id:
+        return usable_credentials(token.owner).filter(pk=credential.pk).exists()
+    return True
+
+
 def can_read_audit_log(user) -> bool:
     """Whether `user` may read the audit log (its page, its CSV, a thread page's events): those granted
     `view_auditevent` (admins and auditors, through their groups), and superusers."""

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit_views, credential_views, import_views, job_views, views
+from . import audit_views, credential_views, import_views, job_views, token_views, views
 
 urlpatterns = [
     path("", views.thread_list, name="thread_list"),
@@ -37,6 +37,9 @@ urlpatterns = [
     path(
         "credentials/<int:pk>/retention/", credential_views.credential_retention, name="credential_retention"
     ),
+    path("tokens/", token_views.token_list, name="token_list"),
+    path("tokens/<int:pk>/", token_views.token_detail, name="token_detail"),
+    path("tokens/<int:pk>/revoke/", token_views.token_revoke, name="token_revoke"),
     path("threads/add/", import_views.thread_add, name="thread_add"),
     path("threads/import/", import_views.thread_import, name="thread_import"),
     path("threads/import/<int:pk>/", import_views.import_run, name="import_run"),

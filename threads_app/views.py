@@ -489,6 +489,7 @@ def overview_page(request):
     if figures is None:
         figures = overview.summary(visible_threads(request.user), timezone.now())
         figures["computed_at"] = timezone.now()
+        figures["captured_per_day"] = overview.captured_per_day(visible_threads(request.user), timezone.now())
         cache.set(key, figures, OVERVIEW_CACHE_SECONDS)
     context = {
         "figures": figures,
@@ -508,5 +509,10 @@ def overview_page(request):
             (label, n, overview.age_link(newer, older, figures["computed_at"]))
             for label, n, newer, older in figures["ages"]
         ),
+        "captured_bars": overview.bars(
+            (day.strftime("%-d"), captured + registered, "")
+            for day, captured, registered in figures.get("captured_per_day", [])
+        ),
+        "captured_days": [day for day, _, _ in figures.get("captured_per_day", [])],
     }
     return render(request, "threads_app/overview.html", context)

@@ -16,5 +16,6 @@ urlpatterns = [
         "favicon.ico",
         login_not_required(RedirectView.as_view(url=lazy(static, str)("threadsite/favicon.svg"))),
     ),
+    path("", include("threads_app.api.urls")),
     path("", include("threads_app.urls")),
 ]
