@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
 
 from tests.browsers import DESKTOP, PHONE
+from tests.conftest import make_user
 from threads_app import deletion
 from threads_app.models import DeletionJob, Thread
 
@@ -20,7 +20,7 @@ SHOTS = Path("/tmp/shots")
 
 @pytest.fixture
 def admin(db):
-    return User.objects.create_user("root", password="root-password", is_staff=True)
+    return make_user("root", "admin")
 
 
 @pytest.fixture

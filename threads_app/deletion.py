@@ -147,7 +147,7 @@ def delete_thread(thread: Thread, *, by, delete_items: bool = True) -> ThreadDel
         )
     delete_items = delete_items and offers_item_deletion(thread)
     try:
-        client = sync.web_client(thread.credential)
+        client = sync.web_client(thread.credential, write=True)
     except APIError as error:
         attempt = Attempt(Item.FAILED, outcomes.classify(error).message)
     else:
@@ -525,6 +525,7 @@ def run_job(job_id: int) -> str:
             tick=run.tick,
             release=run.release,
             stops_lane=stops_credential,
+            client_options={"write": True},
         )
     return finish(job).state
 
