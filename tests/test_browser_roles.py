@@ -122,6 +122,14 @@ def test_an_auditor_answers_who_owns_what_without_reading_it(page, csp_violation
     assert "leo" in departed.inner_text()
     look(page, "auditor-ownership")
     assert page.locator("#reassign").count() == 0
+    page.click("nav >> text=Credentials")
+    assert (
+        page.locator("text=Add credential").count() == 0
+        and page.locator("button:has-text('Verify')").count() == 0
+    )
+    look(page, "auditor-credentials")
+    page.click("nav >> text=Ownership")
+    assert page.locator("#reassign").count() == 0
     departed.locator("a", has_text="3").first.click()
     page.wait_for_selector("#thread-table")
     assert page.locator("#thread-table tbody tr").count() == 3
@@ -156,6 +164,10 @@ def test_an_admin_adds_a_person_and_deactivates_another_handing_threads_over(pag
     assert Thread.objects.get(pk=world["sams"].pk).owner.username == "olga"
     page.click("nav >> text=Ownership")
     look(page, "admin-ownership")
+    page.goto(f"/credentials/{world['olgas'].credential_id}/")
+    assert page.locator("#id_read_key").count() == 1 and page.locator("input[name=limited_to]").count() == 3
+    look(page, "admin-credential")
+    page.click("nav >> text=Ownership")
     page.select_option("#id_from_owner", label="leo (deactivated) · 3")
     page.select_option("#id_to_owner", label="olga")
     page.click("#reassign button:has-text('Reassign')")

@@ -65,7 +65,11 @@ class CredentialForm(forms.ModelForm):
     )
     clear_read_key = forms.BooleanField(label="Remove the read-only key", required=False)
     limited_to = forms.ModelMultipleChoiceField(
-        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+        # Members only: admins and auditors see every credential whatever this says.
+        queryset=get_user_model()
+        .objects.filter(is_active=True, is_superuser=False)
+        .exclude(groups__name__in=["admin", "auditor"])
+        .order_by("username"),
         required=False,
         label="Only for these members",
         widget=forms.CheckboxSelectMultiple,
