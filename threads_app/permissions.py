@@ -98,14 +98,6 @@ class Access:
     manages_team: bool
     reviews_ownership: bool
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role == ADMIN
-
-    @property
-    def is_auditor(self) -> bool:
-        return self.role == AUDITOR
-
 
 ANONYMOUS = Access("", *([False] * 9))
 
@@ -294,11 +286,6 @@ def get_thread_for_action(request, pk, action: str) -> Thread:
     if not getattr(thread_flags(request.user, thread), action):
         raise PermissionDenied(REFUSALS[action])
     return thread
-
-
-def get_rw_thread_for_user(request, pk) -> Thread:
-    """The thread `pk` if the user may change it (edit, delete)."""
-    return get_thread_for_action(request, pk, "can_edit")
 
 
 # --- Pages by role ----------------------------------------------------------------------------------------
