@@ -120,7 +120,12 @@
   window.addEventListener("pageshow", updateSelection);
 
   document.addEventListener("htmx:responseError", function (event) {
-    showProblem("The server answered " + event.detail.xhr.status + ". Try again, or reload the page.");
+    var status = event.detail.xhr.status;
+    if (status === 403) {
+      showProblem("Your role does not allow this. An admin can change what you may do.");
+      return;
+    }
+    showProblem("The server answered " + status + ". Try again, or reload the page.");
   });
   document.addEventListener("htmx:sendError", function () {
     showProblem("Threadsite could not be reached. Check the connection and try again.");
