@@ -169,8 +169,10 @@ def thread_rows(count: int, owner_ids: list[int], credential_weights: list[tuple
 COLUMNS = (
     "remote_id, kind, credential_id, owner_id, end_user, title, metadata, message_count, remote_created_at, "
     "last_activity_at, activity_source, last_synced_at, last_check, last_check_message, status, "
-    "status_changed_at, source, added_at"
+    "status_changed_at, source, added_at, newest_entry_id, pinned"
 )
+# COPY fills no model default: the columns added since the rows were first described.
+LATER_COLUMNS = ("", False)
 
 
 def load(rows: int) -> None:
@@ -212,7 +214,7 @@ def load(rows: int) -> None:
             cursor.execute(f'DROP INDEX "{name}"')
     with raw.cursor() as cursor, cursor.copy(f"COPY threads_app_thread ({COLUMNS}) FROM STDIN") as copy:
         for row in thread_rows(rows, [o.pk for o in owners], credentials):
-            copy.write_row(row)
+            copy.write_row((*row, *LATER_COLUMNS))
     raw.commit()
     copied = time.perf_counter()
     with connection.cursor() as cursor:
