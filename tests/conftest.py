@@ -13,6 +13,18 @@ from threads_app.models import Credential
 from threads_app.simulator import SimulatorConfig, running_simulator
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test of the fast layer starts with an empty cache (this process's memory): cached figures and
+    sign-in counters of one test never leak into the next. A shared Redis cache is left alone (clearing
+    it would flush the database the workers' broker may use)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if isinstance(caches["default"], LocMemCache):
+        caches["default"].clear()
+
+
 def make_user(username: str, role: str, *, content: bool = False, **fields):
     """A user in `role` (member, admin, auditor), password `<username>-password`; `content` grants an
     auditor the reading of message content."""

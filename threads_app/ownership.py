@@ -1,15 +1,19 @@
 """Who owns which threads: the ownership review's figures and its CSV export.
 
-Built for a million threads: each figure is one GROUP BY over indexed columns (owner_id and credential_id
-lead thread_owner_idx and thread_cred_idx), so only the groups reach Python, never the rows; the users
-and credentials named in the groups are then read by primary key. The export streams its rows.
+Built for a million threads: the figures come from one GROUP BY (owner, credential, status, last check),
+so only the groups reach Python, never the rows; the users and credentials named in the groups are then
+read by primary key. Counting every row is one sequential scan (about a second for a million rows on a
+busy machine), so the figures are cached for a minute per visibility key, as the overview's are, and
+dropped when owners change. The export streams its rows.
 """
 
 import csv
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q
+from django.core.cache import cache
+from django.db.models import Count
+from django.utils import timezone
 
 from .models import Credential, Thread
 
@@ -48,28 +52,52 @@ class Review:
     departed: list[OwnerRow] = field(default_factory=list)
     failing_credentials: list[CredentialRow] = field(default_factory=list)
     total: int = 0
+    computed_at: object = None
 
 
-def _counts(threads, column: str) -> dict:
-    """{value of `column`: (total, live, refused)} in one GROUP BY."""
-    rows = (
-        threads.order_by()
-        .values_list(column)
-        .annotate(
-            total=Count("pk"),
-            live=Count("pk", filter=Q(status__in=LIVE)),
-            refused=Count("pk", filter=Q(last_check__in=FAILING_CHECKS)),
-        )
-    )
-    return {key: (total, live, refused) for key, total, live, refused in rows}
+CACHE_SECONDS = 60
+
+
+def cache_key(visibility: str) -> str:
+    return f"threadsite:ownership:{visibility}"
+
+
+def forget() -> None:
+    """Drop the cached figures after owners changed (a reassignment, a deactivation)."""
+    cache.delete(cache_key("all"))
+
+
+def cached_review(threads, visibility: str) -> "Review":
+    """The review of `threads`, shared for a minute by the users with the same visibility key (as the
+    overview is): a million rows take one sequential scan, not one per page view."""
+    key = cache_key(visibility)
+    result = cache.get(key)
+    if result is None:
+        result = review(threads)
+        cache.set(key, result, CACHE_SECONDS)
+    return result
 
 
 def review(threads) -> Review:
-    """The figures of the ownership review over the queryset `threads` (what the user may see)."""
+    """The figures of the ownership review over the queryset `threads` (what the user may see): one GROUP
+    BY over owner, credential, status and last check, whose groups (a few thousand at most, never rows)
+    are then summed both ways."""
     from .permissions import role_of
 
-    result = Review()
-    by_owner = _counts(threads, "owner_id")
+    result = Review(computed_at=timezone.now())
+    groups = (
+        threads.order_by()
+        .values_list("owner_id", "credential_id", "status", "last_check")
+        .annotate(n=Count("pk"))
+    )
+    by_owner, by_credential = {}, {}
+    for owner_id, credential_id, status, last_check, n in groups:
+        live = n if status in LIVE else 0
+        refused = n if last_check in FAILING_CHECKS else 0
+        for table, key in ((by_owner, owner_id), (by_credential, credential_id)):
+            total, live_sum, refused_sum = table.get(key, (0, 0, 0))
+            table[key] = (total + n, live_sum + live, refused_sum + refused)
+
     users = get_user_model().objects.filter(pk__in=[pk for pk in by_owner if pk]).prefetch_related("groups")
     users = {user.pk: user for user in users}
     for pk, (total, live, _) in by_owner.items():
@@ -85,7 +113,6 @@ def review(threads) -> Review:
     result.owners.sort(key=lambda row: (-row.total, row.name))
     result.departed.sort(key=lambda row: (-row.live, row.name))
 
-    by_credential = _counts(threads, "credential_id")
     credentials = Credential.objects.in_bulk(list(by_credential))
     projects = {}
     for pk, (total, live, refused) in by_credential.items():

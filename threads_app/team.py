@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from . import ownership
 from .models import Thread
 from .permissions import ADMIN, CONTENT_PERMISSION, ROLES, role_of
 
@@ -87,6 +88,7 @@ def deactivate(user, *, by=None, reassign_to=None) -> int:
     if user.is_active:
         user.is_active = False
         user.save(update_fields=["is_active"])
+        ownership.forget()
     return moved
 
 
@@ -94,6 +96,7 @@ def reactivate(user, *, by=None) -> None:
     if not user.is_active:
         user.is_active = True
         user.save(update_fields=["is_active"])
+        ownership.forget()
 
 
 def reassign_threads(threads, to_user, *, by=None) -> int:
@@ -102,7 +105,9 @@ def reassign_threads(threads, to_user, *, by=None) -> int:
     if to_user is not None and not to_user.is_active:
         raise TeamError(f"{to_user.get_username()} is deactivated: choose an active user.")
     threads = threads.exclude(owner=to_user) if to_user is not None else threads.exclude(owner__isnull=True)
-    return threads.order_by().update(owner=to_user)
+    moved = threads.order_by().update(owner=to_user)
+    ownership.forget()
+    return moved
 
 
 def set_password_link(request, user) -> str:

@@ -20,6 +20,7 @@ from .permissions import (
     ownership_reviewer_required,
     role_of,
     team_manager_required,
+    visibility_key,
     visible_credentials,
     visible_threads,
 )
@@ -179,7 +180,8 @@ def team_link(request, pk):
 @ownership_reviewer_required
 def ownership_page(request):
     threads = visible_threads(request.user)
-    context = {"review": ownership.review(threads), "list_url": reverse("thread_list")}
+    review = ownership.cached_review(threads, visibility_key(request.user))
+    context = {"review": review, "list_url": reverse("thread_list")}
     if access(request.user).acts_on_all_threads:
         context["reassign_form"] = BulkReassignForm(
             owners=owner_choices(request.user), credentials=visible_credentials(request.user)
@@ -197,7 +199,7 @@ def ownership_reassign(request):
     )
     if not form.is_valid():
         context = {
-            "review": ownership.review(visible_threads(request.user)),
+            "review": ownership.cached_review(visible_threads(request.user), visibility_key(request.user)),
             "list_url": reverse("thread_list"),
             "reassign_form": form,
         }
