@@ -31,9 +31,11 @@ def make_user(username: str, role: str, *, content: bool = False, **fields):
     from threads_app import team
 
     user = User.objects.create_user(username, f"{username}@example.com", f"{username}-password", **fields)
-    team.set_role(user, role)
+    team.set_role(user, role, recorded=False)  # setting the scene, not an event to audit
     if content:
-        team.set_content_access(user, True)
+        from django.contrib.auth.models import Permission
+
+        user.user_permissions.add(Permission.objects.get(codename="view_message_content"))
     return user
 
 

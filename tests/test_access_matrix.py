@@ -250,6 +250,9 @@ ROWS = [
         data=lambda s: {"from_owner": s.people["owner"].pk, "to_owner": s.people["admin"].pk},
     ),
     Row("ownership_export", "get", READER_GET),
+    # The audit log.
+    Row("audit_log", "get", READER_GET),
+    Row("audit_export", "get", READER_GET),
 ]
 
 

@@ -1,12 +1,13 @@
-"""Django's admin: people and their roles. A role is a group (member, admin, auditor); changing groups
-here or with the actions below goes through `team`, so that admins keep Django's admin site (is_staff)
-and the others lose it."""
+"""Django's admin: the audit log, read-only; people and their roles. A role is a group (member, admin,
+auditor); changing groups here or with the actions below goes through `team`, so that admins keep
+Django's admin site (is_staff) and the others lose it."""
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
 from . import team
+from .models import AuditEvent
 from .permissions import ROLES, role_of
 
 User = get_user_model()
@@ -48,3 +49,27 @@ class ThreadsiteUserAdmin(UserAdmin):
 
 admin.site.unregister(User)
 admin.site.register(User, ThreadsiteUserAdmin)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit log, read-only: no add, change or delete, for superusers included."""
+
+    list_display = ["at", "actor_name", "action", "object_type", "remote_id", "object_pk", "address"]
+    list_filter = ["action", "object_type"]
+    search_fields = ["actor_name", "=remote_id"]
+    date_hierarchy = None
+    ordering = ["-at", "-id"]
+    show_full_result_count = False  # a COUNT(*) over a million events on every page
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

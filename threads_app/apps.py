@@ -7,7 +7,10 @@ class ThreadsAppConfig(AppConfig):
     verbose_name = "Threadsite"
 
     def ready(self):
-        from . import signin  # noqa: F401 (connects the sign-in signal handlers)
+        from . import (
+            audit,  # noqa: F401 (connects the sign-in receivers)
+            signin,  # noqa: F401 (connects the sign-in signal handlers)
+        )
         from .permissions import sync_role_permissions
 
         # After every migrate: the permissions exist by then (they do not during data migrations).

@@ -19,6 +19,7 @@ from functools import wraps
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q
 from django.shortcuts import get_object_or_404
+from django.utils.functional import SimpleLazyObject
 
 from .models import Credential, DeletionJob, Thread
 
@@ -38,6 +39,7 @@ READ_EVERYTHING = [
     "threads_app.view_deletionjob",
     "threads_app.view_retentionpolicy",
     "threads_app.view_statuschange",
+    "threads_app.view_auditevent",
     "auth.view_user",
 ]
 ROLE_PERMISSIONS = {
@@ -93,9 +95,10 @@ class Access:
     manages_jobs: bool  # bulk deletion: previews, jobs, cancel, retry, confirm
     manages_team: bool
     reviews_ownership: bool
+    reads_audit_log: bool
 
 
-ANONYMOUS = Access("", *([False] * 9))
+ANONYMOUS = Access("", *([False] * 10))
 
 
 def role_of(user) -> str:
@@ -150,14 +153,22 @@ def access(user) -> Access:
         manages_jobs=has("threads_app.add_deletionjob") and has("threads_app.change_deletionjob"),
         manages_team=has("auth.change_user") and has("auth.add_user"),
         reviews_ownership=sees,
+        reads_audit_log=has("threads_app.view_auditevent"),
     )
     user._threadsite_access = result
     return result
 
 
 def navigation(request) -> dict:
-    """Context processor: the signed-in user's flags, as `access`, for the navigation and every page."""
-    return {"access": access(request.user)}
+    """Context processor: the signed-in user's flags, as `access`, for the navigation and every page.
+    Lazy: a fragment that shows no navigation reads no permissions."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"access": ANONYMOUS}
+    return {
+        "access": SimpleLazyObject(lambda: access(user)),
+        "can_read_audit_log": SimpleLazyObject(lambda: access(user).reads_audit_log),
+    }
 
 
 # --- Threads and credentials ------------------------------------------------------------------------------
@@ -346,3 +357,12 @@ def get_job_archive_for_user(request, pk) -> DeletionJob:
             "content” permission, which an admin grants."
         )
     return job
+
+
+def can_read_audit_log(user) -> bool:
+    """Whether `user` may read the audit log (its page, its CSV, a thread page's events): those granted
+    `view_auditevent` (admins and auditors, through their groups), and superusers."""
+    return access(user).reads_audit_log
+
+
+audit_log_required = requires("reads_audit_log", "Only admins and auditors can read the audit log.")

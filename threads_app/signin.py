@@ -4,7 +4,8 @@ without activity.
 Counters live in the cache (Redis when REDIS_URL is set, shared by every web process; LocMem otherwise),
 in fixed windows: simple, no new dependency, and a burst against one account or from one address is
 stopped after THREADSITE_SIGNIN_MAX_FAILURES(_PER_ADDRESS) failures for THREADSITE_SIGNIN_WINDOW_SECONDS.
-Keys hold a hash of the username, never the name itself.
+Keys hold a hash of the username, never the name itself. The address is the one the audit log records
+(`audit.client_address`, THREADSITE_TRUSTED_PROXIES).
 """
 
 import hashlib
@@ -18,13 +19,7 @@ from django.contrib.auth.signals import user_logged_in
 from django.core.cache import cache
 from django.dispatch import receiver
 
-
-def client_address(request) -> str:
-    """The client's address: REMOTE_ADDR, or the header a trusted proxy sets (THREADSITE_CLIENT_IP_HEADER,
-    e.g. HTTP_X_REAL_IP), whose first entry is taken."""
-    header = settings.THREADSITE_CLIENT_IP_HEADER
-    value = request.META.get(header, "") if header else ""
-    return value.split(",")[0].strip() or request.META.get("REMOTE_ADDR", "") or "unknown"
+from . import audit
 
 
 def _keys(username: str, address: str) -> tuple[str, str]:
@@ -65,8 +60,12 @@ class LimitedAuthenticationForm(AuthenticationForm):
 
     def clean(self):
         username = self.cleaned_data.get("username") or ""
-        address = client_address(self.request) if self.request else "unknown"
+        address = (audit.client_address(self.request) if self.request else None) or "unknown"
         if is_limited(username, address):
+            # The password is not even checked, so Django's "sign-in failed" is not recorded: this is.
+            audit.record(
+                audit.Action.SIGN_IN_THROTTLED, actor=None, actor_name=username[:150], request=self.request
+            )
             raise forms.ValidationError(limited_message(), code="rate_limited")
         try:
             return super().clean()

@@ -5,11 +5,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.tokens import default_token_generator
 from django.db import transaction
+from django.db.models import Count
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from . import ownership
+from . import audit, ownership
 from .models import Thread
 from .permissions import ADMIN, CONTENT_PERMISSION, ROLES, role_of
 
@@ -38,12 +39,13 @@ def create_user(username: str, *, role: str, email: str = "", password: str = ""
     else:
         user.set_unusable_password()
     user.save()
-    set_role(user, role, by=by)
+    audit.record(audit.Action.USER_ADDED, actor=by, obj=user, role=role, with_password=bool(password))
+    set_role(user, role, by=by, recorded=False)
     return user
 
 
 @transaction.atomic
-def set_role(user, role: str, *, by=None) -> str:
+def set_role(user, role: str, *, by=None, recorded: bool = True) -> str:
     """Put `user` in exactly one role's group; returns the role they had. Admins get Django's admin site
     (is_staff); the others lose it. A superuser stays a superuser (and so an admin) whatever the group."""
     if role not in ROLE_NAMES:
@@ -57,6 +59,8 @@ def set_role(user, role: str, *, by=None) -> str:
         user.is_staff = role == ADMIN
         user.save(update_fields=["is_staff"])
     _forget_access(user)
+    if recorded and previous != role:
+        audit.record(audit.Action.ROLE_CHANGED, actor=by, obj=user, before=previous, after=role)
     return previous
 
 
@@ -65,11 +69,14 @@ def set_content_access(user, allowed: bool, *, by=None) -> None:
     admins have it through their role)."""
     app_label, codename = CONTENT_PERMISSION.split(".")
     permission = Permission.objects.get(content_type__app_label=app_label, codename=codename)
+    if allowed == has_content_access(user):
+        return
     if allowed:
         user.user_permissions.add(permission)
     else:
         user.user_permissions.remove(permission)
     _forget_access(user)
+    audit.record(audit.Action.ROLE_CHANGED, actor=by, obj=user, content_access=allowed)
 
 
 def has_content_access(user) -> bool:
@@ -89,6 +96,13 @@ def deactivate(user, *, by=None, reassign_to=None) -> int:
         user.is_active = False
         user.save(update_fields=["is_active"])
         ownership.forget()
+        audit.record(
+            audit.Action.USER_DEACTIVATED,
+            actor=by,
+            obj=user,
+            reassigned_to=reassign_to.get_username() if reassign_to else "",
+            threads_moved=moved,
+        )
     return moved
 
 
@@ -97,6 +111,7 @@ def reactivate(user, *, by=None) -> None:
         user.is_active = True
         user.save(update_fields=["is_active"])
         ownership.forget()
+        audit.record(audit.Action.ROLE_CHANGED, actor=by, obj=user, reactivated=True)
 
 
 def reassign_threads(threads, to_user, *, by=None) -> int:
@@ -105,8 +120,19 @@ def reassign_threads(threads, to_user, *, by=None) -> int:
     if to_user is not None and not to_user.is_active:
         raise TeamError(f"{to_user.get_username()} is deactivated: choose an active user.")
     threads = threads.exclude(owner=to_user) if to_user is not None else threads.exclude(owner__isnull=True)
+    # Who had them, counted before they move: the event names each previous owner and how many.
+    before = dict(threads.order_by().values_list("owner__username").annotate(n=Count("pk")))
     moved = threads.order_by().update(owner=to_user)
     ownership.forget()
+    if moved:
+        # One event for the reassignment, however many threads it moved (a bulk change, like a job's).
+        audit.record(
+            audit.Action.OWNER_CHANGED,
+            actor=by,
+            before={name or "": n for name, n in before.items()},
+            after=to_user.get_username() if to_user is not None else "",
+            threads=moved,
+        )
     return moved
 
 

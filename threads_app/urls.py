@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import credential_views, import_views, job_views, team_views, views
+from . import audit_views, credential_views, import_views, job_views, team_views, views
 
 urlpatterns = [
     path("", views.thread_list, name="thread_list"),
@@ -52,4 +52,7 @@ urlpatterns = [
     path("ownership/", team_views.ownership_page, name="ownership"),
     path("ownership/reassign/", team_views.ownership_reassign, name="ownership_reassign"),
     path("ownership/export.csv", team_views.ownership_export, name="ownership_export"),
+    # The audit log (admins and auditors): read-only.
+    path("audit/", audit_views.audit_log, name="audit_log"),
+    path("audit/export.csv", audit_views.audit_export, name="audit_export"),
 ]

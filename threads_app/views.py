@@ -19,11 +19,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh, push_url
 
-from . import deletion, kinds, listing, locating, overview, retention, sync, transcripts
+from . import audit, deletion, editing, kinds, listing, locating, overview, retention, sync, transcripts
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
-from .models import Thread
+from .models import AuditEvent, Thread
 from .permissions import (
     can_delete_in_bulk,
+    can_read_audit_log,
     get_thread_for_action,
     get_thread_for_user,
     owner_choices,
@@ -150,6 +151,36 @@ def detail_context(request, thread: Thread, **extra) -> dict:
     return context
 
 
+# The thread page shows this many of its newest audit events; the audit log has the rest.
+THREAD_EVENTS = 20
+
+
+def thread_events(request, thread: Thread) -> dict:
+    """The thread's newest audit events (its own and its deletion jobs'), for those who may read the log."""
+    if not can_read_audit_log(request.user):
+        return {}
+    events = audit.events_for(AuditEvent.objects.all(), thread.remote_id)
+    return {
+        "audit_events": list(events.order_by("-at", "-id")[:THREAD_EVENTS]),
+        "audit_url": reverse("audit_log") + listing.querystring({"object": thread.remote_id}),
+    }
+
+
+def read_messages(request, thread: Thread, after: str | None):
+    """A page of the thread's messages for the person asking, recorded in the audit log when one came."""
+    result = sync.read_messages(thread, after, by=request.user)
+    if result.page is not None:
+        audit.record(
+            audit.Action.MESSAGES_VIEWED,
+            actor=request.user,
+            request=request,
+            obj=thread,
+            page="older" if after else "newest",
+            messages=len(result.page.entries),
+        )
+    return result
+
+
 @require_GET
 def thread_detail(request, pk):
     thread = get_thread_for_user(request, pk)
@@ -165,8 +196,12 @@ def thread_detail(request, pk):
     # Without JavaScript, "Show messages" and "Load older" come back here and render the page inline.
     if request.GET.get("show") == "messages":
         get_thread_for_action(request, pk, "can_read_messages")
-        result = sync.read_messages(thread, form.cleaned_data["after"] or None, by=request.user)
-    return render(request, "threads_app/thread_detail.html", detail_context(request, thread, result=result))
+        result = read_messages(request, thread, form.cleaned_data["after"] or None)
+    return render(
+        request,
+        "threads_app/thread_detail.html",
+        detail_context(request, thread, result=result, **thread_events(request, thread)),
+    )
 
 
 @require_GET
@@ -185,7 +220,7 @@ def thread_messages(request, pk):
             {"thread": thread, "page_form": form},
             status=400,
         )
-    result = sync.read_messages(thread, form.cleaned_data["after"] or None, by=request.user)
+    result = read_messages(request, thread, form.cleaned_data["after"] or None)
     return render(
         request, "threads_app/thread_detail.html#messages", detail_context(request, thread, result=result)
     )
@@ -255,7 +290,7 @@ def thread_pin(request, pk):
     """Pin (keep) the thread, exempting it from every retention policy, or unpin it (`pinned=0`)."""
     thread = get_thread_for_action(request, pk, "can_pin")
     pinned = request.POST.get("pinned", "1") != "0"
-    retention.set_pinned(thread, pinned)
+    retention.set_pinned(thread, pinned, by=request.user)
     return saved(request, thread, "Pinned: no retention policy removes it." if pinned else "Unpinned.")
 
 
@@ -281,9 +316,9 @@ def thread_edit(request, pk):
     if request.method == "POST":
         if form.is_valid():
             # The form already set the new values on `thread`; write only the fields that changed.
-            if form.changed_data:
-                changed = {name: form.cleaned_data[name] for name in form.changed_data}
-                Thread.objects.filter(pk=thread.pk).update(**changed)
+            editing.edit(
+                thread, {name: form.cleaned_data[name] for name in form.changed_data}, by=request.user
+            )
             return saved(request, thread, "Saved.")
         thread.refresh_from_db()
     template = (
@@ -303,7 +338,7 @@ def thread_metadata(request, pk):
     status, api_error = 200, ""
     if request.method == "POST" and adapter.supports_metadata:
         if form.is_valid():
-            problem = sync.update_metadata(thread, form.cleaned_data["metadata"])
+            problem = sync.update_metadata(thread, form.cleaned_data["metadata"], by=request.user)
             if problem is None:
                 return saved(request, thread, "Metadata saved.")
             status = 400 if problem.kind in ("invalid", "not_found") else 502
@@ -373,6 +408,14 @@ def thread_export(request, pk, fmt):
             message = "The API no longer finds this thread, so there is nothing to export."
         messages.error(request, f"Export failed. {message}")
         return redirect("thread_detail", pk=thread.pk)
+    audit.record(
+        audit.Action.THREAD_EXPORTED,
+        actor=request.user,
+        request=request,
+        obj=thread,
+        format=fmt,
+        entries=len(entries),
+    )
     if fmt == "json":
         body, content_type = transcripts.as_json(thread, entries), "application/json"
     else:

@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "threads_app.audit.AddressMiddleware",
 ]
 
 ROOT_URLCONF = "threadsite.urls"
@@ -133,6 +134,14 @@ SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", HTTPS)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 
+# How many proxies in front of the site append the client's address to X-Forwarded-For. 0 (the default):
+# the header is ignored and the connection's address is what the audit log records, since any client can
+# write the header; 1 behind one proxy (docker-compose's TLS proxy), and so on.
+TRUSTED_PROXIES = envint("THREADSITE_TRUSTED_PROXIES", 0, minimum=0)
+# Audit events older than this many days are purged by beat (THREADSITE_AUDIT_PURGE_CRON) or
+# `manage.py purge_audit_events`; 0 (the default) keeps them forever.
+AUDIT_RETENTION_DAYS = envint("THREADSITE_AUDIT_RETENTION_DAYS", 0, minimum=0)
+
 # Only the site's own scripts and styles (no inline ones: htmx's indicator styles are off, see base.html),
 # no framing, and no referrer beyond this origin.
 SECURE_CSP = {
@@ -150,15 +159,13 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
-# Signing in: failed attempts allowed per username, and per client address, in each window (cache counters,
-# `threads_app/signin.py`). Behind a proxy, name the header that carries the client's address (for
-# example HTTP_X_REAL_IP), else every client shares the proxy's.
+# Signing in: failed attempts allowed per username, and per client address (as the audit log reads it,
+# THREADSITE_TRUSTED_PROXIES), in each window (cache counters, `threads_app/signin.py`).
 THREADSITE_SIGNIN_MAX_FAILURES = envint("THREADSITE_SIGNIN_MAX_FAILURES", 5, minimum=1)
 THREADSITE_SIGNIN_MAX_FAILURES_PER_ADDRESS = envint(
     "THREADSITE_SIGNIN_MAX_FAILURES_PER_ADDRESS", 30, minimum=1
 )
 THREADSITE_SIGNIN_WINDOW_SECONDS = envint("THREADSITE_SIGNIN_WINDOW_SECONDS", 15 * 60, minimum=1)
-THREADSITE_CLIENT_IP_HEADER = envstr("THREADSITE_CLIENT_IP_HEADER", "")
 # A session left idle this long is signed out.
 THREADSITE_SESSION_IDLE_MINUTES = envint("THREADSITE_SESSION_IDLE_MINUTES", 8 * 60, minimum=1)
 SESSION_COOKIE_AGE = THREADSITE_SESSION_IDLE_MINUTES * 60
