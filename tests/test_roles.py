@@ -231,3 +231,42 @@ def test_admins_reassign_in_bulk_and_export_csv(client, owned, personas):
 def test_the_content_permission_is_the_one_the_model_declares(db):
     app_label, codename = permissions.CONTENT_PERMISSION.split(".")
     assert Permission.objects.filter(content_type__app_label=app_label, codename=codename).exists()
+
+
+def test_each_change_of_the_team_is_audited_once(client, personas, make_thread):
+    from threads_app.models import AuditEvent
+
+    admin = personas["admin"]
+    start = AuditEvent.objects.count()
+    user = team.create_user("newbie", role="member", by=admin)
+    team.set_role(user, "auditor", by=admin)
+    team.set_role(user, "auditor", by=admin)  # no change: no event
+    team.set_content_access(user, True, by=admin)
+    team.set_content_access(user, True, by=admin)  # no change: no event
+    make_thread(owner=personas["stranger"])
+    make_thread(owner=personas["stranger"])
+    team.deactivate(personas["stranger"], by=admin, reassign_to=personas["owner"])
+    events = list(AuditEvent.objects.order_by("id").values_list("action", "actor_name", "details")[start:])
+    assert [(action, actor) for action, actor, _ in events] == [
+        ("user_added", "ada"),
+        ("role_changed", "ada"),
+        ("role_changed", "ada"),
+        ("owner_changed", "ada"),
+        ("user_deactivated", "ada"),
+    ]
+    assert events[1][2] == {"before": "member", "after": "auditor"}
+    assert events[3][2] == {"before": {"sam": 2}, "after": "olga", "threads": 2}
+    assert events[4][2] == {"reassigned_to": "olga", "threads_moved": 2}
+
+
+def test_a_throttled_sign_in_is_audited_and_no_password_checked(client, settings, bob):
+    from threads_app.models import AuditEvent
+
+    settings.THREADSITE_SIGNIN_MAX_FAILURES = 2
+    for _ in range(2):
+        client.post(reverse("login"), {"username": "bob", "password": "wrong"})
+    client.post(reverse("login"), {"username": "bob", "password": "bob-password"})
+    actions = list(
+        AuditEvent.objects.filter(actor_name="bob").order_by("id").values_list("action", flat=True)
+    )
+    assert actions == ["sign_in_failed", "sign_in_failed", "sign_in_throttled"]
