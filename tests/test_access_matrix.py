@@ -17,7 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from tests.conftest import make_user
 from threads_app import models as project_models
-from threads_app import permissions
+from threads_app import permissions, tokens
 from threads_app.models import (
     DeletionArchive,
     DeletionItem,
@@ -44,6 +44,7 @@ class Site:
     simulator: object
     sim_key: object
     spare_ids: list = field(default_factory=list)  # remote threads nobody tracks yet
+    token: object = None
 
 
 @pytest.fixture
@@ -81,8 +82,19 @@ def site(simulator, sim_key, sim_credential, personas):
     )
     rehome_run = RehomeRun.objects.create(summary="1 thread", thread_ids=[], state=RehomeRun.State.FINISHED)
     target = make_user("tess", "member")
+    token = tokens.create("ci", scopes=["read"], created_by=personas["admin"]).token
     return Site(
-        thread, sim_credential, job, import_run, rehome_run, target, personas, simulator, sim_key, spare
+        thread,
+        sim_credential,
+        job,
+        import_run,
+        rehome_run,
+        target,
+        personas,
+        simulator,
+        sim_key,
+        spare,
+        token,
     )
 
 
@@ -250,6 +262,32 @@ ROWS = [
         data=lambda s: {"from_owner": s.people["owner"].pk, "to_owner": s.people["admin"].pk},
     ),
     Row("ownership_export", "get", READER_GET),
+    Row("thread_history", "get", THREAD_READ, thread_pk, headers=HTMX),
+    # The messages panel holds only the refusal for those who may not read what was said.
+    Row("thread_messages_panel", "get", THREAD_READ, thread_pk, headers=HTMX),
+    Row("thread_forget", "get", ADMIN_GET, thread_pk),
+    Row(
+        "thread_forget",
+        "post",
+        ADMIN_POST,
+        thread_pk,
+        data=lambda s: {"remote_id": s.thread.remote_id},
+    ),
+    Row("favicon", "get", (302,) * 6),
+    # API tokens (admins), and the REST API and capture proxy, which take a token, never a session.
+    Row("token_list", "get", ADMIN_GET),
+    Row(
+        "token_list",
+        "post",
+        (302, 403, 403, 403, 403, 200),
+        data=lambda s: {"name": "made", "scopes": ["read"], "requests_per_minute": "600"},
+    ),
+    Row("token_detail", "get", ADMIN_GET, lambda s: [s.token.pk]),
+    Row("token_revoke", "post", ADMIN_POST, lambda s: [s.token.pk]),
+    Row("api_openapi", "get", PUBLIC),
+    Row("api_threads", "get", (401,) * 6),
+    Row("api_thread", "get", (401,) * 6, lambda s: [s.thread.remote_id]),
+    Row("capture_proxy", "post", (401,) * 6, lambda s: ["threads"]),
     # The audit log.
     Row("audit_log", "get", READER_GET),
     Row("audit_export", "get", READER_GET),
@@ -315,9 +353,9 @@ def test_each_person_gets_exactly_what_their_role_allows(client, site, row, pers
     expected = row.codes[PEOPLE.index(person)]
     assert response.status_code == expected, response.content.decode()[:2000]
     signed_out = person == "anonymous" and response.status_code == 302
-    if signed_out and row.name not in ("logout", "password_reset_confirm"):
+    if signed_out and row.name not in ("logout", "password_reset_confirm", "favicon"):
         assert response["Location"].startswith(reverse("login"))
-    if response.status_code in (403, 404, 405) or (signed_out and row.name != "logout"):
+    if response.status_code in (401, 403, 404, 405) or (signed_out and row.name != "logout"):
         assert fingerprint() == before, "a refused request changed something"
 
 

@@ -1,13 +1,16 @@
+import contextlib
 import re
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core import signing
 from django.core.validators import RegexValidator
 
 from . import ids, importing, listing
 from . import metadata as metadata_rules
-from .models import AuditEvent, Credential, RetentionPolicy, Thread
+from .models import ApiToken, AuditEvent, Credential, RetentionPolicy, Thread
 from .permissions import access, owner_choices, usable_credentials, visible_credentials
 
 # --- Intake: credentials, adding and importing threads ------------------------------------------------
@@ -439,13 +442,41 @@ class ThreadFilterForm(forms.Form):
 
 
 class MessagePageForm(forms.Form):
-    """The `after` cursor of a page of messages: the ID of the last entry shown, as the API gave it."""
+    """The `after` cursor of a page of messages: the ID of the last entry shown, as the API gave it; and
+    `seen`, how many entries the newer pages held, signed for this thread and cursor by `older_query` (a
+    forged one would record a wrong message count; a bad one is ignored, the page still shows)."""
 
     after = forms.RegexField(
         regex=r"^[A-Za-z0-9_.:-]{1,200}$",
         required=False,
         error_messages={"invalid": "The “load older” link is broken: its cursor is not a message ID."},
     )
+    seen = forms.CharField(required=False, max_length=200)
+
+    def __init__(self, *args, thread=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.thread = thread
+
+    @staticmethod
+    def signer(thread, after: str) -> signing.Signer:
+        return signing.Signer(salt=f"threadsite.messages.seen:{thread.pk}:{after}")
+
+    @classmethod
+    def older_query(cls, thread, after: str, seen: int | None) -> str:
+        """The query string of the "Load older" link that continues after `after`."""
+        query = {"after": after}
+        if seen is not None:
+            query["seen"] = cls.signer(thread, after).sign(str(seen))
+        return urlencode(query)
+
+    def clean(self):
+        cleaned = super().clean()
+        token, after = cleaned.get("seen"), cleaned.get("after")
+        cleaned["seen"] = None
+        if token and after and self.thread is not None:
+            with contextlib.suppress(signing.BadSignature, ValueError):  # a bad count is only not recorded
+                cleaned["seen"] = int(self.signer(self.thread, after).unsign(token))
+        return cleaned
 
 
 class ThreadEditForm(forms.ModelForm):
@@ -739,6 +770,40 @@ class BulkReassignForm(forms.Form):
         if not value.isdigit() or not get_user_model().objects.filter(pk=int(value)).exists():
             raise forms.ValidationError("Choose whose threads to reassign.")
         return get_user_model().objects.get(pk=int(value))
+
+
+class ApiTokenForm(forms.Form):
+    """A new API token: its name, scopes, and optionally the one credential and default owner it is for."""
+
+    name = forms.CharField(max_length=100, help_text="The application or person it is for.")
+    scopes = forms.MultipleChoiceField(
+        choices=ApiToken.Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[ApiToken.Scope.REGISTER, ApiToken.Scope.READ],
+    )
+    credential = forms.ModelChoiceField(
+        queryset=Credential.objects.all(),
+        required=False,
+        empty_label="Any (REST API only)",
+        help_text="Bound to one credential, it reaches only that credential's threads; the capture proxy "
+        "needs one to forward to.",
+    )
+    owner = forms.ModelChoiceField(
+        queryset=get_user_model().objects.order_by("username"),
+        required=False,
+        empty_label="None",
+        help_text="What it registers or captures goes to this person; it reaches only what they see.",
+    )
+    stamp_owner = forms.BooleanField(
+        required=False, label="Stamp metadata.threadsite_owner on threads the proxy creates"
+    )
+    requests_per_minute = forms.IntegerField(min_value=1, max_value=1_000_000, initial=600)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("stamp_owner") and not cleaned.get("owner"):
+            self.add_error("stamp_owner", "Stamping the owner needs a default owner.")
+        return cleaned
 
 
 class AuditFilterForm(forms.Form):

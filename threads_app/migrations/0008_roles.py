@@ -25,7 +25,7 @@ def remove_roles(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('threads_app', '0009_audit_events'),
+        ('threads_app', '0011_api_tokens'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
