@@ -517,10 +517,12 @@ class Client:
         return f"<Client {self.base_url} project={self.project or '-'}>"
 
     @classmethod
-    def for_credential(cls, credential, **options) -> "Client":
+    def for_credential(cls, credential, *, write: bool = False, **options) -> "Client":
+        """A client with the credential's key for the work: its read-only key (if it has one) unless the
+        work changes or deletes something."""
         return cls(
             base_url=credential.base_url,
-            api_key=credential.api_key,
+            api_key=credential.key_for(write=write),
             organization=credential.organization_id,
             project=credential.project_id,
             azure_api_version=credential.azure_api_version,
