@@ -37,6 +37,9 @@ INITIAL_RETRY_WAIT = 0.5
 MAX_BACKOFF_WAIT = 8.0
 # Server-directed waits above this are not slept through (OpenAI's client uses the same limit).
 MAX_RETRY_AFTER = 120.0
+# A longer wait named by a server is read as a day: a task is rescheduled and the credential's requests are
+# held back by it, and a year (or `inf`) would overflow the dates and timers that do so.
+MAX_NAMED_WAIT = 86400.0
 RETRY_STATUSES = frozenset({408, 409, 429})
 SENDABLE_KEY = re.compile(r"[!-~]+")
 USER_AGENT = "Threadsite (+requests)"
@@ -146,16 +149,17 @@ def parse_duration(value: str) -> float | None:
     if not text:
         return None
     try:
-        return float(text)  # A bare number: seconds.
+        total = float(text)  # A bare number: seconds.
     except ValueError:
-        pass
-    position, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != position:
+        position, total = 0, 0.0
+        for match in _DURATION_PART.finditer(text):
+            if match.start() != position:
+                return None
+            total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+            position = match.end()
+        if position != len(text):
             return None
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        position = match.end()
-    return total if position == len(text) else None
+    return total if math.isfinite(total) else None
 
 
 def _finite(value: str) -> float | None:
@@ -167,11 +171,17 @@ def _finite(value: str) -> float | None:
 
 
 def retry_after(headers, *, status: int | None = None, now: float | None = None) -> float | None:
-    """Seconds the server asks the client to wait, from the headers of its answer, or None if it does not say.
+    """Seconds the server asks the client to wait (at most MAX_NAMED_WAIT), from the headers of its answer,
+    or None if it does not say.
 
     `x-ratelimit-reset-requests` is the time until the request window refills; it only says how long to
     wait when the request was refused for that reason (a 429).
     """
+    seconds = _named_wait(headers, status, now)
+    return None if seconds is None else min(seconds, MAX_NAMED_WAIT)
+
+
+def _named_wait(headers, status: int | None, now: float | None) -> float | None:
     value = headers.get("retry-after-ms")
     if value is not None and (ms := _finite(value)) is not None:
         return ms / 1000
@@ -334,22 +344,23 @@ def new_session(pool_size: int = 16) -> requests.Session:
     return session
 
 
-def session_for(credential) -> requests.Session:
+def session_for(credential, pool_size: int = 16) -> requests.Session:
     """The pooled session of a saved credential; a new one for each version of it (edits change the key).
+    The capture proxy asks for a larger pool (one connection per stream it holds open) than the rest.
 
     The session carries no secrets (headers go with each request); it is kept only for its connection pool.
     """
     if credential.pk is None:
-        return new_session()
-    version = (credential.pk, credential.updated_at, credential.base_url)
+        return new_session(pool_size)
+    version = (credential.pk, credential.updated_at, credential.base_url, pool_size)
     with _sessions_lock:
         session = _sessions.get(version)
         if session is not None:
             _sessions.move_to_end(version)
             return session
-        for stale in [key for key in _sessions if key[0] == credential.pk]:
+        for stale in [key for key in _sessions if key[0] == credential.pk and key[3] == pool_size]:
             del _sessions[stale]
-        session = _sessions[version] = new_session()
+        session = _sessions[version] = new_session(pool_size)
         while len(_sessions) > MAX_POOLED_SESSIONS:
             _sessions.popitem(last=False)
         return session
@@ -506,10 +517,12 @@ class Client:
         return f"<Client {self.base_url} project={self.project or '-'}>"
 
     @classmethod
-    def for_credential(cls, credential, **options) -> "Client":
+    def for_credential(cls, credential, *, write: bool = False, **options) -> "Client":
+        """A client with the credential's key for the work: its read-only key (if it has one) unless the
+        work changes or deletes something."""
         return cls(
             base_url=credential.base_url,
-            api_key=credential.api_key,
+            api_key=credential.key_for(write=write),
             organization=credential.organization_id,
             project=credential.project_id,
             azure_api_version=credential.azure_api_version,
@@ -641,6 +654,43 @@ class Client:
                 self._remaining(deadline - wait, url)
             self.sleep(wait)
             attempt += 1
+
+    def forward(self, method: str, path: str, *, query: str, body: bytes, headers: dict) -> requests.Response:
+        """Send a request that another client made (the capture proxy): its headers that matter, this
+        credential's key and project, no retries (that client retries itself), and the answer left unread
+        (`read_forwarded`, or streamed by the caller)."""
+        if self._key_problem:
+            raise AuthenticationError(self._key_problem)
+        params = [("api-version", self.azure_api_version)] if self.azure_api_version else []
+        url = self.url(path) + ("?" + query if query else "")
+        sent = {**self.headers(), **headers}
+        for name in ("OpenAI-Organization", "OpenAI-Project"):  # the credential's, never the caller's
+            sent.pop(name, None)
+            if self.headers().get(name):
+                sent[name] = self.headers()[name]
+        try:
+            return self.session.request(
+                method,
+                url,
+                params=params or None,
+                data=body or None,
+                headers=sent,
+                auth=self._auth,
+                timeout=self.timeout,
+                allow_redirects=False,
+                stream=True,
+            )
+        except (requests.ConnectionError, requests.Timeout) as e:
+            raise APIConnectionError(
+                f"Could not reach {_host(url)}: {_describe_connection_failure(e, self.timeout)}"
+            ) from None
+        except (requests.RequestException, ValueError) as e:
+            raise APIConnectionError(f"Cannot send the request to {_host(url)}: {type(e).__name__}") from None
+
+    def read_forwarded(self, response: requests.Response) -> bytes:
+        """The whole body of a forwarded answer, decoded, within the deadline and the size limit."""
+        self._read_body(response, time.monotonic() + self.deadline, response.url)
+        return response.content
 
     def _remaining(self, deadline: float, url: str) -> float:
         """Seconds left before the deadline; DeadlineExceeded when none are."""

@@ -53,10 +53,12 @@ class SortKey:
 
 
 # Each order is served by an index read forwards or backwards: thread_activity_idx, thread_created_idx,
-# thread_title_key_idx (on the very expression below) and the unique index of remote_id.
+# thread_added_idx, thread_title_key_idx (on the very expression below) and the unique index of remote_id.
 SORTS = {
     "activity": SortKey("last_activity_at", "Last activity", nullable=True, is_datetime=True),
     "created": SortKey("remote_created_at", "Created", nullable=True, is_datetime=True),
+    # "See the newest threads" after an import or an add.
+    "added": SortKey("added_at", "Added", is_datetime=True),
     # Case-insensitive; an untitled thread has no title to sort by (NULL), so it comes after the titled.
     "title": SortKey("title_key", "Title", nullable=True, expression=NullIf(Lower("title"), Value(""))),
     "id": SortKey("remote_id", "ID", unique=True),

@@ -8,12 +8,13 @@ still reads threads: a retention policy that exempts threads by a metadata pair 
 metadata), through a query on that credential's active threads with the pair.
 """
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db.models import Case, Count, IntegerField, Sum, Value, When
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from . import kinds, listing, retention, tallies
@@ -161,7 +162,7 @@ class Going:
         rows = []
         for policy in self.policies.values():
             pairs = retention.metadata_exemption(policy)
-            if pairs is None:
+            if pairs is None or policy.credential_id in self.hidden:
                 continue
             threads = Thread.objects.filter(
                 pairs,
@@ -215,7 +216,7 @@ def day_of(number: int):
     return tallies.EPOCH + timedelta(days=number)
 
 
-def summary(owner, now) -> dict:
+def summary(owner, now, hidden=()) -> dict:
     """The overview's figures for the threads of `owner` (a user's pk), or of everyone (None), as plain
     data. Figures that depend on the date are counted in whole days of the current time zone."""
     today = timezone.localdate(now)
@@ -227,6 +228,7 @@ def summary(owner, now) -> dict:
     for model in tables:
         for credential, kind, status, n in (
             model.objects.filter(owner_key=scope)
+            .exclude(credential_id__in=hidden)
             .values_list("credential_id", "kind", "status")
             .annotate(total=Sum("n"))
             .order_by()
@@ -248,11 +250,15 @@ def summary(owner, now) -> dict:
     by_credential = {pk: n for pk, n in by_credential.items() if n}
 
     going = Going(today)
+    going.hidden = set(hidden)
     # The day numbers a figure is cut at: each age bucket's edges, each window before each horizon.
     cuts = [d - days - 1 for _, newer, older in AGE_BUCKETS for days in (newer, older) if days is not None]
     keys = [scope, *going.exempt_owners()] if owner is None else [scope]
     days = DayRows(
-        [model.objects.filter(owner_key__in=keys) for model in (OverviewDay, OverviewDayChange)],
+        [
+            model.objects.filter(owner_key__in=keys).exclude(credential_id__in=hidden)
+            for model in (OverviewDay, OverviewDayChange)
+        ],
         cuts + going.cuts(),
     )
 
@@ -309,3 +315,27 @@ def age_link(newer: int | None, older: int | None, today) -> str:
     if newer is not None:
         params["active_to"] = (today - timedelta(days=newer + 1)).isoformat()
     return listing.querystring(params)
+
+
+CAPTURE_DAYS = 14
+
+
+def captured_per_day(threads, now, days: int = CAPTURE_DAYS) -> list[tuple]:
+    """Threads that entered through API tokens (captured by the proxy, or registered through the REST API)
+    on each of the last `days` days, oldest first: (date, captured, registered). One GROUP BY over the
+    partial index thread_token_added_idx, which holds only such threads."""
+    start = (now - timedelta(days=days - 1)).date()
+    counts = Counter()
+    rows = (
+        threads.order_by()
+        .filter(source__in=[Thread.Source.CAPTURE, Thread.Source.API], added_at__date__gte=start)
+        .annotate(day=TruncDate("added_at"))
+        .values_list("day", "source")
+        .annotate(n=Count("id"))
+    )
+    for day, source, n in rows:
+        counts[day, source] = n
+    return [
+        (day, counts[day, Thread.Source.CAPTURE], counts[day, Thread.Source.API])
+        for day in (start + timedelta(days=offset) for offset in range(days))
+    ]

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from .env import (
     beat_schedule,
@@ -59,8 +60,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "threads_app.signin.IdleSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "threads_app.audit.AddressMiddleware",
 ]
@@ -139,6 +142,36 @@ TRUSTED_PROXIES = envint("THREADSITE_TRUSTED_PROXIES", 0, minimum=0)
 # `manage.py purge_audit_events`; 0 (the default) keeps them forever.
 AUDIT_RETENTION_DAYS = envint("THREADSITE_AUDIT_RETENTION_DAYS", 0, minimum=0)
 
+# Only the site's own scripts and styles (no inline ones: htmx's indicator styles are off, see base.html),
+# no framing, and no referrer beyond this origin.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Signing in: failed attempts allowed per username, and per client address (as the audit log reads it,
+# THREADSITE_TRUSTED_PROXIES), in each window (cache counters, `threads_app/signin.py`).
+THREADSITE_SIGNIN_MAX_FAILURES = envint("THREADSITE_SIGNIN_MAX_FAILURES", 5, minimum=1)
+THREADSITE_SIGNIN_MAX_FAILURES_PER_ADDRESS = envint(
+    "THREADSITE_SIGNIN_MAX_FAILURES_PER_ADDRESS", 30, minimum=1
+)
+THREADSITE_SIGNIN_WINDOW_SECONDS = envint("THREADSITE_SIGNIN_WINDOW_SECONDS", 15 * 60, minimum=1)
+# A session left idle this long is signed out.
+THREADSITE_SESSION_IDLE_MINUTES = envint("THREADSITE_SESSION_IDLE_MINUTES", 8 * 60, minimum=1)
+SESSION_COOKIE_AGE = THREADSITE_SESSION_IDLE_MINUTES * 60
+# One-time set-password links made on the Team page stay valid this long.
+PASSWORD_RESET_TIMEOUT = envint("THREADSITE_SET_PASSWORD_LINK_DAYS", 3, minimum=1) * 24 * 3600
+
 CACHES = {"default": cache_settings(envstr("REDIS_URL"))}
 
 # --- Task queue -----------------------------------------------------------------------------------
@@ -196,6 +229,20 @@ IMPORT_INLINE_BYTES = envint("THREADSITE_IMPORT_INLINE_BYTES", 512 * 1024, minim
 IMPORT_MAX_BYTES = envint("THREADSITE_IMPORT_MAX_BYTES", 64 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_BYTES
 
+# --- API tokens, the REST API and the capture proxy (/proxy/v1/) ----------------------------------
+# A token found is kept this long in each web process, sparing the capture proxy a query per request; a
+# revocation reaches the other processes within it (0: look every token up every time).
+THREADSITE_TOKEN_CACHE_SECONDS = envint("THREADSITE_TOKEN_CACHE_SECONDS", 5, minimum=0)
+# Each socket read of a forwarded answer may wait this long: a model may think for minutes before its
+# first token (the official client's own timeout is 600 s).
+THREADSITE_PROXY_READ_TIMEOUT = envint("THREADSITE_PROXY_READ_TIMEOUT", 600, minimum=1)
+# Streams one web process holds at once. Each holds one of gunicorn's threads for its whole length, so
+# the default keeps 8 of GUNICORN_THREADS free for every other request; past it, a stream gets a 503
+# with Retry-After (which the official client retries) instead of taking the last thread.
+THREADSITE_PROXY_MAX_STREAMS = envint(
+    "THREADSITE_PROXY_MAX_STREAMS", max(4, envint("GUNICORN_THREADS", 8, minimum=1) - 8), minimum=1
+)
+
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -203,8 +250,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"refusals": {"()": "threadsite.logfilters.RefusalsWithoutTraceback"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["refusals"]},
+    },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    # urllib3 logs URLs only (never headers), but keep it quiet: retries are logged by our client.
-    "loggers": {"urllib3": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own console handler (DEBUG only) would print each record a second time beside the
+        # root's: configured here without handlers, its records reach the root's console once.
+        "django": {"level": "INFO"},
+        # urllib3 logs URLs only (never headers), but keep it quiet: retries are logged by our client.
+        "urllib3": {"level": "WARNING"},
+    },
 }

@@ -59,7 +59,7 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('threads_app', '0009_audit_events'),
+        ('threads_app', '0008_roles'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
