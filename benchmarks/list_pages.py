@@ -585,7 +585,9 @@ def time_import(url: str, count: int) -> float:
     from threads_app.models import Thread
 
     use_database(url)
-    Thread.objects.filter(owner__username=BENCH_IMPORTER).delete()
+    # One DELETE statement (the ORM's delete() would load two million rows to cascade them one by one).
+    imported = Thread.objects.filter(owner__username=BENCH_IMPORTER)
+    imported._raw_delete(imported.db)
     return elapsed
 
 
