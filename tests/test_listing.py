@@ -33,7 +33,8 @@ def refusal(sort: str, token: str) -> str:
 @pytest.mark.parametrize("title", ["", "a", "ab", "abc", "Résumé ✓", "t" * 300])
 def test_a_title_cursor_gives_back_the_title_and_row_it_was_made_from(title):
     token = encode_cursor(SORTS["title"], Thread(pk=42, title=title))
-    assert decode_cursor(SORTS["title"], token) == (title, 42)
+    # The title as it sorts: lowercased, and none for an untitled thread (those come after the titled).
+    assert decode_cursor(SORTS["title"], token) == (title.lower() or None, 42)
     assert "=" not in token  # no padding to escape in a URL
 
 
@@ -56,7 +57,7 @@ def test_a_cursor_in_the_threads_of_unknown_date_carries_no_date(sort):
     assert decode_cursor(SORTS[sort], token) == (None, 9)
 
 
-@pytest.mark.parametrize("sort", ["title", "id"])
+@pytest.mark.parametrize("sort", ["id"])
 def test_a_title_or_id_cursor_without_a_position_is_refused(sort):
     assert refusal(sort, cursor(None, 9)) == f"{SORTS[sort].label.lower()} cannot be empty"
 

@@ -48,8 +48,10 @@ class SortKey:
     # A unique field orders rows by itself; the others need the id as a tie-breaker.
     unique: bool = False
     is_datetime: bool = False
-    # Sorting by an expression rather than a column: annotated onto the rows under the name `field`.
+    # Sorting by an expression rather than a column: annotated onto the rows under the name `field`,
+    # and `python` computes the same value from a row that was read without it.
     expression: object = None
+    python: object = None
 
 
 # Each order is served by an index read forwards or backwards: thread_activity_idx, thread_created_idx,
@@ -60,7 +62,13 @@ SORTS = {
     # "See the newest threads" after an import or an add.
     "added": SortKey("added_at", "Added", is_datetime=True),
     # Case-insensitive; an untitled thread has no title to sort by (NULL), so it comes after the titled.
-    "title": SortKey("title_key", "Title", nullable=True, expression=NullIf(Lower("title"), Value(""))),
+    "title": SortKey(
+        "title_key",
+        "Title",
+        nullable=True,
+        expression=NullIf(Lower("title"), Value("")),
+        python=lambda thread: thread.title.lower() or None,
+    ),
     "id": SortKey("remote_id", "ID", unique=True),
 }
 
@@ -101,7 +109,10 @@ MAX_ROW_ID = 2**63 - 1
 
 
 def encode_cursor(sort_key: SortKey, row) -> str:
-    value = getattr(row, sort_key.field)
+    if sort_key.python is not None and not hasattr(row, sort_key.field):
+        value = sort_key.python(row)
+    else:
+        value = getattr(row, sort_key.field)
     if isinstance(value, datetime):
         value = value.isoformat()
     raw = json.dumps([value, row.pk], separators=(",", ":"), ensure_ascii=False).encode()
