@@ -1,8 +1,11 @@
+import contextlib
 import re
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core import signing
 from django.core.validators import RegexValidator
 
 from . import ids, importing, listing
@@ -387,13 +390,41 @@ class ThreadFilterForm(forms.Form):
 
 
 class MessagePageForm(forms.Form):
-    """The `after` cursor of a page of messages: the ID of the last entry shown, as the API gave it."""
+    """The `after` cursor of a page of messages: the ID of the last entry shown, as the API gave it; and
+    `seen`, how many entries the newer pages held, signed for this thread and cursor by `older_query` (a
+    forged one would record a wrong message count; a bad one is ignored, the page still shows)."""
 
     after = forms.RegexField(
         regex=r"^[A-Za-z0-9_.:-]{1,200}$",
         required=False,
         error_messages={"invalid": "The “load older” link is broken: its cursor is not a message ID."},
     )
+    seen = forms.CharField(required=False, max_length=200)
+
+    def __init__(self, *args, thread=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.thread = thread
+
+    @staticmethod
+    def signer(thread, after: str) -> signing.Signer:
+        return signing.Signer(salt=f"threadsite.messages.seen:{thread.pk}:{after}")
+
+    @classmethod
+    def older_query(cls, thread, after: str, seen: int | None) -> str:
+        """The query string of the "Load older" link that continues after `after`."""
+        query = {"after": after}
+        if seen is not None:
+            query["seen"] = cls.signer(thread, after).sign(str(seen))
+        return urlencode(query)
+
+    def clean(self):
+        cleaned = super().clean()
+        token, after = cleaned.get("seen"), cleaned.get("after")
+        cleaned["seen"] = None
+        if token and after and self.thread is not None:
+            with contextlib.suppress(signing.BadSignature, ValueError):  # a bad count is only not recorded
+                cleaned["seen"] = int(self.signer(self.thread, after).unsign(token))
+        return cleaned
 
 
 class ThreadEditForm(forms.ModelForm):

@@ -50,10 +50,12 @@ class SortKey:
 
 
 # Each order is served by an index read forwards or backwards: thread_activity_idx, thread_created_idx,
-# thread_title_idx and the unique index of remote_id.
+# thread_added_idx, thread_title_idx and the unique index of remote_id.
 SORTS = {
     "activity": SortKey("last_activity_at", "Last activity", nullable=True, is_datetime=True),
     "created": SortKey("remote_created_at", "Created", nullable=True, is_datetime=True),
+    # "See the newest threads" after an import or an add.
+    "added": SortKey("added_at", "Added", is_datetime=True),
     "title": SortKey("title", "Title"),
     "id": SortKey("remote_id", "ID", unique=True),
 }

@@ -45,6 +45,19 @@ def get_rw_thread_for_user(request, pk) -> Thread:
     return get_thread_for_user(request, pk)
 
 
+def can_forget(user, thread: Thread) -> bool:
+    """Whether the thread page offers `user` to remove `thread` from the registry: admins, for a thread
+    that is no longer active."""
+    return is_admin(user) and thread.status != Thread.Status.ACTIVE
+
+
+def get_thread_to_forget(request, pk) -> Thread:
+    """The thread `pk` for an admin (403 for anyone else, before looking), else 404."""
+    if not is_admin(request.user):
+        raise PermissionDenied("Only admins can remove threads from the registry.")
+    return get_thread_for_user(request, pk)
+
+
 def is_admin(user) -> bool:
     return user.is_authenticated and user.is_staff
 

@@ -6,7 +6,7 @@ fragment and its full page never drift apart; every HTMX link has an href that r
 Objects come only from `permissions`, which decides who sees what.
 """
 
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from django.contrib import messages
 from django.core.cache import cache
@@ -17,16 +17,35 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRefresh, push_url
+from django_htmx.http import (
+    HttpResponseClientRedirect,
+    HttpResponseClientRefresh,
+    push_url,
+    trigger_client_event,
+)
 
-from . import audit, deletion, editing, kinds, listing, locating, overview, retention, sync, transcripts
+from . import (
+    audit,
+    deletion,
+    editing,
+    importing,
+    kinds,
+    listing,
+    locating,
+    overview,
+    retention,
+    sync,
+    transcripts,
+)
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
 from .models import AuditEvent, Thread
 from .permissions import (
     can_delete_in_bulk,
+    can_forget,
     can_read_audit_log,
     get_rw_thread_for_user,
     get_thread_for_user,
+    get_thread_to_forget,
     usable_credentials,
     visibility_key,
     visible_threads,
@@ -141,8 +160,12 @@ def detail_context(request, thread: Thread, **extra) -> dict:
         "status_changes": thread.status_changes.select_related("changed_by")[:50],
         "now": timezone.now(),
         "removal": retention.removal(thread),
+        "can_forget": can_forget(request.user, thread),
     }
     context.update(extra)
+    result = context.get("result")
+    if result is not None and result.older_cursor:
+        context["older_query"] = MessagePageForm.older_query(thread, result.older_cursor, result.seen)
     return context
 
 
@@ -161,9 +184,9 @@ def thread_events(request, thread: Thread) -> dict:
     }
 
 
-def read_messages(request, thread: Thread, after: str | None):
+def read_messages(request, thread: Thread, after: str | None, seen: int | None = None):
     """A page of the thread's messages for the person asking, recorded in the audit log when one came."""
-    result = sync.read_messages(thread, after, by=request.user)
+    result = sync.read_messages(thread, after, seen=seen, by=request.user)
     if result.page is not None:
         audit.record(
             audit.Action.MESSAGES_VIEWED,
@@ -179,7 +202,7 @@ def read_messages(request, thread: Thread, after: str | None):
 @require_GET
 def thread_detail(request, pk):
     thread = get_thread_for_user(request, pk)
-    form = MessagePageForm(request.GET)
+    form = MessagePageForm(request.GET, thread=thread)
     if not form.is_valid():
         return render(
             request,
@@ -190,7 +213,8 @@ def thread_detail(request, pk):
     result = None
     # Without JavaScript, "Show messages" and "Load older" come back here and render the page inline.
     if request.GET.get("show") == "messages":
-        result = read_messages(request, thread, form.cleaned_data["after"] or None)
+        data = form.cleaned_data
+        result = read_messages(request, thread, data["after"] or None, seen=data["seen"])
     return render(
         request,
         "threads_app/thread_detail.html",
@@ -206,7 +230,7 @@ def thread_messages(request, pk):
         query = request.GET.copy()
         query["show"] = "messages"
         return redirect(reverse("thread_detail", args=[thread.pk]) + "?" + query.urlencode() + "#messages")
-    form = MessagePageForm(request.GET)
+    form = MessagePageForm(request.GET, thread=thread)
     if not form.is_valid():
         return render(
             request,
@@ -214,10 +238,11 @@ def thread_messages(request, pk):
             {"thread": thread, "page_form": form},
             status=400,
         )
-    result = read_messages(request, thread, form.cleaned_data["after"] or None)
-    return render(
-        request, "threads_app/thread_detail.html#messages", detail_context(request, thread, result=result)
-    )
+    data = form.cleaned_data
+    result = read_messages(request, thread, data["after"] or None, seen=data["seen"])
+    # A page that counted the thread also puts the new count in the details panel (out of band).
+    context = detail_context(request, thread, result=result, count_oob=result.counted)
+    return render(request, "threads_app/thread_detail.html#messages", context)
 
 
 @require_GET
@@ -227,6 +252,17 @@ def thread_facts(request, pk):
     if not is_fragment_request(request):
         return redirect("thread_detail", pk=thread.pk)
     return render(request, "threads_app/thread_detail.html#facts", detail_context(request, thread))
+
+
+@require_GET
+def thread_panel(request, pk, name):
+    """One panel of the thread page as stored now (`name` comes from the URL pattern: history or
+    messages-panel), for HTMX, when an action changed the thread (threadChanged); the page for anyone
+    else."""
+    thread = get_thread_for_user(request, pk)
+    if not is_fragment_request(request):
+        return redirect("thread_detail", pk=thread.pk)
+    return render(request, f"threads_app/thread_detail.html#{name}", detail_context(request, thread))
 
 
 @require_POST
@@ -289,13 +325,19 @@ def thread_pin(request, pk):
 
 
 def saved(request, thread: Thread, message: str):
-    """After an edit: the refreshed facts panel for HTMX, else back to the thread page with a message."""
+    """After an edit: the refreshed facts panel for HTMX on the thread page, else back to the thread page
+    with a message (from the edit pages themselves too: their panel alone would be a dead end)."""
+    thread_page = reverse("thread_detail", args=[thread.pk])
     if is_fragment_request(request):
-        return render(
-            request, "threads_app/thread_detail.html#facts", detail_context(request, thread, saved=True)
-        )
+        here = urlsplit(request.htmx.current_url_abs_path or thread_page).path
+        if here == thread_page:
+            return render(
+                request, "threads_app/thread_detail.html#facts", detail_context(request, thread, saved=True)
+            )
+        messages.success(request, message)
+        return HttpResponseClientRedirect(thread_page)
     messages.success(request, message)
-    return redirect("thread_detail", pk=thread.pk)
+    return redirect(thread_page)
 
 
 @require_http_methods(["GET", "POST"])
@@ -311,12 +353,10 @@ def thread_edit(request, pk):
             )
             return saved(request, thread, "Saved.")
         thread.refresh_from_db()
-    template = (
-        "threads_app/thread_edit.html#form"
-        if is_fragment_request(request)
-        else "threads_app/thread_edit.html"
-    )
-    return render(request, template, {"thread": thread, "form": form}, status=400 if form.errors else 200)
+    fragment = is_fragment_request(request)
+    template = "threads_app/thread_edit.html#form" if fragment else "threads_app/thread_edit.html"
+    context = {"thread": thread, "form": form, "standalone": not fragment}
+    return render(request, template, context, status=400 if form.errors else 200)
 
 
 @require_http_methods(["GET", "POST"])
@@ -337,12 +377,15 @@ def thread_metadata(request, pk):
             status = 400
     elif request.method == "POST":
         status = 400
-    template = (
-        "threads_app/thread_metadata.html#form"
-        if is_fragment_request(request)
-        else "threads_app/thread_metadata.html"
-    )
-    context = {"thread": thread, "adapter": adapter, "form": form, "api_error": api_error}
+    fragment = is_fragment_request(request)
+    template = "threads_app/thread_metadata.html#form" if fragment else "threads_app/thread_metadata.html"
+    context = {
+        "thread": thread,
+        "adapter": adapter,
+        "form": form,
+        "api_error": api_error,
+        "standalone": not fragment,
+    }
     return render(request, template, context, status=status)
 
 
@@ -378,9 +421,31 @@ def thread_delete(request, pk):
         context.update(outcome=outcome, failed=status != 200, now=timezone.now())
         if context["origin"] == "list":
             thread.removal = retention.removal(thread)  # the row sent back says what the list's rows say
-        return render(request, "threads_app/thread_delete.html#result", context, status=status)
+        context["can_forget"] = can_forget(request.user, thread)  # the header sent back offers it
+        response = render(request, "threads_app/thread_delete.html#result", context, status=status)
+        # The thread page's panels (history, messages, details) ask for themselves again.
+        return trigger_client_event(response, "threadChanged") if status == 200 else response
     (messages.success if status == 200 else messages.error)(request, outcome)
     return redirect(context["next"])
+
+
+@require_http_methods(["GET", "POST"])
+def thread_forget(request, pk):
+    """Remove a thread that is no longer active from the registry (admins), behind a confirmation."""
+    thread = get_thread_to_forget(request, pk)
+    # The confirmation names the thread: a POST that does not (a stray or forged one) only shows it.
+    confirmed = request.method == "POST" and request.POST.get("remote_id") == thread.remote_id
+    if not confirmed:
+        fragment = is_fragment_request(request)
+        template = "threads_app/thread_forget.html#dialog" if fragment else "threads_app/thread_forget.html"
+        return render(request, template, {"thread": thread}, status=400 if request.method == "POST" else 200)
+    try:
+        remote_id = importing.forget_thread(thread, by=request.user)
+    except importing.ForgetRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("thread_detail", pk=thread.pk)
+    messages.success(request, f"Forgot {remote_id}: it is no longer in the registry. The API was not asked.")
+    return redirect("thread_list")
 
 
 @require_GET

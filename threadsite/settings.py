@@ -217,8 +217,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"refusals": {"()": "threadsite.logfilters.RefusalsWithoutTraceback"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["refusals"]},
+    },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    # urllib3 logs URLs only (never headers), but keep it quiet: retries are logged by our client.
-    "loggers": {"urllib3": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own console handler (DEBUG only) would print each record a second time beside the
+        # root's: configured here without handlers, its records reach the root's console once.
+        "django": {"level": "INFO"},
+        # urllib3 logs URLs only (never headers), but keep it quiet: retries are logged by our client.
+        "urllib3": {"level": "WARNING"},
+    },
 }
