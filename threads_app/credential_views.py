@@ -8,12 +8,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import credentials, retention, sync, tasks
 from .forms import CredentialForm, RetentionPolicyForm
 from .models import Credential, StatusChange, Thread
-from .permissions import admin_required
+from .permissions import admin_required, credentials_viewer_required
 
 
 @require_GET
-@admin_required
+@credentials_viewer_required
 def credential_list(request):
+    """Every credential with its reach: admins manage them here, auditors read it."""
     credentials = list(with_reach(Credential.objects.select_related("created_by")))
     return render(request, "threads_app/credential_list.html", {"credentials": credentials})
 
@@ -28,10 +29,17 @@ def with_reach(credentials):
             missing_count=Count("threads", filter=Q(threads__status=Thread.Status.MISSING)),
         )
     )
+    limits = Credential.limited_to.through.objects.filter(credential__in=credentials)
+    limited = {}
+    for credential_id, username in limits.values_list("credential_id", "user__username").order_by(
+        "user__username"
+    ):
+        limited.setdefault(credential_id, []).append(username)
     moves = StatusChange.objects.exclude(moved_to="").order_by()
     moved_in = dict(moves.values_list("moved_to").annotate(n=Count("pk")))
     moved_out = dict(moves.values_list("moved_from").annotate(n=Count("pk")))
     for credential in credentials:
+        credential.limited_names = limited.get(credential.pk, [])
         credential.moved_in, credential.moved_out = (
             moved_in.get(credential.name, 0),
             moved_out.get(credential.name, 0),

@@ -43,9 +43,11 @@ from .permissions import (
     can_delete_in_bulk,
     can_forget,
     can_read_audit_log,
-    get_rw_thread_for_user,
+    get_thread_for_action,
     get_thread_for_user,
     get_thread_to_forget,
+    owner_choices,
+    thread_flags,
     usable_credentials,
     visibility_key,
     visible_threads,
@@ -123,6 +125,8 @@ def thread_list(request):
         before=data["before_position"],
     )
     listing.with_removals(page.threads)  # each row says when it goes, as the thread page does
+    for thread in page.threads:
+        thread.flags = thread_flags(request.user, thread)
     count, count_precision = listing.count_matches(threads, page, text_search=listing.is_text_search(data))
     params = form.query_params()
     here = list_url(params, after=data["after"] or None, before=data["before"] or None)
@@ -156,6 +160,7 @@ def detail_context(request, thread: Thread, **extra) -> dict:
     adapter = kinds.adapter_for(thread)
     context = {
         "thread": thread,
+        "flags": thread_flags(request.user, thread),
         "adapter": adapter,
         "status_changes": thread.status_changes.select_related("changed_by")[:50],
         "now": timezone.now(),
@@ -213,6 +218,7 @@ def thread_detail(request, pk):
     result = None
     # Without JavaScript, "Show messages" and "Load older" come back here and render the page inline.
     if request.GET.get("show") == "messages":
+        get_thread_for_action(request, pk, "can_read_messages")
         data = form.cleaned_data
         result = read_messages(request, thread, data["after"] or None, seen=data["seen"])
     return render(
@@ -225,7 +231,7 @@ def thread_detail(request, pk):
 @require_GET
 def thread_messages(request, pk):
     """A page of messages, for HTMX: the first on load, older ones on "Load older"."""
-    thread = get_thread_for_user(request, pk)
+    thread = get_thread_for_action(request, pk, "can_read_messages")
     if not is_fragment_request(request):
         query = request.GET.copy()
         query["show"] = "messages"
@@ -291,7 +297,7 @@ def thread_refresh(request, pk):
 
 @require_POST
 def thread_mark_missing(request, pk):
-    thread = get_rw_thread_for_user(request, pk)
+    thread = get_thread_for_action(request, pk, "can_mark_missing")
     if thread.status == Thread.Status.ACTIVE:
         thread.set_status(
             Thread.Status.MISSING,
@@ -307,7 +313,7 @@ def thread_mark_missing(request, pk):
 @require_POST
 def thread_rehome(request, pk):
     """Look for the thread under the other credentials the user may use; move it to the one that finds it."""
-    thread = get_rw_thread_for_user(request, pk)
+    thread = get_thread_for_action(request, pk, "can_rehome")
     result = locating.rehome(thread, usable_credentials(request.user), by=request.user)
     (messages.success if result.moved else messages.warning)(request, result.message)
     if request.htmx:
@@ -318,7 +324,7 @@ def thread_rehome(request, pk):
 @require_POST
 def thread_pin(request, pk):
     """Pin (keep) the thread, exempting it from every retention policy, or unpin it (`pinned=0`)."""
-    thread = get_rw_thread_for_user(request, pk)
+    thread = get_thread_for_action(request, pk, "can_pin")
     pinned = request.POST.get("pinned", "1") != "0"
     retention.set_pinned(thread, pinned, by=request.user)
     return saved(request, thread, "Pinned: no retention policy removes it." if pinned else "Unpinned.")
@@ -342,9 +348,13 @@ def saved(request, thread: Thread, message: str):
 
 @require_http_methods(["GET", "POST"])
 def thread_edit(request, pk):
-    """Edit the thread's local fields: title, owner, end-user label."""
-    thread = get_rw_thread_for_user(request, pk)
-    form = ThreadEditForm(request.POST if request.method == "POST" else None, instance=thread)
+    """Edit the thread's local fields: title, end-user label, and (admins) the owner."""
+    thread = get_thread_for_action(request, pk, "can_edit")
+    form = ThreadEditForm(
+        request.POST if request.method == "POST" else None,
+        instance=thread,
+        owners=owner_choices(request.user) if thread_flags(request.user, thread).can_assign_owner else None,
+    )
     if request.method == "POST":
         if form.is_valid():
             # The form already set the new values on `thread`; write only the fields that changed.
@@ -362,7 +372,7 @@ def thread_edit(request, pk):
 @require_http_methods(["GET", "POST"])
 def thread_metadata(request, pk):
     """Edit the remote metadata, sent to the API (`sync.update_metadata`)."""
-    thread = get_rw_thread_for_user(request, pk)
+    thread = get_thread_for_action(request, pk, "can_edit_metadata")
     adapter = kinds.adapter_for(thread)
     form = MetadataForm(request.POST if request.method == "POST" else None, initial_metadata=thread.metadata)
     status, api_error = 200, ""
@@ -392,7 +402,8 @@ def thread_metadata(request, pk):
 @require_http_methods(["GET", "POST"])
 def thread_delete(request, pk):
     """Delete the thread through the API, behind a confirmation that names it."""
-    thread = get_rw_thread_for_user(request, pk)
+    thread = get_thread_for_action(request, pk, "can_delete")
+    thread.flags = thread_flags(request.user, thread)  # the list's row, sent back, keeps its buttons
     adapter = kinds.adapter_for(thread)
     fallback = reverse("thread_detail", args=[thread.pk])
     context = {
@@ -402,6 +413,7 @@ def thread_delete(request, pk):
         "next": safe_next(request, fallback),
         "here_quoted": quote(safe_next(request, fallback), safe="/"),
         "can_bulk_delete": can_delete_in_bulk(request.user),  # the list's row, sent back, keeps its checkbox
+        "flags": thread.flags,
         "origin": request.POST.get("origin") or request.GET.get("origin") or "",
         "form": DeleteThreadForm(request.POST if request.method == "POST" else None),
     }
@@ -451,7 +463,7 @@ def thread_forget(request, pk):
 @require_GET
 def thread_export(request, pk, fmt):
     """The whole transcript as a download: every page, oldest first."""
-    thread = get_thread_for_user(request, pk)
+    thread = get_thread_for_action(request, pk, "can_export")
     if fmt not in ("json", "md"):
         raise Http404("Transcripts download as .json or .md.")
     entries, problem = sync.read_transcript(thread, by=request.user)
@@ -483,7 +495,7 @@ def thread_export(request, pk, fmt):
 
 @require_GET
 def overview_page(request):
-    # Shared by the users who see the same threads (for now, everyone).
+    # Shared by the users who see the same threads: admins and auditors share one; each member has theirs.
     key = f"threadsite:overview:{visibility_key(request.user)}"
     figures = cache.get(key)
     if figures is None:
