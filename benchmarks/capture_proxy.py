@@ -10,8 +10,8 @@ in docker-compose.yml), on a PostgreSQL database of its own, created, migrated a
 1. Added latency: `--requests` requests each way, interleaved, one at a time on kept-alive connections:
    GET /conversations/{id} and POST /conversations (which the proxy records in the registry), straight to
    the simulator (the baseline, same run) and through /proxy/v1/. Prints median and p99 of both and the
-   difference (target: under 5 ms added at the median); and the floor any request pays here (a Django view
-   that reads a file, through the same gunicorn).
+   difference (target: under 5 ms added at the median); and the floor any request pays here (the proxy's
+   401 to a request with no token, through the same gunicorn).
 2. Concurrent streams: for each count in `--streams`, that many POST /responses with stream: true held
    open at once through the proxy (each about 8 s long, paced like a model), while short requests (a proxied
    GET, and the login page) are timed; compared with the same short requests with no stream open. A count
@@ -108,11 +108,11 @@ def row(label: str, values: list[float]) -> str:
     )
 
 
-def timed(session: requests.Session, method: str, url: str, **kwargs) -> float:
+def timed(session: requests.Session, method: str, url: str, *, expect: int = 200, **kwargs) -> float:
     started = time.perf_counter()
     answer = session.request(method, url, timeout=30, **kwargs)
     elapsed = (time.perf_counter() - started) * 1000
-    if answer.status_code != 200:
+    if answer.status_code != expect:
         raise RuntimeError(f"{method} {url} answered {answer.status_code}: {answer.text[:200]}")
     return elapsed
 
@@ -122,10 +122,11 @@ def added_latency(sim_base: str, proxy_base: str, secret: str, count: int) -> di
     direct.headers["Authorization"] = f"Bearer {API_KEY}"
     proxied = requests.Session()
     proxied.headers["Authorization"] = f"Bearer {secret}"
+    requests_without_token = requests.Session()
     conversation = direct.post(f"{sim_base}/conversations", json={}, timeout=10).json()["id"]
     keys = ("get direct", "get proxy", "post direct", "post proxy", "floor")
     results: dict[str, list[float]] = {key: [] for key in keys}
-    floor = proxy_base.removesuffix("/proxy/v1") + "/api/v1/openapi.yaml"
+    floor = f"{proxy_base}/conversations"  # with no token: refused before any query or forwarding
     for _ in range(20):  # warm-up: connections, the session pool, Django's first requests
         timed(proxied, "GET", f"{proxy_base}/conversations/{conversation}")
         timed(direct, "GET", f"{sim_base}/conversations/{conversation}")
@@ -134,7 +135,7 @@ def added_latency(sim_base: str, proxy_base: str, secret: str, count: int) -> di
         results["get proxy"].append(timed(proxied, "GET", f"{proxy_base}/conversations/{conversation}"))
         results["post direct"].append(timed(direct, "POST", f"{sim_base}/conversations", json={}))
         results["post proxy"].append(timed(proxied, "POST", f"{proxy_base}/conversations", json={}))
-        results["floor"].append(timed(proxied, "GET", floor))
+        results["floor"].append(timed(requests_without_token, "GET", floor, expect=401))
     return results
 
 
@@ -144,15 +145,17 @@ def cpu_per_kind(master_pid: int, sim_base: str, proxy_base: str, secret: str, c
     proxied.headers["Authorization"] = f"Bearer {secret}"
     conversation = proxied.post(f"{proxy_base}/conversations", json={}, timeout=10).json()["id"]
     kinds = {
-        "floor (openapi.yaml)": ("GET", proxy_base.removesuffix("/proxy/v1") + "/api/v1/openapi.yaml", None),
+        "floor (401)": ("GET", f"{proxy_base}/conversations", None),
         "proxied GET": ("GET", f"{proxy_base}/conversations/{conversation}", None),
         "proxied POST (recorded)": ("POST", f"{proxy_base}/conversations", {}),
     }
     found = {}
+    anonymous = requests.Session()
     for kind, (method, url, body) in kinds.items():
+        session, expect = (anonymous, 401) if kind.startswith("floor") else (proxied, 200)
         before = worker_cpu_seconds(master_pid)
         for _ in range(count):
-            timed(proxied, method, url, json=body)
+            timed(session, method, url, json=body, expect=expect)
         found[kind] = (worker_cpu_seconds(master_pid) - before) / count * 1000
     return found
 
@@ -302,10 +305,8 @@ def main() -> None:
         median = statistics.median(proxied) - statistics.median(direct)
         p99 = percentile(proxied, 0.99) - percentile(direct, 0.99)
         print(f"  {'→ added by the proxy':<34} median {median:7.2f} ms   p99 {p99:7.2f} ms")
-    print(row("floor: GET /api/v1/openapi.yaml", latency["floor"]))
-    print(
-        "  (a view that reads a file: what gunicorn and Django's middleware cost any request on this machine)"
-    )
+    print(row("floor: the proxy's 401, no token", latency["floor"]))
+    print("  (gunicorn and Django's middleware, no query, no forwarding: any request's cost on this machine)")
     print("  the web process's CPU time per request, each kind run alone (whatever else loads the machine):")
     print("    " + ", ".join(f"{kind} {ms:.2f} ms" for kind, ms in cpu.items()))
     print(

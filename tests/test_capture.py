@@ -133,3 +133,15 @@ def test_a_thread_created_by_a_streamed_run_is_recorded_from_its_first_event(tok
     capture.record_exchange(sent)
     assert Thread.objects.get(remote_id=THREAD).source == "capture"
     assert capture.first_event(b"data: [DONE]\n") is None and capture.first_event(b'data: {"a"') is None
+
+
+def test_with_the_database_down_a_token_cannot_be_checked_and_nothing_is_forwarded(client, monkeypatch):
+    from django.db import OperationalError
+
+    def unavailable(header):
+        raise OperationalError("sorry, too many clients already")
+
+    monkeypatch.setattr(tokens, "authenticate", unavailable)
+    response = client.post("/proxy/v1/conversations", data="{}", content_type="application/json")
+    assert response.status_code == 503 and response["Retry-After"] == "1"
+    assert response.json()["error"]["code"] == "unavailable"

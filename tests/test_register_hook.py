@@ -36,6 +36,9 @@ def test_created_threads_and_conversations_are_registered(
         api_key=sim_key("proj_alpha"), base_url=simulator.base_url, http_client=http_client
     )
     thread = client.beta.threads.create()
+    # One registration at a time: on the fast layer's in-memory SQLite, the live server's request
+    # threads share one connection, so two concurrent POSTs would collide there (not on a real database).
+    http_client.registrar.flush()
     conversation = client.conversations.create(extra_headers={"X-Threadsite-End-User": "cust-7"})
     client.conversations.items.create(conversation.id, items=[{"role": "user", "content": "Hi"}])
     client.conversations.retrieve(conversation.id)

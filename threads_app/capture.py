@@ -5,8 +5,9 @@ Registration validates IDs as the Import page does (`ids.kind_of`, with its help
 `resp_…` pasted by mistake) and metadata as the API would (`metadata.validate`); a batch with one bad
 entry is refused whole. Registering a known ID again updates its labels: one row per remote ID, always.
 
-The proxy records each exchange once its answer has been sent (`record_after_answer`), so the registry's
-write never delays the answer, and fail-open: `record_safely` never raises. A write that fails is logged
+The proxy records each exchange on a few background threads once its answer has been sent
+(`record_after_answer`), so the registry's write never delays the answer, and fail-open: `record_safely`
+never raises. A write that fails is logged
 and retried in the background (`retry_pending`, on a daemon thread) a few times; the log
 names the remote ID, so that a miss that outlives its retries can still be registered by hand.
 """
@@ -17,12 +18,14 @@ import re
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 
 from . import deletion, ids, permissions
@@ -422,28 +425,44 @@ _outstanding = 0  # recordings promised to answers not yet closed
 _outstanding_changed = threading.Condition()
 
 
+@cache
+def _recorders(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="threadsite-capture")
+
+
 def record_after_answer(exchange: Exchange, token: ApiToken | None = None):
-    """A callable that records `exchange` (fail-open), for a response to call once it has been sent. It
-    counts as outstanding from now, before the answer can reach anyone: `wait_recorded` waits for it."""
+    """A callable for a response to call once it has been sent: it hands `exchange` to a few background
+    threads that record it (fail-open). Neither the answer nor the next request on the same connection
+    waits for the registry's write. It counts as outstanding from now, before the answer can reach
+    anyone: `wait_recorded` waits for it."""
     global _outstanding
     with _outstanding_changed:
         _outstanding += 1
-    done = False
+    handed_over = False
 
     def record() -> None:
-        global _outstanding
-        nonlocal done
-        if done:
+        nonlocal handed_over
+        if handed_over:
             return
-        done = True
-        try:
-            record_safely(exchange, token)
-        finally:
-            with _outstanding_changed:
-                _outstanding -= 1
-                _outstanding_changed.notify_all()
+        handed_over = True
+        threads = settings.THREADSITE_CAPTURE_THREADS
+        if threads:
+            _recorders(threads).submit(_record_in_background, exchange, token)
+        else:  # tests: in the closing thread, after the answer has gone
+            _record_in_background(exchange, token)
 
     return record
+
+
+def _record_in_background(exchange: Exchange, token: ApiToken | None) -> None:
+    global _outstanding
+    close_old_connections()  # a connection past its age, or broken, is not used again
+    try:
+        record_safely(exchange, token)
+    finally:
+        with _outstanding_changed:
+            _outstanding -= 1
+            _outstanding_changed.notify_all()
 
 
 def wait_recorded(timeout: float = 10.0) -> bool:

@@ -62,11 +62,20 @@ def _lane(credential, client_options) -> Lane:
     return Lane(credential, client, throttle, pool)
 
 
-def _guarded(call, client, unit):
+def _guarded(lane: Lane, call, stops_lane, unit):
+    """One call on a pool thread. A lane stopped by an answer (a refused key, no quota) sends nothing
+    more: the answer stops it here, at once, so that a unit queued behind it on the same pool thread
+    is released unsent rather than sent before the loop has read the answer."""
+    if lane.stopped:
+        return NOT_SENT
     try:
-        return call(client, unit)
+        result = call(lane.client, unit)
     except Cancelled:
         return NOT_SENT
+    if stops_lane is not None and stops_lane(result):
+        lane.stopped = True
+        lane.throttle.cancel()
+    return result
 
 
 def run(
@@ -106,7 +115,7 @@ def run(
                 elif not units:
                     lane.ready_at = now + IDLE_WAIT
                 for unit in units or ():
-                    lane.futures[lane.pool.submit(_guarded, call, lane.client, unit)] = unit
+                    lane.futures[lane.pool.submit(_guarded, lane, call, stops_lane, unit)] = unit
             running = [future for lane in lanes for future in lane.futures]
             if running:
                 wait(running, timeout=IDLE_WAIT, return_when=FIRST_COMPLETED)

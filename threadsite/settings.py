@@ -233,6 +233,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_BYTES
 # A token found is kept this long in each web process, sparing the capture proxy a query per request; a
 # revocation reaches the other processes within it (0: look every token up every time).
 THREADSITE_TOKEN_CACHE_SECONDS = envint("THREADSITE_TOKEN_CACHE_SECONDS", 5, minimum=0)
+# Background threads of each web process that record what the capture proxy forwarded, once each answer
+# has gone; tests set 0 to record in the request's own thread as it closes.
+THREADSITE_CAPTURE_THREADS = envint("THREADSITE_CAPTURE_THREADS", 0 if TESTING else 4, minimum=0)
 # Each socket read of a forwarded answer may wait this long: a model may think for minutes before its
 # first token (the official client's own timeout is 600 s).
 THREADSITE_PROXY_READ_TIMEOUT = envint("THREADSITE_PROXY_READ_TIMEOUT", 600, minimum=1)

@@ -5,14 +5,18 @@ official client shows Threadsite's refusals at the proxy as it shows the API's; 
 the same shape, with `details` listing every reason when there are several.
 """
 
+import logging
 import math
 from functools import wraps
 
 from django.contrib.auth.decorators import login_not_required
+from django.db import DatabaseError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from .. import tokens
+
+logger = logging.getLogger(__name__)
 
 TYPES = {
     400: "invalid_request_error",
@@ -57,7 +61,17 @@ def authorize(view):
     @csrf_exempt
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        token = tokens.authenticate(request.headers.get("Authorization", ""))
+        try:
+            token = tokens.authenticate(request.headers.get("Authorization", ""))
+        except DatabaseError:
+            # No token can be checked, so nothing is forwarded; a 503 that clients retry, not a 500 page.
+            logger.warning("API token check failed: the database is unavailable", exc_info=True)
+            return error(
+                503,
+                "Threadsite cannot check tokens right now; try again shortly.",
+                code="unavailable",
+                headers={"Retry-After": "1"},
+            )
         if token is None:
             return bad_token()
         wait = tokens.rate_wait(token)
