@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from threads_app import transcripts
 from threads_app.forms import MetadataForm
-from threads_app.models import StatusChange, Thread
+from threads_app.models import AuditEvent, StatusChange, Thread
 from threads_app.simulator import objects
 
 HTMX = {"HX-Request": "true"}
@@ -819,9 +819,14 @@ def test_forget_removes_only_a_thread_that_is_not_active(make_thread, alice):
     assert importing.forget_thread(missing, by=alice) == missing.remote_id
     assert not Thread.objects.filter(pk=missing.pk).exists()
     assert StatusChange.objects.get(remote_id=missing.remote_id).thread is None  # the history stays
+    forgotten = AuditEvent.objects.get(action=AuditEvent.Action.THREAD_FORGOTTEN)
+    assert (forgotten.actor, forgotten.remote_id) == (alice, missing.remote_id)
     with pytest.raises(importing.ForgetRefused):
         importing.forget_thread(active, by=alice)
     assert Thread.objects.filter(pk=active.pk).exists()
+    assert (
+        AuditEvent.objects.filter(action=AuditEvent.Action.THREAD_FORGOTTEN).count() == 1
+    )  # a refusal records nothing
 
 
 def test_only_admins_may_forget(signed_in, client, alice, bob, make_thread):

@@ -459,11 +459,20 @@ def forget_thread(thread: Thread, *, by=None) -> str:
     its ID. The API is not asked; the status history and deletion receipts keep its ID. An active thread
     is refused (ForgetRefused): what the API still holds never drops out of sight unnoticed. The
     conditional DELETE also refuses a thread that became active again meanwhile."""
-    deleted, _ = Thread.objects.filter(pk=thread.pk).exclude(status=Thread.Status.ACTIVE).delete()
-    if not deleted:
-        raise ForgetRefused(
-            f"{thread.remote_id} is active: delete it, or mark it missing, "
-            "before removing it from the registry."
+    with transaction.atomic():
+        deleted, _ = Thread.objects.filter(pk=thread.pk).exclude(status=Thread.Status.ACTIVE).delete()
+        if not deleted:
+            raise ForgetRefused(
+                f"{thread.remote_id} is active: delete it, or mark it missing, "
+                "before removing it from the registry."
+            )
+        audit.record(
+            audit.Action.THREAD_FORGOTTEN,
+            actor=by,
+            remote_id=thread.remote_id,
+            kind=thread.kind,
+            status=thread.status,
+            credential=thread.credential.name if thread.credential_id else "",
         )
     return thread.remote_id
 

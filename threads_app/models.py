@@ -810,6 +810,7 @@ class AuditEvent(models.Model):
         THREAD_EXPORTED = "thread_exported", "Transcript exported"
         JOB_DOWNLOADED = "job_downloaded", "Job receipt or archive downloaded"
         THREAD_DELETED = "thread_deleted", "Thread deleted"
+        THREAD_FORGOTTEN = "thread_forgotten", "Removed from the registry"
         JOB_CREATED = "job_created", "Deletion job created"
         JOB_CONFIRMED = "job_confirmed", "Deletion job confirmed"
         JOB_STARTED = "job_started", "Deletion job started"
