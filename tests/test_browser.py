@@ -34,9 +34,7 @@ def screenshot(page, name):
 
 
 def row_ids(page) -> list[str]:
-    return page.eval_on_selector_all(
-        "#thread-table tbody td.col-id code", "cells => cells.map(c => c.textContent)"
-    )
+    return page.eval_on_selector_all("#thread-table tbody td.col-id a", "links => links.map(a => a.title)")
 
 
 @pytest.fixture

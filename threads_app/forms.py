@@ -312,8 +312,17 @@ class ThreadFilterForm(forms.Form):
         help_text="By the API's expiry or a retention policy.",
     )
     sort = forms.ChoiceField(choices=listing.SORT_CHOICES, required=False)
+    size = forms.TypedChoiceField(
+        label="Per page",
+        choices=[(str(n), str(n)) for n in listing.PAGE_SIZES],
+        coerce=int,
+        required=False,
+        empty_value=None,
+    )
     after = forms.CharField(required=False, max_length=1000)
     before = forms.CharField(required=False, max_length=1000)
+    # The position of the page's first row, carried by page links only to say "51–100 of …".
+    start = forms.IntegerField(required=False, min_value=1, max_value=10**12, widget=forms.HiddenInput)
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -373,17 +382,19 @@ class ThreadFilterForm(forms.Form):
         """The non-empty filters and sort as they belong in a link (no cursor): shareable and canonical."""
         params = {}
         for name in self.fields:
-            if name in ("after", "before"):
+            if name in ("after", "before", "start"):
                 continue
             value = self.cleaned_data.get(name)
             if value in (None, "") or (name == "sort" and value == listing.DEFAULT_SORT):
+                continue
+            if name == "size" and value == listing.PAGE_SIZE:
                 continue
             params[name] = value.isoformat() if hasattr(value, "isoformat") else value
         return params
 
     @property
     def is_filtered(self) -> bool:
-        return any(key != "sort" for key in self.query_params())
+        return any(key not in ("sort", "size") for key in self.query_params())
 
 
 class MessagePageForm(forms.Form):
@@ -533,6 +544,12 @@ class DeletionSelectionForm(forms.Form):
                 "Nothing is selected: tick threads in the list, or use “Select all matching this filter”."
             )
         return cleaned
+
+
+class ReassignForm(forms.Form):
+    """The new owner of a selection of threads (`ownership.reassign`)."""
+
+    owner = owner_field(label="New owner")
 
 
 def parse_count(text: str) -> int | None:

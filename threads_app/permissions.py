@@ -66,6 +66,11 @@ def can_delete_in_bulk(user) -> bool:
     return is_admin(user)
 
 
+def can_reassign_in_bulk(user) -> bool:
+    """Whether the thread list offers `user` the bulk "Reassign owner" of its selection."""
+    return is_admin(user)
+
+
 def visible_jobs(user):
     """The deletion jobs `user` may see: every job for admins, none for anyone else."""
     return DeletionJob.objects.all() if is_admin(user) else DeletionJob.objects.none()

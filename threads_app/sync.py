@@ -15,7 +15,7 @@ from . import engine, ids, kinds, outcomes, ratelimit
 from .client import APIError, Client, NotFound
 from .entries import Page, RemoteThread
 from .metadata import InvalidMetadata
-from .models import Credential, Thread
+from .models import Credential, DiscoveryRun, Thread
 
 logger = logging.getLogger(__name__)
 
@@ -385,6 +385,38 @@ def discover(credential: Credential, *, added_by=None) -> DiscoveryReport:
                 batch = []
         report.added += _register_discovered(adapter, credential, batch, now, added_by)
     return report
+
+
+def start_discovery(credential: Credential, *, by=None) -> DiscoveryRun:
+    """A discovery run of `credential`, queued for `run_discovery`; the one already queued or running if
+    there is one, so that pressing Discover twice lists the threads once."""
+    running = credential.discovery_runs.filter(
+        state__in=[DiscoveryRun.State.QUEUED, DiscoveryRun.State.RUNNING]
+    ).first()
+    return running or DiscoveryRun.objects.create(credential=credential, requested_by=by)
+
+
+def run_discovery(run_id: int) -> DiscoveryRun | None:
+    """Carry out a queued discovery run and record what it found (or why it failed) on the run."""
+    # Claimed by a conditional UPDATE: a task delivered twice runs the listing once.
+    if not DiscoveryRun.objects.filter(pk=run_id, state=DiscoveryRun.State.QUEUED).update(
+        state=DiscoveryRun.State.RUNNING
+    ):
+        return DiscoveryRun.objects.filter(pk=run_id).first()
+    run = DiscoveryRun.objects.select_related("credential", "requested_by").get(pk=run_id)
+    try:
+        report = discover(run.credential, added_by=run.requested_by)
+    except APIError as error:
+        run.state, run.message = DiscoveryRun.State.FAILED, outcomes.classify(error).message[:500]
+    except Exception:
+        # Anything else would leave the run "running" and its page polling for ever.
+        logger.exception("Discovery run %s failed", run_id)
+        run.state, run.message = DiscoveryRun.State.FAILED, "It stopped on an unexpected error (see the log)."
+    else:
+        run.state, run.seen, run.added = DiscoveryRun.State.FINISHED, report.seen, report.added
+    run.finished_at = timezone.now()
+    run.save(update_fields=["state", "seen", "added", "message", "finished_at"])
+    return run
 
 
 def _is_id_of(remote_id: str, kind: str) -> bool:

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from django.contrib import messages
 from django.core.cache import cache
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -19,11 +19,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh, push_url
 
-from . import deletion, kinds, listing, locating, overview, retention, sync, transcripts
+from . import deletion, kinds, list_export, listing, locating, overview, retention, sync, transcripts
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
 from .models import Thread
 from .permissions import (
     can_delete_in_bulk,
+    can_reassign_in_bulk,
     get_rw_thread_for_user,
     get_thread_for_user,
     usable_credentials,
@@ -55,10 +56,25 @@ def safe_next(request, fallback: str) -> str:
 SORTABLE = {
     "ID": ("id", ""),
     "Title": ("title", ""),
+    "Owner": ("owner", ""),
     "Created": ("created", "-"),
-    "Last activity": ("activity", "-"),
+    "Active": ("activity", "-"),
+    "Status": ("status", ""),
+    "Msgs": ("messages", "-"),
 }
-COLUMNS = ["ID", "Title", "Owner", "Credential", "Created", "Last activity", "Status", "Messages", ""]
+# (label, CSS class of the column): the class sets its width, so that every row is one line at 1280 px.
+COLUMNS = [
+    ("ID", "col-id"),
+    ("Kind", "col-kind"),
+    ("Title", "col-title"),
+    ("Owner", "col-owner"),
+    ("Credential", "col-credential"),
+    ("Active", "col-age col-active"),
+    ("Created", "col-age col-created"),
+    ("Status", "col-status"),
+    ("Msgs", "col-num"),
+    ("", "col-actions"),
+]
 
 
 def list_url(params: dict, **overrides) -> str:
@@ -68,8 +84,8 @@ def list_url(params: dict, **overrides) -> str:
 def table_columns(params: dict, sort: str) -> list[dict]:
     current_key, current_desc = sort.lstrip("-"), sort.startswith("-")
     columns = []
-    for label in COLUMNS:
-        column = {"label": label, "url": "", "sorted": ""}
+    for label, css in COLUMNS:
+        column = {"label": label, "css": css, "url": "", "sorted": ""}
         if label in SORTABLE:
             name, first = SORTABLE[label]
             if name == current_key:
@@ -96,30 +112,53 @@ def thread_list(request):
 
     data = form.cleaned_data
     threads = listing.apply_filters(visible_threads(request.user), data, request.user)
+    size = data["size"] or listing.PAGE_SIZE
     page = listing.keyset_page(
         threads.select_related(*listing.ROW_RELATIONS),
         data["sort"],
         after=data["after_position"],
         before=data["before_position"],
+        size=size,
     )
     listing.with_removals(page.threads)  # each row says when it goes, as the thread page does
     count, count_precision = listing.count_matches(threads, page, text_search=listing.is_text_search(data))
     params = form.query_params()
-    here = list_url(params, after=data["after"] or None, before=data["before"] or None)
+    # Where the page starts is carried in its links (`start`), as keyset pages have no offset to count
+    # from; it is only ever shown, so a wrong one misleads nobody for longer than a click to the start.
+    start = 1 if page.is_first else data["start"] or 1
+    end = start + len(page.threads) - 1
+    here = list_url(
+        params, after=data["after"] or None, before=data["before"] or None, start=start if start > 1 else None
+    )
+    # A bulk action takes the threads the filters match, in whatever order and page size they are shown.
+    selection_filters = {key: value for key, value in params.items() if key not in ("sort", "size")}
+    can_bulk_delete = can_delete_in_bulk(request.user)
+    can_bulk_reassign = can_reassign_in_bulk(request.user)
     context.update(
         page=page,
-        count=count,
+        count=max(count, end) if count_precision != "exact" else count,
         count_precision=count_precision,
+        start=start,
+        end=end,
         columns=table_columns(params, data["sort"]),
         sort_value=data["sort"] if data["sort"] != listing.DEFAULT_SORT else "",
         first_url=list_url(params) if not page.is_first else "",
-        next_url=list_url(params, after=page.next_cursor) if page.next_cursor else "",
-        previous_url=list_url(params, before=page.previous_cursor) if page.previous_cursor else "",
+        next_url=list_url(params, after=page.next_cursor, start=end + 1) if page.next_cursor else "",
+        previous_url=(
+            list_url(params, before=page.previous_cursor, start=max(1, start - size))
+            if page.previous_cursor
+            else ""
+        ),
+        export_url=reverse("thread_list_csv") + listing.querystring(params, sort=None, size=None),
         here=here,
         here_quoted=quote(here, safe="/"),
-        # Admins tick rows to delete them in bulk, or take every thread the filters match (all=1).
-        can_bulk_delete=can_delete_in_bulk(request.user),
-        select_all_url=reverse("job_new") + listing.querystring(params, all=1),
+        # Admins tick rows to act on them in bulk, or take every thread the filters match (all=1).
+        can_bulk_delete=can_bulk_delete,
+        can_bulk_reassign=can_bulk_reassign,
+        can_select=can_bulk_delete or can_bulk_reassign,
+        selection_params=list(selection_filters.items()),
+        select_all_url=reverse("job_new") + listing.querystring(selection_filters, all=1),
+        reassign_all_url=reverse("reassign_new") + listing.querystring(selection_filters, all=1),
         now=timezone.now(),
     )
     if fragment:
@@ -127,6 +166,22 @@ def thread_list(request):
         # The server names the URL to push: the canonical one, without the empty fields a form sends.
         return push_url(response, context["here"])
     return render(request, "threads_app/thread_list.html", context)
+
+
+@require_GET
+def thread_list_csv(request):
+    """Every thread the list's filters match, as CSV, streamed (`list_export`)."""
+    form = ThreadFilterForm(request.GET, user=request.user)
+    if not form.is_valid():
+        errors = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        return HttpResponse(
+            f"These filters cannot be used: {errors}\n", status=400, content_type="text/plain"
+        )
+    threads = listing.apply_filters(visible_threads(request.user), form.cleaned_data, request.user)
+    response = StreamingHttpResponse(list_export.rows(threads), content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="threads-{stamp}.csv"'
+    return response
 
 
 # --- One thread -----------------------------------------------------------------------------------------
@@ -323,7 +378,8 @@ def thread_delete(request, pk):
         "offers_item_deletion": deletion.offers_item_deletion(thread),
         "next": safe_next(request, fallback),
         "here_quoted": quote(safe_next(request, fallback), safe="/"),
-        "can_bulk_delete": can_delete_in_bulk(request.user),  # the list's row, sent back, keeps its checkbox
+        # The list's row, sent back, keeps its checkbox.
+        "can_select": can_delete_in_bulk(request.user) or can_reassign_in_bulk(request.user),
         "origin": request.POST.get("origin") or request.GET.get("origin") or "",
         "form": DeleteThreadForm(request.POST if request.method == "POST" else None),
     }
