@@ -327,6 +327,14 @@ class ThreadFilterForm(forms.Form):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        if (
+            self.is_bound
+            and not self.data.get("size")
+            and str(listing.PAGE_SIZE) in dict(self.fields["size"].choices)
+        ):
+            # The page-size select shows the size the page has, not its first choice.
+            self.data = self.data.copy()
+            self.data["size"] = str(listing.PAGE_SIZE)
 
     def load_options(self) -> None:
         """Give the owner, credential and project selects their options: three queries that only the
