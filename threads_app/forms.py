@@ -190,10 +190,17 @@ class RetentionPolicyForm(forms.Form):
         }
 
 
+class CredentialChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, credential):
+        # A key the API refused at its last check is named as such, so that nobody picks it unknowingly.
+        refused = " · key refused" if credential.last_verification_ok is False else ""
+        return f"{credential.name}{refused} ({credential.scope_label})"
+
+
 def credential_or_auto_field():
-    """A credential, or none: Threadsite asks each credential the user may use, and files the thread under
-    the one that finds it (`locating`)."""
-    return forms.ModelChoiceField(
+    """A credential, or none (the default): Threadsite asks each credential the user may use, and files the
+    thread under the one that finds it (`locating`)."""
+    return CredentialChoiceField(
         queryset=Credential.objects.all(),
         required=False,
         empty_label="Let Threadsite find it (ask each credential)",
@@ -413,6 +420,11 @@ class MessagePageForm(forms.Form):
         required=False,
         error_messages={"invalid": "The “load older” link is broken: its cursor is not a message ID."},
     )
+    order = forms.ChoiceField(
+        choices=[("desc", "Newest first"), ("asc", "Oldest first")],
+        required=False,
+        error_messages={"invalid_choice": "Messages are shown newest first (desc) or oldest first (asc)."},
+    )
 
 
 class ThreadEditForm(forms.ModelForm):
@@ -431,9 +443,16 @@ class ThreadEditForm(forms.ModelForm):
 
 
 class MetadataForm(forms.Form):
-    """The remote metadata, as up to 16 key-value pairs, checked against the API's limits before sending."""
+    """The remote metadata, as up to 16 key-value pairs, checked against the API's limits before sending.
 
-    def __init__(self, *args, initial_metadata=None, **kwargs):
+    It shows the filled rows and one blank one; "Add a row" (`add_row`) gives another, up to 16, carrying
+    how many are shown in `rows`."""
+
+    rows = forms.IntegerField(
+        required=False, min_value=1, max_value=metadata_rules.MAX_PAIRS, widget=forms.HiddenInput
+    )
+
+    def __init__(self, *args, initial_metadata=None, shown_rows=None, **kwargs):
         initial = kwargs.pop("initial", None) or {}
         for index, (key, value) in enumerate((initial_metadata or {}).items()):
             initial[f"key_{index}"], initial[f"value_{index}"] = key, value
@@ -448,18 +467,43 @@ class MetadataForm(forms.Form):
                 max_length=metadata_rules.MAX_VALUE,
                 strip=False,
             )
-        self.shown_rows = min(metadata_rules.MAX_PAIRS, len(initial_metadata or {}) + 3)
-
-    def rows(self):
-        """(key, value) bound fields of the rows to show: the filled ones and a few blank ones."""
-        shown = self.shown_rows
+        filled = [
+            i for i in range(metadata_rules.MAX_PAIRS) if self._raw(f"key_{i}") or self._raw(f"value_{i}")
+        ]
+        asked = shown_rows or 0
         if self.is_bound:
-            data = self.data
-            filled = [
-                i for i in range(metadata_rules.MAX_PAIRS) if data.get(f"key_{i}") or data.get(f"value_{i}")
-            ]
-            shown = max(shown, (max(filled) + 1) if filled else 0)
-        return [(self[f"key_{i}"], self[f"value_{i}"]) for i in range(shown)]
+            raw_rows = self.data.get("rows") or ""
+            asked = int(raw_rows) if raw_rows.isdigit() else 0
+        self.shown_rows = min(metadata_rules.MAX_PAIRS, max(asked, (max(filled) + 1) if filled else 0, 1))
+        self.filled_count = len([i for i in filled if self._raw(f"key_{i}")])
+        self.initial["rows"] = self.shown_rows
+
+    def _raw(self, name) -> str:
+        source = self.data if self.is_bound else self.initial
+        return (source.get(name) or "").strip()
+
+    @classmethod
+    def with_another_row(cls, data):
+        """The form as posted, unchecked, with one more blank row (for "Add a row")."""
+        posted = cls(data)
+        initial = {
+            name: data.get(name, "")
+            for index in range(metadata_rules.MAX_PAIRS)
+            for name in (f"key_{index}", f"value_{index}")
+        }
+        return cls(initial=initial, shown_rows=min(metadata_rules.MAX_PAIRS, posted.shown_rows + 1))
+
+    @property
+    def can_add_row(self) -> bool:
+        return self.shown_rows < metadata_rules.MAX_PAIRS
+
+    @property
+    def max_pairs(self) -> int:
+        return metadata_rules.MAX_PAIRS
+
+    def rows_shown(self):
+        """(key, value) bound fields of the rows to show."""
+        return [(self[f"key_{i}"], self[f"value_{i}"]) for i in range(self.shown_rows)]
 
     def clean(self):
         cleaned = super().clean()

@@ -254,6 +254,7 @@ class MessageResult:
     error: str = ""  # an Outcome kind: not_found, refused, quota, rate_limited, unavailable, failed
     message: str = ""
     retry_after: float | None = None
+    order: str = "desc"  # "asc": oldest first, and the cursor leads to newer messages
 
     @property
     def older_cursor(self) -> str:
@@ -279,8 +280,9 @@ def person_limit(by) -> outcomes.Outcome | None:
     return outcomes.person_limited(settings.THREADSITE_PAGE_API_CALLS_PER_MINUTE)
 
 
-def read_messages(thread: Thread, after: str | None, *, by=None) -> MessageResult:
-    """One page of messages, newest first: one API request. The first page also dates the last activity.
+def read_messages(thread: Thread, after: str | None, *, by=None, order: str = "desc") -> MessageResult:
+    """One page of messages, newest first (or oldest first with `order="asc"`): one API request. The first
+    page newest first also dates the last activity.
 
     A page asks this on a GET. It writes only what the API said (activity, the message count), the same
     whoever asks and however often, and `by`'s calls are limited per minute.
@@ -288,22 +290,31 @@ def read_messages(thread: Thread, after: str | None, *, by=None) -> MessageResul
     adapter = kinds.adapter_for(thread)
     if limited := person_limit(by):
         return MessageResult(
-            after=after or "", error=limited.kind, message=limited.message, retry_after=limited.retry_after
+            after=after or "",
+            error=limited.kind,
+            message=limited.message,
+            retry_after=limited.retry_after,
+            order=order,
         )
     try:
         page = adapter.page(
-            web_client(thread.credential), thread.remote_id, limit=MESSAGES_PER_PAGE, after=after
+            web_client(thread.credential), thread.remote_id, limit=MESSAGES_PER_PAGE, after=after, order=order
         )
     except APIError as error:
         outcome = outcomes.classify(error)
         return MessageResult(
-            after=after or "", error=outcome.kind, message=outcome.message, retry_after=outcome.retry_after
+            after=after or "",
+            error=outcome.kind,
+            message=outcome.message,
+            retry_after=outcome.retry_after,
+            order=order,
         )
     if after is None:
-        record_remote(thread, stored_remote(thread), page)
+        if order == "desc":  # the newest entry comes first only then
+            record_remote(thread, stored_remote(thread), page)
         if not page.has_more:
             record_message_count(thread, len(page.entries))
-    return MessageResult(page=page, after=after or "")
+    return MessageResult(page=page, after=after or "", order=order)
 
 
 def record_message_count(thread: Thread, count: int) -> None:

@@ -8,6 +8,7 @@ urlpatterns = [
     path("threads/<int:pk>/", views.thread_detail, name="thread_detail"),
     path("threads/<int:pk>/messages/", views.thread_messages, name="thread_messages"),
     path("threads/<int:pk>/facts/", views.thread_facts, name="thread_facts"),
+    path("threads/<int:pk>/panels/<str:panel>/", views.thread_panel, name="thread_panel"),
     path("threads/<int:pk>/refresh/", views.thread_refresh, name="thread_refresh"),
     path("threads/<int:pk>/edit/", views.thread_edit, name="thread_edit"),
     path("threads/<int:pk>/metadata/", views.thread_metadata, name="thread_metadata"),

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRefresh, push_url
+from django_htmx.http import HttpResponseClientRefresh, push_url, trigger_client_event
 
 from . import deletion, kinds, list_export, listing, locating, overview, retention, sync, transcripts
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
@@ -200,6 +200,20 @@ def detail_context(request, thread: Thread, **extra) -> dict:
     return context
 
 
+MESSAGE_ORDER_KEY = "threadsite:message-order"
+
+
+def message_order(request, form) -> str:
+    """The reading order of messages: the one asked for, which is then remembered (in the session) for
+    every thread, else the one remembered, else newest first."""
+    order = form.cleaned_data.get("order")
+    if order:
+        if request.session.get(MESSAGE_ORDER_KEY) != order:
+            request.session[MESSAGE_ORDER_KEY] = order
+        return order
+    return request.session.get(MESSAGE_ORDER_KEY, "desc")
+
+
 @require_GET
 def thread_detail(request, pk):
     thread = get_thread_for_user(request, pk)
@@ -212,10 +226,15 @@ def thread_detail(request, pk):
             status=400,
         )
     result = None
+    order = message_order(request, form)
     # Without JavaScript, "Show messages" and "Load older" come back here and render the page inline.
     if request.GET.get("show") == "messages":
-        result = sync.read_messages(thread, form.cleaned_data["after"] or None, by=request.user)
-    return render(request, "threads_app/thread_detail.html", detail_context(request, thread, result=result))
+        result = sync.read_messages(thread, form.cleaned_data["after"] or None, by=request.user, order=order)
+    return render(
+        request,
+        "threads_app/thread_detail.html",
+        detail_context(request, thread, result=result, order=order),
+    )
 
 
 @require_GET
@@ -234,9 +253,15 @@ def thread_messages(request, pk):
             {"thread": thread, "page_form": form},
             status=400,
         )
-    result = sync.read_messages(thread, form.cleaned_data["after"] or None, by=request.user)
+    after = form.cleaned_data["after"] or None
+    order = message_order(request, form)
+    result = sync.read_messages(thread, after, by=request.user, order=order)
+    # The first page comes with the reading-order toggle around it; a later one joins the pages above it.
+    fragment = "messages" if after else "message-list"
     return render(
-        request, "threads_app/thread_detail.html#messages", detail_context(request, thread, result=result)
+        request,
+        f"threads_app/thread_detail.html#{fragment}",
+        detail_context(request, thread, result=result, order=order),
     )
 
 
@@ -249,6 +274,27 @@ def thread_facts(request, pk):
     return render(request, "threads_app/thread_detail.html#facts", detail_context(request, thread))
 
 
+# Sent (HX-Trigger) after an action changed a thread: the page's other panels (its header, its status
+# history) listen for it and fetch themselves again, so that nothing on the page is stale and nothing
+# reloads; the panel the action answered is swapped by the answer itself.
+THREAD_CHANGED = "thread-changed"
+PANELS = {
+    "header": "threads_app/thread_detail.html#header",
+    "history": "threads_app/thread_detail.html#history",
+}
+
+
+@require_GET
+def thread_panel(request, pk, panel):
+    """One panel of the thread page, for htmx to fetch again when the thread changed."""
+    thread = get_thread_for_user(request, pk)
+    if panel not in PANELS:
+        raise Http404("No such panel.")
+    if not is_fragment_request(request):
+        return redirect("thread_detail", pk=thread.pk)
+    return render(request, PANELS[panel], detail_context(request, thread))
+
+
 @require_POST
 def thread_refresh(request, pk):
     """Ask the API for the thread (one request), store what changed and show the refreshed facts.
@@ -256,6 +302,7 @@ def thread_refresh(request, pk):
     A POST, although it only records what the API says: a GET that writes could be set off by another
     site's link (SameSite=Lax cookies go with top-level GETs)."""
     thread = get_thread_for_user(request, pk)
+    before = (thread.title, thread.status)
     outcome = sync.refresh(thread, by=request.user)
     refresh_error = ""
     if outcome is not None:
@@ -266,11 +313,14 @@ def thread_refresh(request, pk):
         if refresh_error:
             messages.error(request, refresh_error)
         return redirect("thread_detail", pk=thread.pk)
-    return render(
+    response = render(
         request,
         "threads_app/thread_detail.html#facts",
         detail_context(request, thread, refresh_error=refresh_error),
     )
+    if (thread.title, thread.status) != before:
+        trigger_client_event(response, THREAD_CHANGED)
+    return response
 
 
 @require_POST
@@ -311,9 +361,10 @@ def thread_pin(request, pk):
 def saved(request, thread: Thread, message: str):
     """After an edit: the refreshed facts panel for HTMX, else back to the thread page with a message."""
     if is_fragment_request(request):
-        return render(
+        response = render(
             request, "threads_app/thread_detail.html#facts", detail_context(request, thread, saved=True)
         )
+        return trigger_client_event(response, THREAD_CHANGED)
     messages.success(request, message)
     return redirect("thread_detail", pk=thread.pk)
 
@@ -346,7 +397,9 @@ def thread_metadata(request, pk):
     adapter = kinds.adapter_for(thread)
     form = MetadataForm(request.POST if request.method == "POST" else None, initial_metadata=thread.metadata)
     status, api_error = 200, ""
-    if request.method == "POST" and adapter.supports_metadata:
+    if request.method == "POST" and "add_row" in request.POST:
+        form = MetadataForm.with_another_row(request.POST)
+    elif request.method == "POST" and adapter.supports_metadata:
         if form.is_valid():
             problem = sync.update_metadata(thread, form.cleaned_data["metadata"])
             if problem is None:
@@ -399,7 +452,8 @@ def thread_delete(request, pk):
         context.update(outcome=outcome, failed=status != 200, now=timezone.now())
         if context["origin"] == "list":
             thread.removal = retention.removal(thread)  # the row sent back says what the list's rows say
-        return render(request, "threads_app/thread_delete.html#result", context, status=status)
+        response = render(request, "threads_app/thread_delete.html#result", context, status=status)
+        return trigger_client_event(response, THREAD_CHANGED)
     (messages.success if status == 200 else messages.error)(request, outcome)
     return redirect(context["next"])
 
