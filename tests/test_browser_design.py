@@ -214,3 +214,68 @@ def test_the_list_can_be_used_with_the_keyboard_alone_and_focus_is_visible(page,
     assert focused["outline"].startswith("solid") and not focused["outline"].endswith(" 0px")
     page.keyboard.press("Enter")
     page.wait_for_url("**/threads/*/")
+
+
+@pytest.fixture
+def talk(simulator, sim_credential, make_thread):
+    remote = simulator.state.create_thread(
+        "proj_alpha", messages=[("user", f"message number {i}") for i in range(30)]
+    )
+    return make_thread(remote_id=remote["id"], credential=sim_credential, title="A long talk")
+
+
+def test_the_thread_page_keeps_its_reading_order_and_refreshes_its_panels_in_place(page, admin, talk):
+    sign_in(page)
+    page.goto(f"/threads/{talk.pk}/")
+    page.wait_for_selector("text=message number 29")
+    page.click(".order-toggle a:has-text('Oldest first')")
+    page.wait_for_selector(".order-toggle a[aria-current='true']:has-text('Oldest first')")
+    assert page.inner_text("article.entry >> nth=0").endswith("message number 0")
+    page.click("text=Load newer messages")
+    page.wait_for_selector("text=message number 29")
+    page.reload()  # remembered
+    page.wait_for_selector("article.entry")
+    assert page.inner_text("article.entry >> nth=0").endswith("message number 0")
+
+    # An edit saved in place: the header (another panel) fetches itself again, the page does not reload.
+    page.evaluate("window.notReloaded = true")
+    page.click("#thread-header a:has-text('Edit')")
+    page.wait_for_selector("#thread-facts form")
+    page.fill("#id_title", "Renamed talk")
+    page.click("#thread-facts button:has-text('Save')")
+    page.wait_for_selector("#thread-header h1:has-text('Renamed talk')")
+    assert page.evaluate("window.notReloaded") is True
+
+    # The metadata editor: a row at a time, with the count.
+    page.click("#thread-header a:has-text('Edit metadata')")
+    page.wait_for_selector("#thread-facts form")
+    page.fill("#id_key_0", "ticket")
+    page.fill("#id_value_0", "ZD-7")
+    page.click("button:has-text('Add a row')")
+    page.wait_for_selector("#id_key_1")
+    assert "1 of 16 pairs filled" in page.inner_text(".metadata-count")
+    assert page.input_value("#id_key_0") == "ticket"
+    page.fill("#id_key_1", "team")
+    page.fill("#id_value_1", "support")
+    page.click("button:has-text('Save metadata')")
+    page.wait_for_selector("#thread-facts .okbox")
+    talk.refresh_from_db()
+    assert talk.metadata == {"ticket": "ZD-7", "team": "support"}
+    assert_accessible(page, "the thread page after editing")
+
+
+def test_every_thread_matching_a_filter_is_reassigned_from_the_selection_bar(page, world, bob):
+    sign_in(page)
+    page.goto(f"/?owner={bob.pk}&size=25")
+    page.locator("#thread-table tbody input[name=ids]").first.check()
+    bar = page.locator("[data-selection-bar]")
+    bar.wait_for(state="visible")
+    page.click("[data-select-all]")
+    assert "All 30 matching this filter selected" in bar.inner_text()
+    page.click("[data-selection-bar] button:has-text('Reassign owner')")
+    page.wait_for_selector("h1:has-text('Reassign owner')")
+    assert "30 threads" in page.inner_text("main")
+    page.select_option("#id_owner", "")
+    page.click("button:has-text('Reassign 30 threads')")
+    page.wait_for_selector(".flash:has-text('30 threads now owned by nobody')")
+    assert not Thread.objects.filter(owner=bob).exists()
