@@ -122,7 +122,7 @@ def test_filtering_and_paging_swap_the_table_push_the_url_and_the_back_button_ke
     page.wait_for_function("document.querySelectorAll('#thread-table tbody tr').length === 50")
     page.go_forward()
     page.wait_for_url(re.compile(r"after="))
-    page.wait_for_selector("text=thread_browse0076")
+    page.wait_for_selector("#thread-table a[title=thread_browse0076]")
     assert page.input_value("#id_kind") == "assistants_thread"
 
 
@@ -136,7 +136,7 @@ def test_searching_and_sorting_keep_each_other(page, alice, listed):
     page.click("th a:has-text('Title')")
     page.wait_for_url(re.compile(r"q=question\+11&sort=title"))
     page.wait_for_function(
-        "document.querySelector('#thread-table tbody code').textContent === 'thread_browse0011'"
+        "document.querySelector('#thread-table tbody td.col-id a').title === 'thread_browse0011'"
     )
     page.select_option("#id_status", "active")
     page.wait_for_url(re.compile(r"q=question\+11&status=active&sort=title"))
@@ -210,7 +210,7 @@ def test_deleting_from_the_list_asks_first_then_updates_the_row(page, alice, lon
     page.wait_for_selector("dialog[open] .okbox")
     assert f"Deleted {long_thread.remote_id}." in page.inner_text("dialog[open]")
     page.locator("dialog[open] button:has-text('Close')").click()
-    assert row.locator(".badge").inner_text() == "Deleted"
+    assert row.locator(".col-status .badge").inner_text() == "Deleted"
     assert row.locator("a:has-text('Delete')").count() == 0
     assert Thread.objects.get(pk=long_thread.pk).status == Thread.Status.DELETED
     assert long_thread.remote_id not in simulator.state.threads
