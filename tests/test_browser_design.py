@@ -177,6 +177,10 @@ def assert_accessible(page, label):
     assert bad == [], f"axe-core on {label}: " + " | ".join(bad)
 
 
+# On a phone, the pages whose layout changes most (the list's cards, a thread page, the credentials' cards).
+PHONE_AXE = ("list", "thread-assistants", "credentials", "import", "overview")
+
+
 @pytest.mark.parametrize(("width", "viewport"), WIDTHS)
 def test_axe_core_finds_no_serious_or_critical_violations(page, world, width, viewport):
     page.set_viewport_size(viewport)
@@ -184,6 +188,8 @@ def test_axe_core_finds_no_serious_or_critical_violations(page, world, width, vi
     assert_accessible(page, "the sign-in page")
     sign_in(page)
     for label, url in pages_of(world).items():
+        if width == "390" and label not in PHONE_AXE:
+            continue
         page.goto(url)
         settle(page, label)
         assert_accessible(page, f"{label} at {width} px")

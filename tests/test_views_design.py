@@ -288,12 +288,10 @@ def test_an_action_tells_the_other_panels_to_refresh_themselves(member_client, t
     response = member_client.post(reverse("thread_pin", args=[talk.pk]), {"pinned": "1"}, headers=HTMX)
     assert json.loads(response.headers["HX-Trigger"]) == {"thread-changed": {}}
     page = member_client.get(reverse("thread_detail", args=[talk.pk])).content.decode()
-    for panel in ("header", "history"):
-        url = reverse("thread_panel", args=[talk.pk, panel])
+    for name in ("thread_header", "thread_history"):
+        url = reverse(name, args=[talk.pk])
         assert f'hx-get="{url}" hx-trigger="thread-changed from:body"' in page
         fragment = member_client.get(url, headers=HTMX)
         assert fragment.status_code == 200 and "<html" not in fragment.content.decode()
-    assert (
-        member_client.get(reverse("thread_panel", args=[talk.pk, "secrets"]), headers=HTMX).status_code == 404
-    )
-    assert member_client.get(reverse("thread_panel", args=[talk.pk, "history"])).status_code == 302
+    assert member_client.get(reverse("thread_history", args=[999999]), headers=HTMX).status_code == 404
+    assert member_client.get(reverse("thread_history", args=[talk.pk])).status_code == 302

@@ -518,7 +518,7 @@ def test_deleting_a_thread_the_api_no_longer_has_marks_it_gone(signed_in, sim_cr
     thread.refresh_from_db()
     assert thread.status == Thread.Status.MISSING
     assert "no longer had" in response.content.decode()
-    assert '<div id="thread-header" class="thread-header" hx-swap-oob="true">' in response.content.decode()
+    assert '<div id="thread-header" class="thread-header" hx-swap-oob="true"\n' in response.content.decode()
 
 
 def test_a_failed_deletion_leaves_the_status_and_shows_the_error(signed_in, simulator, assistants_thread):

@@ -286,10 +286,9 @@ PANELS = {
 
 @require_GET
 def thread_panel(request, pk, panel):
-    """One panel of the thread page, for htmx to fetch again when the thread changed."""
+    """One panel of the thread page (`panel` comes from the URL pattern), for htmx to fetch again when the
+    thread changed."""
     thread = get_thread_for_user(request, pk)
-    if panel not in PANELS:
-        raise Http404("No such panel.")
     if not is_fragment_request(request):
         return redirect("thread_detail", pk=thread.pk)
     return render(request, PANELS[panel], detail_context(request, thread))
