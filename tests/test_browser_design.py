@@ -202,6 +202,9 @@ def test_axe_core_finds_no_serious_or_critical_violations(page, world, width, vi
 
 def test_the_list_can_be_used_with_the_keyboard_alone_and_focus_is_visible(page, world):
     sign_in(page)
+    page.keyboard.press("Tab")  # the first stop skips the navigation
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the content"
+    assert page.is_visible(".skip-link")
     page.focus("#id_q")
     page.keyboard.type("number 7")
     page.wait_for_url("**/?q=number+7")
