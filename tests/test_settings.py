@@ -79,6 +79,7 @@ def test_the_beat_schedule_is_built_from_the_table():
         "Check threads past their expiry",
         "Apply retention policies",
         "Sync recently active threads",
+        "Purge old audit events",
     }
 
 

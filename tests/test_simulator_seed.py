@@ -76,12 +76,6 @@ def test_the_demo_world_has_varied_content():
     assert any(record.data["title"] is None for record in state.chatkit_threads.values())
 
 
-def test_seeding_the_demo_world_is_fast():
-    started = time.monotonic()
-    seed_demo(SimulatorState(), threads_per_kind=500, now=NOW)  # 3,000 threads and their messages
-    assert time.monotonic() - started < 5
-
-
 def test_the_server_stops_when_the_block_ends():
     with running_simulator(SimulatorConfig(latency_ms=0)) as simulator:
         simulator.state.enqueue_faults("slow:5")

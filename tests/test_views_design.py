@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from threads_app import list_export, ownership, sync, tasks
-from threads_app.models import Credential, DiscoveryRun, Thread
+from threads_app.models import AuditEvent, Credential, DiscoveryRun, Thread
 
 pytestmark = pytest.mark.usefixtures("no_retries")
 
@@ -142,6 +142,8 @@ def test_ticked_rows_are_reassigned_from_the_list(admin_client, rows, alice):
     response = admin_client.post(url, {"owner": str(alice.pk)})
     assert response.status_code == 302
     assert set(Thread.objects.filter(owner=alice)) == {rows[0], rows[1]}
+    event = AuditEvent.objects.get(action=AuditEvent.Action.OWNER_CHANGED)
+    assert event.actor_name == "root" and event.details["threads"] == 2 and event.details["after"] == "alice"
 
 
 def test_every_thread_matching_a_filter_is_reassigned(admin_client, rows, alice, bob):

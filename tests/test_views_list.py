@@ -318,8 +318,9 @@ def test_a_page_costs_the_same_few_queries_however_many_rows_and_relations(
         signed_in.get(LIST, {"owner": "none", "q": "test"}, headers=HTMX)
     with django_assert_num_queries(2 + 1 + 1):
         signed_in.get(LIST, {"sort": "title"}, headers=HTMX)
-    # The full page adds the filter form's options: owners, credentials, projects.
-    with django_assert_num_queries(2 + 1 + 1 + 3):
+    # The full page adds the filter form's options: owners, credentials, projects; and the user's
+    # permissions and those of their groups, which the navigation's links depend on.
+    with django_assert_num_queries(2 + 1 + 1 + 3 + 2):
         signed_in.get(LIST)
 
 

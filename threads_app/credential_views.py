@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from . import retention, sync, tasks
+from . import credentials, retention, sync, tasks
 from .forms import CredentialForm, RetentionPolicyForm
 from .models import Credential, DiscoveryRun, StatusChange, Thread
 from .permissions import admin_required
@@ -53,11 +53,7 @@ def credential_form(request, pk=None):
     credential = get_object_or_404(Credential, pk=pk) if pk else None
     form = CredentialForm(request.POST or None, instance=credential)
     if request.method == "POST" and form.is_valid():
-        is_new = credential is None
-        credential = form.save(commit=False)
-        if is_new:
-            credential.created_by = request.user
-        credential.save()
+        credential, is_new = credentials.save(form, by=request.user)
         ok, message = sync.verify_credential(credential)
         if ok and not is_new and form.cleaned_data.get("api_key"):
             # Threads whose check the old key failed get checked again with the new one.
@@ -101,6 +97,7 @@ def credential_retention(request, pk):
         include_assistants=data["include_assistants"],
         exempt_owners=data["exempt_owners"],
         exempt_metadata=data["exempt_metadata"],
+        by=request.user,
     )
     note = ""
     if policy.mode == policy.Mode.DELETE and policy.confirmed_at is None:
@@ -167,14 +164,11 @@ def credential_discovery(request, pk):
 @require_POST
 @admin_required
 def credential_delete(request, pk):
-    credential = get_object_or_404(Credential.objects.annotate(thread_count=Count("threads")), pk=pk)
-    if credential.thread_count:
-        messages.error(
-            request,
-            f"{credential.name} still tracks {credential.thread_count} threads; "
-            "delete or reassign them before removing it.",
-        )
+    credential = get_object_or_404(Credential, pk=pk)
+    try:
+        credentials.remove(credential, by=request.user)
+    except credentials.StillTracking as refusal:
+        messages.error(request, str(refusal))
     else:
-        credential.delete()
         messages.success(request, f"Removed {credential.name}.")
     return redirect("credential_list")

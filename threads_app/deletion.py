@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from . import engine, kinds, outcomes, sync, transcripts
+from . import audit, engine, kinds, outcomes, sync, transcripts
 from .client import APIError, Client, NotFound, backoff
 from .models import (
     Credential,
@@ -157,6 +157,15 @@ def delete_thread(thread: Thread, *, by, delete_items: bool = True) -> ThreadDel
         [(thread, attempt)], by=by, reason=f"Deleted{how} through the API by {by.get_username()}"
     )
     thread.refresh_from_db(fields=["status", "status_changed_at", "status_changed_by"])
+    audit.record(
+        audit.Action.THREAD_DELETED,
+        actor=by,
+        obj=thread,
+        outcome=attempt.state,
+        with_items=delete_items,
+        status=thread.status,
+        message=attempt.message[:300],
+    )
     if attempt.state == Item.DELETED:
         return ThreadDeletion("deleted", f"Deleted {thread.remote_id}{how}.")
     if attempt.state == Item.ALREADY_GONE:
@@ -302,6 +311,19 @@ def create_job(
             )
         DeletionJob.objects.filter(pk=job.pk).update(total=total, pending=total)
         job.total = job.pending = total
+        audit.record(
+            audit.Action.JOB_CREATED,
+            actor=requested_by,
+            obj=job,
+            threads=total,
+            source=source,
+            selection=job.summary,
+            delete_items=delete_items,
+            archive=archive,
+            verify_all=verify_all,
+            awaiting_confirmation=awaiting,
+            policy=policy.pk if policy else None,
+        )
         if start and not awaiting:
             start_job(job)
     logger.info("Deletion job %s made by %s: %s threads (%s)", job.pk, job.requested_by_name, total, summary)
@@ -497,12 +519,20 @@ def run_job(job_id: int) -> str:
     """Work on a job until nothing is left for this worker: what a worker task runs. Safe to run on any
     number of workers at once, and again after a crash."""
     now = timezone.now()
-    DeletionJob.objects.filter(pk=job_id, state=Job.QUEUED).update(
+    started = DeletionJob.objects.filter(pk=job_id, state=Job.QUEUED).update(
         state=Job.RUNNING, started_at=now, heartbeat_at=now, reason=""
     )
     job = DeletionJob.objects.select_related("requested_by").filter(pk=job_id).first()
     if job is None:
         return "job gone"
+    if started:  # of several workers, the one that moved it
+        audit.record(
+            audit.Action.JOB_STARTED,
+            actor=job.requested_by,
+            actor_name=job.requested_by_name or audit.SYSTEM,
+            obj=job,
+            pending=job.pending,
+        )
     if job.state == Job.RUNNING:
         run = JobRun(job)
         orphans = job.items.filter(state=Item.PENDING, credential__isnull=True)
@@ -539,19 +569,37 @@ def finish(job: DeletionJob) -> DeletionJob:
     now = timezone.now()
     left = job.pending
     done = f"{job.deleted:,} deleted, {job.already_gone:,} already gone, {job.failed:,} failed"
-    DeletionJob.objects.filter(pk=job.pk, state=Job.CANCELLING).update(
+    ended = DeletionJob.objects.filter(pk=job.pk, state=Job.CANCELLING).update(
         state=Job.CANCELLED, finished_at=now, reason=f"Cancelled: {done}; {left:,} left untouched."
     )
     if not left:
         state = Job.FAILED if job.failed else Job.FINISHED
         reason = f"{job.failed:,} of {job.total:,} threads could not be deleted." if job.failed else ""
-        DeletionJob.objects.filter(pk=job.pk, state=Job.RUNNING).update(
+        ended += DeletionJob.objects.filter(pk=job.pk, state=Job.RUNNING).update(
             state=state, finished_at=now, reason=reason
         )
     job.refresh_from_db()
+    if ended:  # of several workers, the one that ended it
+        record_ended(job)
     if not job.is_unfinished:
         logger.info("Deletion job %s %s: %s", job.pk, job.state, done)
     return job
+
+
+def record_ended(job: DeletionJob) -> None:
+    audit.record(
+        audit.Action.JOB_FINISHED,
+        actor=job.requested_by,
+        actor_name=job.requested_by_name or audit.SYSTEM,
+        obj=job,
+        state=job.state,
+        total=job.total,
+        deleted=job.deleted,
+        already_gone=job.already_gone,
+        failed=job.failed,
+        left=job.pending,
+        verified=job.verified,
+    )
 
 
 def confirm_job(job: DeletionJob, *, by) -> bool:
@@ -564,20 +612,30 @@ def confirm_job(job: DeletionJob, *, by) -> bool:
                 RetentionPolicy.objects.filter(pk=job.policy_id, confirmed_at__isnull=True).update(
                     confirmed_at=timezone.now(), confirmed_by=by
                 )
+            audit.record(audit.Action.JOB_CONFIRMED, actor=by, obj=job, threads=job.total)
             start_job(job)
     job.refresh_from_db()
     return bool(moved)
 
 
-def cancel_job(job: DeletionJob) -> DeletionJob:
+def cancel_job(job: DeletionJob, *, by=None) -> DeletionJob:
     """Ask the job to stop: at once if no worker has started it, else within a second or two."""
     now = timezone.now()
     reason = "Cancelled before it started; nothing was sent."
-    DeletionJob.objects.filter(pk=job.pk, state__in=[Job.QUEUED, Job.AWAITING]).update(
+    at_once = DeletionJob.objects.filter(pk=job.pk, state__in=[Job.QUEUED, Job.AWAITING]).update(
         state=Job.CANCELLED, finished_at=now, reason=reason
     )
-    DeletionJob.objects.filter(pk=job.pk, state=Job.RUNNING).update(state=Job.CANCELLING)
+    stopping = DeletionJob.objects.filter(pk=job.pk, state=Job.RUNNING).update(state=Job.CANCELLING)
     job.refresh_from_db()
+    if at_once or stopping:
+        audit.record(
+            audit.Action.JOB_CANCELLED,
+            actor=by,
+            obj=job,
+            before_start=bool(at_once),
+            deleted_so_far=job.deleted,
+            pending=job.pending,
+        )
     if job.state == Job.CANCELLING and (
         job.heartbeat_at is None or job.heartbeat_at < now - timedelta(seconds=lease_seconds())
     ):
@@ -585,7 +643,7 @@ def cancel_job(job: DeletionJob) -> DeletionJob:
     return job
 
 
-def retry_job(job: DeletionJob, *, failed: bool = True) -> int:
+def retry_job(job: DeletionJob, *, failed: bool = True, by=None) -> int:
     """Put the failed items (and any left pending) of an ended job back in the queue and start it again.
     Returns how many items will be tried."""
     with transaction.atomic():
@@ -599,6 +657,7 @@ def retry_job(job: DeletionJob, *, failed: bool = True) -> int:
         refresh_counts(job)
         count = job.pending  # counted now: a job started inline has ended again by the time it returns
         if moved:
+            audit.record(audit.Action.JOB_RETRIED, actor=by, obj=job, threads=count, failed_only=failed)
             start_job(job)
     job.refresh_from_db()
     return count if moved else 0

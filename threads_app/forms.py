@@ -7,7 +7,7 @@ from django.core.validators import RegexValidator
 
 from . import ids, importing, listing
 from . import metadata as metadata_rules
-from .models import Credential, RetentionPolicy, Thread
+from .models import AuditEvent, Credential, RetentionPolicy, Thread
 from .permissions import visible_credentials
 
 # --- Intake: credentials, adding and importing threads ------------------------------------------------
@@ -658,3 +658,64 @@ class DeletionJobForm(forms.Form):
                 f"Type {self.count:,} to delete them."
             )
         return typed
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log's query string: filters and page cursor. Invalid → 400, never a 500."""
+
+    actor = forms.CharField(
+        label="Who",
+        max_length=150,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "username or (system)", "autocomplete": "off"}),
+    )
+    action = forms.ChoiceField(
+        label="What", choices=[("", "Any action"), *AuditEvent.Action.choices], required=False
+    )
+    object = forms.CharField(
+        label="Thread",
+        max_length=100,
+        required=False,
+        widget=forms.SearchInput(attrs={"placeholder": "thread_…, conv_…, cthr_…", "autocomplete": "off"}),
+        help_text="A remote ID: the thread's events and those of the deletion jobs that held it.",
+    )
+    since = forms.DateField(label="From", required=False, widget=DateInput)
+    until = forms.DateField(label="To", required=False, widget=DateInput)
+    after = forms.CharField(required=False, max_length=1000)
+    before = forms.CharField(required=False, max_length=1000)
+
+    def clean_actor(self):
+        return self.cleaned_data["actor"].strip()
+
+    def clean_object(self):
+        return self.cleaned_data["object"].strip()
+
+    def clean(self):
+        from . import audit
+
+        cleaned = super().clean()
+        if cleaned.get("since") and cleaned.get("until") and cleaned["since"] > cleaned["until"]:
+            self.add_error("until", "“To” is before “From”.")
+        if cleaned.get("after") and cleaned.get("before"):
+            raise forms.ValidationError("A page link has either `after` or `before`, not both.")
+        sort_key, _ = listing.parse_sort(audit.SORT, audit.SORTS)
+        for name in ("after", "before"):
+            token = cleaned.get(name)
+            cleaned[f"{name}_position"] = None
+            if token:
+                try:
+                    cleaned[f"{name}_position"] = listing.decode_cursor(sort_key, token)
+                except listing.BadCursor as exc:
+                    self.add_error(
+                        name, f"This page link is broken ({exc}). Start again from the first page."
+                    )
+        return cleaned
+
+    def query_params(self) -> dict:
+        """The non-empty filters as they belong in a link (no cursor)."""
+        params = {}
+        for name in ("actor", "action", "object", "since", "until"):
+            value = self.cleaned_data.get(name)
+            if value not in (None, ""):
+                params[name] = value.isoformat() if hasattr(value, "isoformat") else value
+        return params

@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from . import ids
+from . import audit, ids
 from .metadata import InvalidMetadata
 from .metadata import validate as validate_metadata
 from .models import Credential, Thread
@@ -273,6 +273,19 @@ def import_threads(
         progress(len(remote_ids), len(remote_ids))
     report.added = len(new)
     report.added_sample = [row.remote_id for row in new[:SAMPLE_SIZE]]
+    audit.record(
+        audit.Action.THREADS_IMPORTED,
+        actor=added_by,
+        credential=credential.name if credential is not None else "(each ID's own)",
+        owner=owner.get_username() if owner is not None else "",
+        added=report.added,
+        already_tracked=report.already_tracked,
+        tracked_elsewhere=len(report.tracked_elsewhere),
+        duplicates=report.duplicates,
+        refused=report.refused_count,
+        located=report.located,
+        unfound=report.unfound,
+    )
     return report
 
 
@@ -409,7 +422,7 @@ def add_thread(
         credential = search.found
     try:
         with transaction.atomic():
-            return Thread.objects.create(
+            thread = Thread.objects.create(
                 remote_id=remote_id,
                 kind=kind,
                 credential=credential,
@@ -419,6 +432,14 @@ def add_thread(
                 source=Thread.Source.MANUAL,
                 added_by=added_by,
             )
+            audit.record(
+                audit.Action.THREAD_ADDED,
+                actor=added_by,
+                obj=thread,
+                credential=credential.name,
+                owner=owner.get_username() if owner is not None else "",
+            )
+            return thread
     except IntegrityError:
         # Someone added it between the lookup and the insert.
         raise AlreadyTracked(Thread.objects.select_related("credential").get(remote_id=remote_id)) from None

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
-from . import deletion, listing, locating, ownership
+from . import audit, deletion, listing, locating, ownership
 from .forms import DeletionJobForm, DeletionSelectionForm, ReassignForm, ThreadFilterForm
 from .models import DeletionItem, DeletionJob, RehomeRun, Thread
 from .permissions import admin_required, get_job_for_user, visible_jobs, visible_threads
@@ -204,7 +204,7 @@ def job_cancel(request, pk):
             ok=False,
             status=409,
         )
-    deletion.cancel_job(job)
+    deletion.cancel_job(job, by=request.user)
     if job.state == DeletionJob.State.CANCELLING:
         return after_action(
             request, job, "Cancelling: the threads already sent finish, nothing more is sent."
@@ -222,7 +222,7 @@ def job_retry(request, pk):
     # The failed and the left items, counted before the job starts again: retry_job() counts after
     # starting it, which where tasks run inline is after the job has ended again.
     count = job.failed + job.pending
-    deletion.retry_job(job)
+    deletion.retry_job(job, by=request.user)
     return after_action(request, job, f"Trying {count:,} thread{'s' if count != 1 else ''} again.")
 
 
@@ -252,6 +252,7 @@ def job_download(request, pk, fmt):
     if fmt not in DOWNLOADS or (fmt == "jsonl" and not job.archive):
         raise Http404("This job has no such download.")
     produce, content_type, name = DOWNLOADS[fmt]
+    audit.record(audit.Action.JOB_DOWNLOADED, actor=request.user, request=request, obj=job, download=name)
     response = StreamingHttpResponse(produce(job), content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="deletion-job-{job.pk}-{name}"'
     return response
@@ -332,7 +333,7 @@ def reassign_new(request):
     form = ReassignForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         owner = form.cleaned_data["owner"]
-        changed = ownership.reassign(selection.threads, owner)
+        changed = ownership.reassign(selection.threads, owner, by=request.user, summary=selection.summary)
         name = owner.get_username() if owner else "nobody (unassigned)"
         messages.success(request, f"{changed:,} thread{'s' if changed != 1 else ''} now owned by {name}.")
         return redirect(selection.back_url)

@@ -3,6 +3,9 @@
 Built to stay fast with a million tracked threads: every sort order is backed by an index, pages are
 found by keyset (the last row's sort value and id, carried in the URL) so a deep page costs what the first
 one does, and the total is counted only up to a cap, beyond which PostgreSQL's planner estimate is shown.
+
+The keyset machinery (SortKey, cursors, `keyset_page`) takes any model's queryset and its own table of
+sorts: the audit log pages its events with it too.
 """
 
 import base64
@@ -70,10 +73,10 @@ SORT_CHOICES = [
 ]
 
 
-def parse_sort(value: str) -> tuple[SortKey, bool]:
-    """(key, descending) of a sort parameter such as `-activity`."""
+def parse_sort(value: str, sorts: dict = SORTS) -> tuple[SortKey, bool]:
+    """(key, descending) of a sort parameter such as `-activity`, among `sorts`."""
     descending = value.startswith("-")
-    return SORTS[value.lstrip("-")], descending
+    return sorts[value.lstrip("-")], descending
 
 
 # --- Cursors --------------------------------------------------------------------------------------------
@@ -87,11 +90,11 @@ class BadCursor(ValueError):
 MAX_ROW_ID = 2**63 - 1
 
 
-def encode_cursor(sort_key: SortKey, thread: Thread) -> str:
-    value = getattr(thread, sort_key.field)
+def encode_cursor(sort_key: SortKey, row) -> str:
+    value = getattr(row, sort_key.field)
     if isinstance(value, datetime):
         value = value.isoformat()
-    raw = json.dumps([value, thread.pk], separators=(",", ":"), ensure_ascii=False).encode()
+    raw = json.dumps([value, row.pk], separators=(",", ":"), ensure_ascii=False).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -227,8 +230,8 @@ class RowComparison(Func):
 
     output_field = BooleanField()
 
-    def __init__(self, field, value, pk, operator):
-        model_field = Thread._meta.get_field(field)
+    def __init__(self, field, value, pk, operator, *, model=Thread):
+        model_field = model._meta.get_field(field)
         super().__init__(
             F(field),
             F("id"),
@@ -274,7 +277,9 @@ def rows_after(threads, sort_key: SortKey, descending: bool, position, limit: in
             elif sort_key.unique:
                 group = group.filter(**{f"{sort_key.field}__{'lt' if descending else 'gt'}": value})
             else:
-                group = group.filter(RowComparison(sort_key.field, value, pk, "<" if descending else ">"))
+                group = group.filter(
+                    RowComparison(sort_key.field, value, pk, "<" if descending else ">", model=threads.model)
+                )
             position = None  # the groups after the position's are read from their start
         order = (
             [F("id").desc() if descending else F("id").asc()] if is_null else ordering(sort_key, descending)
@@ -293,17 +298,25 @@ class Page:
     previous_cursor: str = ""
     is_first: bool = True
 
+    @property
+    def rows(self) -> list:
+        """The page's rows, whatever the model (`threads` for the thread list's templates)."""
+        return self.threads
 
-def keyset_page(threads, sort: str, *, after=None, before=None, size: int | None = None) -> Page:
-    """One page of `threads` in `sort` order, after or before a decoded cursor position (value, id)."""
-    sort_key, descending = parse_sort(sort)
+
+def keyset_page(
+    threads, sort: str, *, after=None, before=None, size: int | None = None, sorts: dict = SORTS
+) -> Page:
+    """One page of `threads` (a queryset of any model) in `sort` order (among `sorts`, the thread list's
+    by default), after or before a decoded cursor position (value, id)."""
+    sort_key, descending = parse_sort(sort, sorts)
     size = size or PAGE_SIZE
     if before is not None:
         rows = rows_after(threads, sort_key, not descending, before, size + 1, backward=True)
         has_previous = len(rows) > size
         if not has_previous:
             # Back at the start: show a full first page rather than the few rows before the cursor.
-            return keyset_page(threads, sort, size=size)
+            return keyset_page(threads, sort, size=size, sorts=sorts)
         rows = rows[:size][::-1]
         has_next = True
     else:

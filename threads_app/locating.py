@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from . import engine, kinds, outcomes, sync
+from . import audit, engine, kinds, outcomes, sync
 from .client import APIError
 from .models import Credential, StatusChange, Thread, UnfoundId, set_statuses
 
@@ -193,6 +193,14 @@ def move(thread: Thread, search: Search, *, by=None) -> None:
                 reason=reason,
                 **history,
             )
+        audit.record(
+            audit.Action.THREAD_MOVED,
+            actor=by,
+            obj=thread,
+            moved_from=old.name,
+            moved_to=search.found.name,
+            status_before=thread.status,
+        )
     thread.credential, thread.status = search.found, Thread.Status.ACTIVE
     if search.remote is not None:
         sync.record_remote(thread, search.remote)

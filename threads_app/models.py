@@ -564,6 +564,123 @@ class RehomeRun(models.Model):
         return f"Re-homing {len(self.thread_ids)} threads ({self.state})"
 
 
+class AuditRefused(Exception):
+    """An audit event was to be changed or deleted: the log only grows (`audit.purge` aside)."""
+
+
+class AuditQuerySet(models.QuerySet):
+    """Events are added, never changed or deleted through the project's code. Removing a user still sets
+    the `actor` of their events to NULL: Django's collector does that through the base manager, and the
+    copied name keeps saying who it was. The retention purge (`audit.purge`) is the one deletion."""
+
+    def update(self, **kwargs):
+        raise AuditRefused("Audit events cannot be changed.")
+
+    def delete(self):
+        raise AuditRefused("Audit events cannot be deleted (only audit.purge removes expired ones).")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AuditRefused("Audit events cannot be changed.")
+
+    def update_or_create(self, *args, **kwargs):
+        raise AuditRefused("Audit events cannot be changed.")
+
+
+class AuditEvent(models.Model):
+    """One thing someone (or the system) did: who, what, to which object, when, from where. Append-only:
+    recorded by `audit.record()`, never changed or deleted by anything the project offers, and outliving
+    what it names (the actor's username and the object's remote ID are copied).
+
+    Deletion jobs are recorded as jobs (created, started, cancelled, finished), not one event per thread:
+    their items are the receipt, and the audit log finds the jobs that held a thread (`audit.events_for`).
+    """
+
+    class Action(models.TextChoices):
+        SIGN_IN = "sign_in", "Signed in"
+        SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
+        CREDENTIAL_ADDED = "credential_added", "Credential added"
+        CREDENTIAL_CHANGED = "credential_changed", "Credential changed"
+        CREDENTIAL_REMOVED = "credential_removed", "Credential removed"
+        THREAD_ADDED = "thread_added", "Thread added"
+        THREADS_IMPORTED = "threads_imported", "Threads imported"
+        THREADS_DISCOVERED = "threads_discovered", "Threads discovered"
+        OWNER_CHANGED = "owner_changed", "Owner changed"
+        THREAD_EDITED = "thread_edited", "Title or end user edited"
+        METADATA_EDITED = "metadata_edited", "Metadata edited"
+        THREAD_PINNED = "thread_pinned", "Pinned or unpinned"
+        THREAD_MOVED = "thread_moved", "Moved to another credential"
+        MESSAGES_VIEWED = "messages_viewed", "Messages viewed"
+        THREAD_EXPORTED = "thread_exported", "Transcript exported"
+        JOB_DOWNLOADED = "job_downloaded", "Job receipt or archive downloaded"
+        THREAD_DELETED = "thread_deleted", "Thread deleted"
+        JOB_CREATED = "job_created", "Deletion job created"
+        JOB_CONFIRMED = "job_confirmed", "Deletion job confirmed"
+        JOB_STARTED = "job_started", "Deletion job started"
+        JOB_CANCELLED = "job_cancelled", "Deletion job cancelled"
+        JOB_RETRIED = "job_retried", "Deletion job retried"
+        JOB_FINISHED = "job_finished", "Deletion job ended"
+        SWEEP_RUN = "sweep_run", "Sweep run"
+        POLICY_CHANGED = "policy_changed", "Retention policy changed"
+        # Recorded by the team's and the sign-in limit's code (issue 9's roles and hardening).
+        SIGN_IN_THROTTLED = "sign_in_throttled", "Sign-in refused: too many attempts"
+        USER_ADDED = "user_added", "Team member added"
+        USER_DEACTIVATED = "user_deactivated", "Team member deactivated"
+        ROLE_CHANGED = "role_changed", "Role changed"
+        AUDIT_EXPORTED = "audit_exported", "Audit log exported"
+        AUDIT_PURGED = "audit_purged", "Old audit events purged"
+
+    class ObjectType(models.TextChoices):
+        NONE = "", "—"
+        THREAD = "thread", "Thread"
+        JOB = "job", "Deletion job"
+        CREDENTIAL = "credential", "Credential"
+        POLICY = "policy", "Retention policy"
+        SWEEP = "sweep", "Sweep"
+        IMPORT = "import", "Import"
+        USER = "user", "User"
+        AUDIT_LOG = "audit_log", "Audit log"
+
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Copied, so that the event still names who acted after that account is removed; "(system)" for work
+    # nobody signed in asked for (beat's sweeps, a command run without --actor).
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=30, choices=Action.choices)
+    object_type = models.CharField(max_length=20, choices=ObjectType.choices, blank=True)
+    # The object's primary key (a job's, a credential's, a thread's), and a thread's remote ID, copied.
+    object_pk = models.BigIntegerField(null=True, blank=True)
+    remote_id = models.CharField(max_length=100, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            # The audit log's order, and keyset paging over it (listing.keyset_page).
+            models.Index(fields=["-at", "-id"], name="auditevent_at_idx"),
+            # Its filters, each read in that same order from where the filter starts.
+            models.Index(fields=["actor_name", "-at", "-id"], name="auditevent_actor_idx"),
+            models.Index(fields=["action", "-at", "-id"], name="auditevent_action_idx"),
+            models.Index(fields=["remote_id", "-at", "-id"], name="auditevent_remote_idx"),
+            models.Index(fields=["object_type", "object_pk"], name="auditevent_object_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AuditRefused("Audit events cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditRefused("Audit events cannot be deleted (only audit.purge removes expired ones).")
+
+
 class DiscoveryRun(models.Model):
     """Listing a credential's threads in the background (`sync.run_discovery`), so that the credentials
     page can say what the listing found once it ends, rather than only that it started.

@@ -8,6 +8,7 @@ from functools import wraps
 
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
+from django.utils.functional import SimpleLazyObject
 
 from .models import Credential, DeletionJob, Thread
 
@@ -81,3 +82,30 @@ def get_job_for_user(request, pk) -> DeletionJob:
     if not can_delete_in_bulk(request.user):
         raise PermissionDenied("Only admins can see and manage deletion jobs.")
     return get_object_or_404(visible_jobs(request.user).select_related("requested_by", "policy"), pk=pk)
+
+
+def can_read_audit_log(user) -> bool:
+    """Whether `user` may read the audit log (its page, its CSV, a thread page's events): those granted
+    `view_auditevent` (admins and auditors, through their groups), and superusers."""
+    return user.is_authenticated and user.has_perm("threads_app.view_auditevent")
+
+
+def audit_log_required(view):
+    """The audit log's pages: 403 for those who may not read it."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not can_read_audit_log(request.user):
+            raise PermissionDenied("Only admins and auditors can read the audit log.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def navigation(request) -> dict:
+    """Template context: which links the navigation shows, decided here rather than in templates."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    # Lazy: a fragment that shows no navigation reads no permissions.
+    return {"can_read_audit_log": SimpleLazyObject(lambda: can_read_audit_log(user))}

@@ -14,7 +14,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
-from . import kinds
+from . import audit, kinds
 from .models import Credential, DeletionJob, RetentionPolicy, Thread
 
 Mode = RetentionPolicy.Mode
@@ -144,12 +144,14 @@ def set_policy(
     include_assistants: bool = False,
     exempt_owners=(),
     exempt_metadata=(),
+    by=None,
 ) -> RetentionPolicy:
     """Save `credential`'s policy. Switching it to delete, or shortening the window of a policy that
     deletes, asks for an admin's confirmation of the next sweep's preview again."""
     policy = RetentionPolicy.objects.filter(credential=credential).first() or RetentionPolicy(
         credential=credential
     )
+    before = _policy_facts(policy) if policy.pk else None
     stricter = mode == Mode.DELETE and (policy.mode != Mode.DELETE or window_days < policy.window_days)
     policy.mode, policy.window_days, policy.include_assistants = mode, window_days, include_assistants
     policy.exempt_metadata = [[str(key), str(value)] for key, value in exempt_metadata]
@@ -157,13 +159,37 @@ def set_policy(
         policy.confirmed_at, policy.confirmed_by = None, None
     policy.save()
     policy.exempt_owners.set(exempt_owners)
+    after = _policy_facts(policy)
+    if after != before:
+        audit.record(
+            audit.Action.POLICY_CHANGED,
+            actor=by,
+            obj=policy,
+            credential=credential.name,
+            before=before,
+            after=after,
+            needs_confirmation=policy.mode == Mode.DELETE and policy.confirmed_at is None,
+        )
     return policy
 
 
-def set_pinned(thread: Thread, pinned: bool) -> None:
+def _policy_facts(policy: RetentionPolicy) -> dict:
+    """What a policy says, as the audit log records it before and after a change."""
+    return {
+        "mode": policy.mode,
+        "window_days": policy.window_days,
+        "include_assistants": policy.include_assistants,
+        "exempt_owners": sorted(user.get_username() for user in policy.exempt_owners.all()),
+        "exempt_metadata": [list(pair) for pair in exempt_pairs(policy)],
+    }
+
+
+def set_pinned(thread: Thread, pinned: bool, *, by=None) -> None:
     """Pin (keep) a thread, which exempts it from every retention policy, or unpin it."""
-    Thread.objects.filter(pk=thread.pk).update(pinned=pinned)
+    changed = Thread.objects.filter(pk=thread.pk).exclude(pinned=pinned).update(pinned=pinned)
     thread.pinned = pinned
+    if changed:
+        audit.record(audit.Action.THREAD_PINNED, actor=by, obj=thread, pinned=pinned)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from . import deletion, retention, sync
+from . import audit, deletion, retention, sync
 from .client import APIError
 from .models import Credential, DeletionJob, RetentionPolicy, SweepLock, SweepRun, Thread
 
@@ -66,14 +66,23 @@ class SweepResult:
     jobs: list  # DeletionJobs it made
 
 
-def run(name: str, *, dry_run: bool = False) -> SweepResult:
-    """Run one sweep under its lock and record the run; raises SweepBusy if it is running elsewhere."""
+def run(name: str, *, dry_run: bool = False, by=None) -> SweepResult:
+    """Run one sweep under its lock and record the run; raises SweepBusy if it is running elsewhere.
+    `by`: who ran it by hand (None for beat)."""
     if name not in NAMES:
         raise ValueError(f"Unknown sweep {name!r}: one of {', '.join(NAMES)}")
     with lock(name) as token:
         record = SweepRun.objects.create(name=name, dry_run=dry_run, holder=token)
         result = {"expiry": expiry, "retention": apply_policies, "sync": sync_recent}[name](dry_run=dry_run)
         SweepRun.objects.filter(pk=record.pk).update(finished_at=timezone.now(), summary=result.summary[:500])
+        audit.record(
+            audit.Action.SWEEP_RUN,
+            actor=by,
+            sweep=name,
+            dry_run=dry_run,
+            summary=result.summary[:500],
+            jobs=[job.pk for job in result.jobs],
+        )
     logger.info("Sweep %s%s: %s", name, " (dry run)" if dry_run else "", result.summary)
     return result
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from . import engine, ids, kinds, outcomes, ratelimit
+from . import audit, engine, ids, kinds, outcomes, ratelimit
 from .client import APIError, Client, NotFound
 from .entries import Page, RemoteThread
 from .metadata import InvalidMetadata
@@ -335,8 +335,9 @@ def refresh(thread: Thread, *, by=None) -> outcomes.Outcome | None:
     return None
 
 
-def update_metadata(thread: Thread, metadata: dict) -> outcomes.Outcome | None:
+def update_metadata(thread: Thread, metadata: dict, *, by=None) -> outcomes.Outcome | None:
     """Replace the thread's remote metadata through the API and store it; the outcome if it failed."""
+    before = dict(thread.metadata or {})
     try:
         remote = kinds.adapter_for(thread).update_metadata(
             web_client(thread.credential), thread.remote_id, metadata
@@ -350,6 +351,16 @@ def update_metadata(thread: Thread, metadata: dict) -> outcomes.Outcome | None:
             return outcomes.Outcome("not_found", outcome.check, message, outcome.detail)
         return outcome
     record_remote(thread, remote)
+    after = thread.metadata or {}
+    # The keys, not the values: a value may hold anything a customer's app put there.
+    audit.record(
+        audit.Action.METADATA_EDITED,
+        actor=by,
+        obj=thread,
+        added=sorted(after.keys() - before.keys()),
+        removed=sorted(before.keys() - after.keys()),
+        changed=sorted(key for key in after.keys() & before.keys() if after[key] != before[key]),
+    )
     return None
 
 
@@ -395,6 +406,16 @@ def discover(credential: Credential, *, added_by=None) -> DiscoveryReport:
                 report.added += _register_discovered(adapter, credential, batch, now, added_by)
                 batch = []
         report.added += _register_discovered(adapter, credential, batch, now, added_by)
+    if added_by is None and not report.added:
+        return report  # beat's sync sweep lists every credential each quarter hour: only finds are news
+    audit.record(
+        audit.Action.THREADS_DISCOVERED,
+        actor=added_by,
+        obj=credential,
+        credential=credential.name,
+        listed=report.seen,
+        added=report.added,
+    )
     return report
 
 

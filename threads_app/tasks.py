@@ -72,8 +72,14 @@ def check_threads(credential_id: int) -> str:
 
 
 @shared_task(**RETRY)
-def discover_threads(credential_id: int) -> str:
-    return _for_credential(credential_id, sync.discover, "Discovery")
+def discover_threads(credential_id: int, user_id: int | None = None) -> str:
+    """List the credential's threads of the kinds that can be listed; `user_id` is who asked."""
+    from django.contrib.auth import get_user_model
+
+    by = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    return _for_credential(
+        credential_id, lambda credential: sync.discover(credential, added_by=by), "Discovery"
+    )
 
 
 @shared_task
@@ -133,3 +139,11 @@ def rehome_threads(run_id: int) -> str:
     """Look for a selection of gone threads under the other credentials (`locating.run_rehome`)."""
     run = locating.run_rehome(run_id)
     return run.state if run else "run gone"
+
+
+@shared_task
+def purge_audit_events() -> int:
+    """Remove the audit events past AUDIT_RETENTION_DAYS (none while it is 0, the default)."""
+    from . import audit
+
+    return audit.purge()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import credential_views, import_views, job_views, views
+from . import audit_views, credential_views, import_views, job_views, views
 
 urlpatterns = [
     path("", views.thread_list, name="thread_list"),
@@ -49,4 +49,7 @@ urlpatterns = [
     path("jobs/<int:pk>/receipt.csv", job_views.job_download, {"fmt": "csv"}, name="job_receipt_csv"),
     path("jobs/<int:pk>/receipt.json", job_views.job_download, {"fmt": "json"}, name="job_receipt_json"),
     path("jobs/<int:pk>/archive.jsonl", job_views.job_download, {"fmt": "jsonl"}, name="job_archive"),
+    # The audit log (admins and auditors): read-only.
+    path("audit/", audit_views.audit_log, name="audit_log"),
+    path("audit/export.csv", audit_views.audit_export, name="audit_export"),
 ]

@@ -19,11 +19,24 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh, push_url, trigger_client_event
 
-from . import deletion, kinds, list_export, listing, locating, overview, retention, sync, transcripts
+from . import (
+    audit,
+    deletion,
+    editing,
+    kinds,
+    list_export,
+    listing,
+    locating,
+    overview,
+    retention,
+    sync,
+    transcripts,
+)
 from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditForm, ThreadFilterForm
-from .models import Thread
+from .models import AuditEvent, Thread
 from .permissions import (
     can_delete_in_bulk,
+    can_read_audit_log,
     can_reassign_in_bulk,
     get_rw_thread_for_user,
     get_thread_for_user,
@@ -214,6 +227,36 @@ def message_order(request, form) -> str:
     return request.session.get(MESSAGE_ORDER_KEY, "desc")
 
 
+# The thread page shows this many of its newest audit events; the audit log has the rest.
+THREAD_EVENTS = 20
+
+
+def thread_events(request, thread: Thread) -> dict:
+    """The thread's newest audit events (its own and its deletion jobs'), for those who may read the log."""
+    if not can_read_audit_log(request.user):
+        return {}
+    events = audit.events_for(AuditEvent.objects.all(), thread.remote_id)
+    return {
+        "audit_events": list(events.order_by("-at", "-id")[:THREAD_EVENTS]),
+        "audit_url": reverse("audit_log") + listing.querystring({"object": thread.remote_id}),
+    }
+
+
+def read_messages(request, thread: Thread, after: str | None, order: str = "desc"):
+    """A page of the thread's messages for the person asking, recorded in the audit log when one came."""
+    result = sync.read_messages(thread, after, by=request.user, order=order)
+    if result.page is not None:
+        audit.record(
+            audit.Action.MESSAGES_VIEWED,
+            actor=request.user,
+            request=request,
+            obj=thread,
+            page="older" if after else "newest",
+            messages=len(result.page.entries),
+        )
+    return result
+
+
 @require_GET
 def thread_detail(request, pk):
     thread = get_thread_for_user(request, pk)
@@ -229,11 +272,11 @@ def thread_detail(request, pk):
     order = message_order(request, form)
     # Without JavaScript, "Show messages" and "Load older" come back here and render the page inline.
     if request.GET.get("show") == "messages":
-        result = sync.read_messages(thread, form.cleaned_data["after"] or None, by=request.user, order=order)
+        result = read_messages(request, thread, form.cleaned_data["after"] or None, order)
     return render(
         request,
         "threads_app/thread_detail.html",
-        detail_context(request, thread, result=result, order=order),
+        detail_context(request, thread, result=result, order=order, **thread_events(request, thread)),
     )
 
 
@@ -255,7 +298,7 @@ def thread_messages(request, pk):
         )
     after = form.cleaned_data["after"] or None
     order = message_order(request, form)
-    result = sync.read_messages(thread, after, by=request.user, order=order)
+    result = read_messages(request, thread, after, order)
     # The first page comes with the reading-order toggle around it; a later one joins the pages above it.
     fragment = "messages" if after else "message-list"
     return render(
@@ -353,7 +396,7 @@ def thread_pin(request, pk):
     """Pin (keep) the thread, exempting it from every retention policy, or unpin it (`pinned=0`)."""
     thread = get_rw_thread_for_user(request, pk)
     pinned = request.POST.get("pinned", "1") != "0"
-    retention.set_pinned(thread, pinned)
+    retention.set_pinned(thread, pinned, by=request.user)
     return saved(request, thread, "Pinned: no retention policy removes it." if pinned else "Unpinned.")
 
 
@@ -376,9 +419,9 @@ def thread_edit(request, pk):
     if request.method == "POST":
         if form.is_valid():
             # The form already set the new values on `thread`; write only the fields that changed.
-            if form.changed_data:
-                changed = {name: form.cleaned_data[name] for name in form.changed_data}
-                Thread.objects.filter(pk=thread.pk).update(**changed)
+            editing.edit(
+                thread, {name: form.cleaned_data[name] for name in form.changed_data}, by=request.user
+            )
             return saved(request, thread, "Saved.")
         thread.refresh_from_db()
     template = (
@@ -400,7 +443,7 @@ def thread_metadata(request, pk):
         form = MetadataForm.with_another_row(request.POST)
     elif request.method == "POST" and adapter.supports_metadata:
         if form.is_valid():
-            problem = sync.update_metadata(thread, form.cleaned_data["metadata"])
+            problem = sync.update_metadata(thread, form.cleaned_data["metadata"], by=request.user)
             if problem is None:
                 return saved(request, thread, "Metadata saved.")
             status = 400 if problem.kind in ("invalid", "not_found") else 502
@@ -470,6 +513,14 @@ def thread_export(request, pk, fmt):
             message = "The API no longer finds this thread, so there is nothing to export."
         messages.error(request, f"Export failed. {message}")
         return redirect("thread_detail", pk=thread.pk)
+    audit.record(
+        audit.Action.THREAD_EXPORTED,
+        actor=request.user,
+        request=request,
+        obj=thread,
+        format=fmt,
+        entries=len(entries),
+    )
     if fmt == "json":
         body, content_type = transcripts.as_json(thread, entries), "application/json"
     else:

@@ -132,6 +132,14 @@ BEAT_TABLE = [
         14 * 60,
         ("sync",),
     ),
+    (
+        "Purge old audit events",
+        "THREADSITE_AUDIT_PURGE_CRON",
+        "17 4 * * *",
+        "threads_app.tasks.purge_audit_events",
+        23 * 3600,
+        (),
+    ),
 ]
 
 

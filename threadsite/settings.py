@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "threads_app.audit.AddressMiddleware",
 ]
 
 ROOT_URLCONF = "threadsite.urls"
@@ -76,6 +77,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "threads_app.permissions.navigation",
             ],
         },
     },
@@ -128,6 +130,14 @@ SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", HTTPS)
 # One year once HTTPS is on; browsers then refuse plain HTTP for the host (set 0 to try HTTPS out first).
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+
+# How many proxies in front of the site append the client's address to X-Forwarded-For. 0 (the default):
+# the header is ignored and the connection's address is what the audit log records, since any client can
+# write the header; 1 behind one proxy (docker-compose's TLS proxy), and so on.
+TRUSTED_PROXIES = envint("THREADSITE_TRUSTED_PROXIES", 0, minimum=0)
+# Audit events older than this many days are purged by beat (THREADSITE_AUDIT_PURGE_CRON) or
+# `manage.py purge_audit_events`; 0 (the default) keeps them forever.
+AUDIT_RETENTION_DAYS = envint("THREADSITE_AUDIT_RETENTION_DAYS", 0, minimum=0)
 
 CACHES = {"default": cache_settings(envstr("REDIS_URL"))}
 

@@ -5,10 +5,10 @@ import getpass
 import os
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import ProtectedError
 
-from threads_app import sync
+from threads_app import credentials, sync
 from threads_app.forms import CredentialForm
+from threads_app.management.actors import add_actor_argument, resolve_actor
 from threads_app.models import Credential
 
 
@@ -35,11 +35,13 @@ class Command(BaseCommand):
         )
         add.add_argument("--concurrency", type=int, default=16, help="Requests in flight per worker (16).")
         add.add_argument("--no-verify", action="store_true", help="Do not ask the API whether the key works.")
+        add_actor_argument(add)
         sub.add_parser("list", help="List credentials with masked keys.")
         verify = sub.add_parser("verify", help="Ask the API whether a credential's key works.")
         verify.add_argument("name")
         remove = sub.add_parser("remove", help="Remove a credential that tracks no threads.")
         remove.add_argument("name")
+        add_actor_argument(remove)
 
     def handle(self, *args, action, **options):
         getattr(self, f"handle_{action}")(**options)
@@ -55,8 +57,10 @@ class Command(BaseCommand):
         no_verify,
         requests_per_minute,
         concurrency,
+        actor=None,
         **_,
     ):
+        by = resolve_actor(actor)
         key = os.environ.get(key_env, "")
         if not key:
             if not self.stdin_is_tty():
@@ -76,7 +80,7 @@ class Command(BaseCommand):
         )
         if not form.is_valid():
             raise CommandError(_form_errors(form))
-        credential = form.save()
+        credential, _ = credentials.save(form, by=by)
         self.stdout.write(f"Added credential {credential.name} ({credential.masked_key}).")
         if not no_verify:
             ok, message = sync.verify_credential(credential)
@@ -99,14 +103,14 @@ class Command(BaseCommand):
         if not ok:
             raise CommandError(f"{credential.name}: the key does not work.")
 
-    def handle_remove(self, name, **_):
+    def handle_remove(self, name, actor=None, **_):
+        by = resolve_actor(actor)
         credential = _get(name)
         try:
-            credential.delete()
-        except ProtectedError:
-            count = credential.threads.count()
+            credentials.remove(credential, by=by)
+        except credentials.StillTracking as refusal:
             raise CommandError(
-                f"{name} still tracks {count} threads; delete or reassign them first."
+                f"{name} still tracks {refusal.count} threads; delete or reassign them first."
             ) from None
         self.stdout.write(f"Removed credential {name}.")
 

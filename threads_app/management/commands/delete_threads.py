@@ -8,6 +8,7 @@ from django.http import QueryDict
 
 from threads_app import deletion, importing, listing, tasks
 from threads_app.forms import ThreadFilterForm
+from threads_app.management.actors import resolve_actor
 from threads_app.management.input_files import read_text
 from threads_app.models import Credential, DeletionJob, Thread
 
@@ -38,9 +39,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--wait", action="store_true", help="Follow the job; exit 1 if any thread could not be deleted."
         )
-        parser.add_argument("--as", dest="actor", help="Username recorded as the one who asked.")
+        parser.add_argument(
+            "--actor",
+            "--as",
+            dest="actor",
+            metavar="USERNAME",
+            help="The team member running this, recorded as the one who asked (default: the system).",
+        )
 
     def handle(self, *args, **options):
+        by = resolve_actor(options["actor"])
         threads, data = self.selection(options)
         summary = listing.describe(data)
         if options["ids"]:
@@ -59,7 +67,7 @@ class Command(BaseCommand):
         try:
             job = deletion.create_job(
                 threads,
-                requested_by=self.actor(options["actor"]),
+                requested_by=by,
                 summary=summary,
                 filters={key: str(value) for key, value in data.items() if value not in (None, "")},
                 source=DeletionJob.Source.COMMAND,
@@ -130,14 +138,6 @@ class Command(BaseCommand):
                 f"{len(untracked):,} IDs are not tracked and are left out (e.g. {', '.join(untracked[:3])})."
             )
         return remote_ids
-
-    def actor(self, username):
-        if not username:
-            return None
-        user = get_user_model().objects.filter(username=username).first()
-        if user is None:
-            raise CommandError(f"No team member named {username!r}.")
-        return user
 
     def confirm(self, count: int) -> None:
         if not sys.stdin.isatty():

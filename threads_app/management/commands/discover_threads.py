@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from threads_app import sync
 from threads_app.client import APIError
+from threads_app.management.actors import add_actor_argument, resolve_actor
 from threads_app.models import Credential
 
 
@@ -10,8 +11,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--credential", default="", help="Only this credential (default: all).")
+        add_actor_argument(parser)
 
-    def handle(self, *args, credential, **options):
+    def handle(self, *args, credential, actor, **options):
+        by = resolve_actor(actor)
         credentials = Credential.objects.all()
         if credential:
             credentials = credentials.filter(name=credential)
@@ -20,7 +23,7 @@ class Command(BaseCommand):
         seen = added = failed = 0
         for credential_obj in credentials:
             try:
-                report = sync.discover(credential_obj)
+                report = sync.discover(credential_obj, added_by=by)
             except APIError as error:
                 failed += 1
                 self.stderr.write(f"{credential_obj.name}: {error}")

@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from threads_app import importing, tasks
+from threads_app.management.actors import add_actor_argument, resolve_actor
 from threads_app.management.input_files import read_text
 from threads_app.models import Credential
 
@@ -25,8 +26,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-check", action="store_true", help="Do not ask the API whether the threads exist."
         )
+        add_actor_argument(parser)
 
-    def handle(self, *args, file, credential, owner, no_check, **options):
+    def handle(self, *args, file, credential, owner, no_check, actor, **options):
+        by = resolve_actor(actor)
         try:
             credential_obj = None if credential == "auto" else Credential.objects.get(name=credential)
         except Credential.DoesNotExist:
@@ -39,7 +42,7 @@ class Command(BaseCommand):
                 raise CommandError(f"No team member named {owner!r}.")
         text = read_text(file)
         try:
-            report = importing.import_threads(text, credential=credential_obj, owner=owner_obj)
+            report = importing.import_threads(text, credential=credential_obj, owner=owner_obj, added_by=by)
         except importing.ImportRefused as exc:
             raise CommandError("Nothing imported:\n  " + "\n  ".join(exc.errors)) from None
 

@@ -2,6 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from threads_app import retention
+from threads_app.management.actors import add_actor_argument, resolve_actor
 from threads_app.metadata import MAX_KEY, MAX_VALUE
 from threads_app.models import Credential, RetentionPolicy
 
@@ -21,8 +22,12 @@ class Command(BaseCommand):
             "--exempt-metadata", action="append", default=[], metavar="KEY=VALUE", help="Never remove these."
         )
         parser.add_argument("--exempt-owner", action="append", default=[], metavar="USERNAME")
+        add_actor_argument(parser)
 
-    def handle(self, *args, credential, days, mode, include_assistants, exempt_metadata, exempt_owner, **_):
+    def handle(
+        self, *args, credential, days, mode, include_assistants, exempt_metadata, exempt_owner, actor, **_
+    ):
+        by = resolve_actor(actor)
         found = Credential.objects.filter(name=credential).first()
         if found is None:
             known = ", ".join(Credential.objects.values_list("name", flat=True)) or "none yet"
@@ -52,6 +57,7 @@ class Command(BaseCommand):
             include_assistants=include_assistants,
             exempt_owners=users or (list(policy.exempt_owners.all()) if policy else []),
             exempt_metadata=pairs or (retention.exempt_pairs(policy) if policy else []),
+            by=by,
         )
         self.stdout.write(describe(policy))
 

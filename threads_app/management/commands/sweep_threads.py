@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from threads_app import sweeps, tasks
+from threads_app.management.actors import add_actor_argument, resolve_actor
 from threads_app.models import DeletionJob
 
 
@@ -19,12 +20,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--wait", action="store_true", help="Wait for the deletion jobs the sweeps start to end."
         )
+        add_actor_argument(parser)
 
-    def handle(self, *args, only, dry_run, wait, **options):
+    def handle(self, *args, only, dry_run, wait, actor, **options):
+        by = resolve_actor(actor)
         summaries, jobs = [], []
         for name in only or sweeps.NAMES:
             try:
-                result = sweeps.run(name, dry_run=dry_run)
+                result = sweeps.run(name, dry_run=dry_run, by=by)
             except sweeps.SweepBusy as busy:
                 raise CommandError(f"{busy} Nothing was swept twice; try again when it ends.") from None
             summaries.append(f"{name}: {result.summary}")

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('threads_app', '0007_rehome_runs'),
+        ('threads_app', '0009_audit_events'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
