@@ -297,3 +297,10 @@ def test_an_action_tells_the_other_panels_to_refresh_themselves(member_client, t
         assert fragment.status_code == 200 and "<html" not in fragment.content.decode()
     assert member_client.get(reverse("thread_history", args=[999999]), headers=HTMX).status_code == 404
     assert member_client.get(reverse("thread_history", args=[talk.pk])).status_code == 302
+
+
+def test_the_refreshed_history_keeps_the_audit_trail_for_those_who_may_read_it(client, talk):
+    client.force_login(User.objects.create_superuser("auditor", password="auditor-password"))
+    client.post(reverse("thread_pin", args=[talk.pk]), {"pinned": "1"}, headers=HTMX)
+    body = client.get(reverse("thread_history", args=[talk.pk]), headers=HTMX).content.decode()
+    assert "Pinned or unpinned" in body

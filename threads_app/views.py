@@ -334,7 +334,7 @@ def thread_panel(request, pk, panel):
     thread = get_thread_for_user(request, pk)
     if not is_fragment_request(request):
         return redirect("thread_detail", pk=thread.pk)
-    return render(request, PANELS[panel], detail_context(request, thread))
+    return render(request, PANELS[panel], detail_context(request, thread, **thread_events(request, thread)))
 
 
 @require_POST
