@@ -81,7 +81,7 @@ def main():
         for chunk in response.streaming_content:
             if first_byte is None:
                 first_byte = time.perf_counter() - started
-            lines += 1
+            lines += chunk.count(b"\n")
             exported += len(chunk)
         took = time.perf_counter() - started
         print(
