@@ -1,7 +1,8 @@
 """How the pages look and whom they leave out, in headless Chromium at a laptop's 1280 px and a phone's
 390 px: no page scrolls sideways, a list row is one line on the laptop and a card on the phone, and axe-core
-finds no serious or critical accessibility violation on any page. Screenshots of the list, a thread page
-and the overview at both widths are written to test-artifacts/design/ (gitignored) for a person to look at.
+finds no serious or critical accessibility violation on any page, the 403, 404 and 500 pages included.
+Screenshots of the list, a thread page, the overview and the error pages at both widths are written to
+test-artifacts/design/ (gitignored) for a person to look at.
 
 To show these are not flaky, run them many times in a row:
     .venv/bin/pytest tests/test_browser_design.py --count 20 -p no:randomly -x
@@ -16,6 +17,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from tests.browsers import DESKTOP, PHONE
+from threads_app import views
 from threads_app.models import Thread
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.usefixtures("no_retries")]
@@ -198,6 +200,24 @@ def test_axe_core_finds_no_serious_or_critical_violations(page, world, width, vi
     page.locator("#thread-table tbody input[name=ids]").first.check()
     page.locator("[data-selection-bar]").wait_for(state="visible")
     assert_accessible(page, f"the list with a selection at {width} px")
+
+
+@pytest.mark.parametrize(("width", "viewport"), WIDTHS)
+def test_the_error_pages_pass_axe_core_too(page, world, width, viewport, monkeypatch):
+    page.set_viewport_size(viewport)
+    sign_in(page)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("a crash, on purpose")
+
+    monkeypatch.setattr(views.overview, "summary", crash)  # the live server runs in this process
+    for status, url in ((403, "/audit/"), (404, "/threads/999999/"), (500, "/overview/")):
+        response = page.goto(url)
+        assert response.status == status, f"{url} answered {response.status}"
+        assert page.locator("[data-problem]").is_visible()
+        shoot(page, f"error-{status}-{width}")
+        assert overflow(page) <= 0, f"the {status} page is wider than a {width} px screen"
+        assert_accessible(page, f"the {status} page at {width} px")
 
 
 def test_the_list_can_be_used_with_the_keyboard_alone_and_focus_is_visible(page, world):

@@ -124,3 +124,24 @@ def test_redis_keeps_one_schedule_for_every_process():
     assert first.reserve("q", None) == pytest.approx(3.0, abs=0.05)
     first.learn("p", 900)
     assert second.learned("p") == 900
+
+
+def test_take_counts_a_request_only_when_it_may_go_now(clock):
+    limiter = MemoryLimiter(clock)
+    assert [limiter.take("t", 60, burst_seconds=3) for _ in range(3)] == [0.0, 0.0, 0.0]
+    refused = limiter.take("t", 60, burst_seconds=3)
+    assert refused == pytest.approx(1.0)
+    assert limiter.take("t", 60, burst_seconds=3) == pytest.approx(1.0)  # a refusal costs nothing
+    clock.now += 1.0
+    assert limiter.take("t", 60, burst_seconds=3) == 0.0
+
+
+@pytest.mark.integration
+def test_redis_take_refuses_without_counting():
+    url = os.environ.get("THREADSITE_TEST_REDIS_URL")
+    assert url, "Set THREADSITE_TEST_REDIS_URL (scripts/test does)"
+    redis.Redis.from_url(url).flushdb()
+    first, second = RedisLimiter(url), RedisLimiter(url)
+    assert first.take("t", 60) == 0.0
+    assert second.take("t", 60) == pytest.approx(1.0, abs=0.05)
+    assert first.take("t", 60) == pytest.approx(1.0, abs=0.05)

@@ -1,6 +1,7 @@
 """The simulator against the contract: every answer, success or error, validated by openapi-core against
 OpenAI's own OpenAPI description (shared/openai/openapi.yaml), through real HTTP."""
 
+import json
 import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -10,13 +11,14 @@ import requests
 import yaml
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIResponse
-from openapi_core.testing import MockRequest
+from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.response.exceptions import InvalidData
 
 from threads_app.simulator import SimulatorState, running_simulator, seed_demo
 
 ASSISTANTS = "assistants=v2"
 CHATKIT = "chatkit_beta=v1"
+SSE_EVENT_PATH = "/__one_response_stream_event"
 ERROR_RESPONSE = {
     "description": "An error, in the API's common error shape.",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
@@ -39,6 +41,20 @@ def load_openapi(path: Path) -> OpenAPI:
     with path.open("rb") as stream:
         spec = yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     adapt_spec(spec)
+    # Server-sent events are checked one by one: each event's data as the answer of an operation that
+    # answers one ResponseStreamEvent (openapi-core does not split a text/event-stream body).
+    spec["paths"][SSE_EVENT_PATH] = {
+        "post": {
+            "responses": {
+                "200": {
+                    "description": "One server-sent event's data.",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ResponseStreamEvent"}}
+                    },
+                }
+            }
+        }
+    }
     # Validating the 3 MB description itself takes long and proves nothing about the simulator.
     api = OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
     assert time.monotonic() - started < 30, "loading the OpenAPI description got far slower than expected"
@@ -66,7 +82,7 @@ def adapt_spec(node) -> None:
             if properties.get(name, {}).get("type") == "string":
                 properties[name]["type"] = ["string", "null"]
     for path, item in node["paths"].items():
-        if path.startswith(("/threads", "/conversations", "/chatkit/threads")):
+        if path.startswith(("/threads", "/conversations", "/chatkit/threads", "/responses")):
             for operation in item.values():
                 if isinstance(operation, dict) and "responses" in operation:
                     operation["responses"].setdefault("default", ERROR_RESPONSE)
@@ -267,6 +283,48 @@ def test_conversation_endpoints_answer_as_the_spec_says(alpha, beta, simulator):
     alpha.call("POST", "/conversations", json={"items": [{"role": "user", "content": "x"}] * 21}, expect=400)
     alpha.call("GET", f"/conversations/{empty['id']}/items", params={"limit": 101}, expect=400)
     assert alpha.checked == 14
+
+
+def test_responses_with_a_conversation_answer_as_the_spec_says(alpha, openapi, simulator):
+    conversation = alpha.call("POST", "/conversations", json={})
+    response = alpha.call(
+        "POST",
+        "/responses",
+        json={
+            "model": "gpt-sim",
+            "input": "Hello",
+            "conversation": conversation["id"],
+            "metadata": {"a": "b"},
+        },
+    )
+    assert response["conversation"] == {"id": conversation["id"]}
+    items = alpha.call("GET", f"/conversations/{conversation['id']}/items", params={"order": "asc"})
+    assert [item["role"] for item in items["data"]] == ["user", "assistant"]
+    assert items["data"][1]["content"][0]["text"] == response["output"][0]["content"][0]["text"]
+    alpha.call("POST", "/responses", json={"model": "gpt-sim", "input": [{"role": "user", "content": "Hi"}]})
+    alpha.call("POST", "/responses", json={"input": "Hi"}, expect=400)
+    alpha.call("POST", "/responses", json={"model": "m", "conversation": "conv_" + "0" * 48}, expect=404)
+
+    simulator.config.stream_first_token_ms = simulator.config.stream_token_ms = 0
+    streamed = alpha.session.post(
+        f"{simulator.base_url}/responses",
+        json={"model": "gpt-sim", "input": "Again", "conversation": conversation["id"], "stream": True},
+        timeout=5,
+    )
+    assert streamed.status_code == 200
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    events = [block for block in streamed.text.split("\n\n") if block]
+    request = MockRequest("https://api.openai.com", "post", "/v1" + SSE_EVENT_PATH)
+    for block in events:
+        name, data = block.split("\n")
+        event = json.loads(data.removeprefix("data: "))
+        assert name == f"event: {event['type']}"
+        openapi.validate_response(request, MockResponse(data.removeprefix("data: ").encode()))
+    types = [json.loads(block.split("data: ", 1)[1])["type"] for block in events]
+    assert types[0] == "response.created" and types[-1] == "response.completed"
+    assert types.count("response.output_text.delta") > 5
+    assert len(alpha.call("GET", f"/conversations/{conversation['id']}/items")["data"]) == 4
+    assert alpha.checked == 7
 
 
 def test_chatkit_endpoints_answer_as_the_spec_says(alpha, beta, simulator):

@@ -134,3 +134,26 @@ def test_discovery_stores_only_valid_ids_and_clips_what_the_api_lists(simulator,
     stored = Thread.objects.get()
     assert stored.remote_id == good["id"] and len(stored.title) == 300
     assert len(stored.metadata) == 16 and all(len(value) == 512 for value in stored.metadata.values())
+
+
+def test_discovery_dates_chatkit_threads_by_their_newest_item(simulator, alpha):
+    created = timezone.now().replace(microsecond=0) - timedelta(days=30)
+    talked = created + timedelta(days=20)
+    quiet = simulator.state.create_chatkit_thread("proj_alpha", user="a", created_at=created)
+    busy = simulator.state.create_chatkit_thread(
+        "proj_alpha",
+        user="b",
+        created_at=created,
+        items=[
+            ("user", "hello", {"created_at": created + timedelta(days=1)}),
+            ("assistant", "hi", {"created_at": talked}),
+        ],
+    )
+
+    assert sync.discover(alpha).added == 2
+
+    busy_row = Thread.objects.get(remote_id=busy["id"])
+    assert (busy_row.last_activity_at, busy_row.activity_source) == (talked, Thread.ActivitySource.MESSAGE)
+    assert busy_row.newest_entry_id
+    quiet_row = Thread.objects.get(remote_id=quiet["id"])
+    assert (quiet_row.last_activity_at, quiet_row.activity_source) == (created, Thread.ActivitySource.CREATED)

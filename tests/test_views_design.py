@@ -270,6 +270,8 @@ def test_the_reading_order_is_chosen_and_remembered(member_client, talk):
     assert shown(page)[:2] == ["0", "1"]
     newer = unescape(re.search(r'hx-get="([^"]+)" hx-target="this"', body)[1])
     assert shown(member_client.get(newer, headers=HTMX))[:2] == ["20", "21"]
+    talk.refresh_from_db()
+    assert talk.message_count == 25  # read oldest first to the end: counted as newest first would be
     assert member_client.get(url, {"order": "sideways"}, headers=HTMX).status_code == 400
 
 
@@ -290,11 +292,11 @@ def test_the_metadata_editor_adds_rows_up_to_sixteen_and_counts_them(member_clie
 
 def test_an_action_tells_the_other_panels_to_refresh_themselves(member_client, talk):
     response = member_client.post(reverse("thread_pin", args=[talk.pk]), {"pinned": "1"}, headers=HTMX)
-    assert json.loads(response.headers["HX-Trigger"]) == {"thread-changed": {}}
+    assert json.loads(response.headers["HX-Trigger"]) == {"threadChanged": {}}
     page = member_client.get(reverse("thread_detail", args=[talk.pk])).content.decode()
     for name in ("thread_header", "thread_history"):
         url = reverse(name, args=[talk.pk])
-        assert f'hx-get="{url}" hx-trigger="thread-changed from:body"' in page
+        assert f'hx-get="{url}" hx-trigger="threadChanged from:body"' in page
         fragment = member_client.get(url, headers=HTMX)
         assert fragment.status_code == 200 and "<html" not in fragment.content.decode()
     assert member_client.get(reverse("thread_history", args=[999999]), headers=HTMX).status_code == 404

@@ -231,9 +231,10 @@ def test_annotations_attachments_run_and_assistant_ids_are_shown(
     )
     thread = make_thread(remote_id=remote["id"], credential=sim_credential)
     body = signed_in.get(reverse("thread_messages", args=[thread.pk]), headers=HTMX).content.decode()
+    assert "【" not in body  # the marker became a footnote naming the source and its file
     for shown in (
-        "file_citation",
-        "file-cited1",
+        '<sup class="cite">[1]</sup>',
+        '<li value="1">source <code class="muted">file-cited1</code></li>',
         "file-attached1",
         "run_abc123",
         "asst_abc123",
@@ -291,8 +292,10 @@ def test_a_thread_the_api_no_longer_has_is_explained_and_can_be_marked_missing(
     thread = make_thread(remote_id="thread_gone0000001", credential=sim_credential)
     body = signed_in.get(reverse("thread_messages", args=[thread.pk]), headers=HTMX).content.decode()
     assert "no longer exists for this credential" in body
-    for reason in ("deleted", "60 days", "sunset", "another project"):
-        assert reason in body
+    assert (
+        "It may have been deleted outside Threadsite or created under another project than proj_alpha."
+        in body
+    )
     assert f'hx-post="/threads/{thread.pk}/mark-missing/"' in body
 
     response = signed_in.post(reverse("thread_mark_missing", args=[thread.pk]), headers=HTMX)
@@ -310,7 +313,6 @@ def test_a_thread_the_api_no_longer_has_is_explained_and_can_be_marked_missing(
         ("502_html", "could not be reached or failed"),
         ("drop", "could not be reached or failed"),
         ("429", "rate-limiting"),
-        ("429_quota", "out of quota"),
     ],
 )
 def test_api_failures_are_shown_with_a_retry_and_the_page_stays_usable(
@@ -518,7 +520,7 @@ def test_deleting_a_thread_the_api_no_longer_has_marks_it_gone(signed_in, sim_cr
     thread.refresh_from_db()
     assert thread.status == Thread.Status.MISSING
     assert "no longer had" in response.content.decode()
-    assert '<div id="thread-header" class="thread-header" hx-swap-oob="true"\n' in response.content.decode()
+    assert json.loads(response["HX-Trigger"]) == {"threadChanged": {}}  # the header asks for itself again
 
 
 def test_a_failed_deletion_leaves_the_status_and_shows_the_error(signed_in, simulator, assistants_thread):
@@ -675,3 +677,199 @@ def test_a_huge_message_is_folded_on_the_page(signed_in, simulator, assistants_t
     body = response.content.decode()
     assert len(body) < 200_000
     assert "9,980,000 more characters are not shown here: export the transcript" in body
+
+
+def test_paging_to_the_start_records_the_message_count_and_updates_the_details(signed_in, assistants_thread):
+    Thread.objects.filter(pk=assistants_thread.pk).update(message_count=4)  # stale: counted long ago
+    url = reverse("thread_messages", args=[assistants_thread.pk])
+    first = signed_in.get(url, headers=HTMX)
+    assistants_thread.refresh_from_db()
+    assert assistants_thread.message_count is None, "a first page of 20 with more proves 4 wrong"
+    second = signed_in.get(older_link(first)[1], headers=HTMX)
+    assert 'id="thread-message-count"' not in second.content.decode()
+    third = signed_in.get(older_link(second)[1], headers=HTMX)
+    assistants_thread.refresh_from_db()
+    assert assistants_thread.message_count == 45
+    assert re.search(r'<dd id="thread-message-count" hx-swap-oob="true">45</dd>', third.content.decode())
+
+
+def test_a_forged_or_foreign_count_in_an_older_link_is_ignored(signed_in, assistants_thread, make_thread):
+    url = reverse("thread_messages", args=[assistants_thread.pk])
+    first = signed_in.get(url, headers=HTMX)
+    second = signed_in.get(older_link(first)[1], headers=HTMX)
+    last_link = older_link(second)[1]
+    cursor = re.search(r"after=([^&]+)", last_link).group(1)
+    forged = signed_in.get(url, {"after": cursor, "seen": "5000:forged"}, headers=HTMX)
+    other = make_thread()
+    foreign_seen = re.search(r"seen=([^&]+)", older_link(first)[1]).group(1)
+    foreign = signed_in.get(url, {"after": cursor, "seen": foreign_seen}, headers=HTMX)
+    assert forged.status_code == foreign.status_code == 200
+    assert entries_shown(forged) == ["4", "3", "2", "1", "0"]
+    assistants_thread.refresh_from_db()
+    assert assistants_thread.message_count is None
+    assert other.message_count is None
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"), [("thread_history", "Status history"), ("thread_messages_panel", "Ask anyway")]
+)
+def test_a_panel_of_the_thread_page_renders_alone_for_htmx_and_redirects_otherwise(
+    signed_in, make_thread, name, shown
+):
+    thread = make_thread(status=Thread.Status.DELETED)
+    url = reverse(name, args=[thread.pk])
+    fragment = signed_in.get(url, headers=HTMX)
+    assert fragment.status_code == 200 and shown in fragment.content.decode()
+    assert "<html" not in fragment.content.decode()
+    assert signed_in.get(url).status_code == 302
+
+
+def test_the_messages_panel_stays_as_it_is_while_the_status_it_was_shown_for_holds(signed_in, make_thread):
+    thread = make_thread(status=Thread.Status.DELETED)
+    url = reverse("thread_messages_panel", args=[thread.pk])
+    page = signed_in.get(reverse("thread_detail", args=[thread.pk])).content.decode()
+    assert f'hx-get="{url}?shown=deleted" hx-trigger="threadChanged from:body"' in page
+    kept = signed_in.get(url, {"shown": "deleted"}, headers=HTMX)
+    assert kept.status_code == 204 and kept.content == b""  # the pages of messages loaded stay
+    changed = signed_in.get(url, {"shown": "active"}, headers=HTMX)
+    assert changed.status_code == 200 and "Ask anyway" in changed.content.decode()
+
+
+def test_a_deletion_tells_the_thread_page_its_panels_changed(signed_in, simulator, assistants_thread):
+    url = reverse("thread_delete", args=[assistants_thread.pk])
+    response = signed_in.post(url, {"origin": "detail"}, headers=HTMX)
+    assert response.status_code == 200
+    assert "threadChanged" in response["HX-Trigger"]
+
+
+# --- Why the API answers 404: only what applies to the kind and the thread's history ------------------
+
+
+def words(thread) -> str:
+    from threads_app.templatetags.threads_browse import not_found_words
+
+    return not_found_words(thread)
+
+
+def test_a_conversation_never_expires_and_has_no_sunset(make_thread):
+    thread = make_thread(kind=Thread.Kind.CONVERSATION, last_activity_at=timezone.now() - timedelta(days=400))
+    assert words(thread) == (
+        "It may have been deleted outside Threadsite or created under another project than proj_alpha."
+    )
+
+
+def test_an_assistants_thread_names_its_expiry_only_once_it_is_past(make_thread):
+    recent = make_thread(last_activity_at=timezone.now() - timedelta(days=3), newest_entry_id="msg_1")
+    assert words(recent) == "It may have been deleted outside Threadsite."
+    old = timezone.now() - timedelta(days=90)
+    quiet = make_thread(last_activity_at=old, newest_entry_id="msg_1")
+    expired_on = f"{old + timedelta(days=60):%Y-%m-%d}"
+    assert words(quiet) == (
+        "It may have been deleted outside Threadsite or "
+        f"expired on {expired_on}, 60 days after its last activity."
+    )
+
+
+def test_an_assistants_thread_on_openai_names_the_sunset_once_it_is_past(make_thread, credential):
+    credential.base_url = "https://api.openai.com/v1"
+    credential.save()
+    thread = make_thread(last_activity_at=datetime(2026, 8, 20, tzinfo=UTC), remote_created_at=BASE)
+    assert words(thread) == (
+        "It may have been deleted outside Threadsite or "
+        "removed with the Assistants threads’ sunset on 2026-08-26."
+    )
+
+
+def test_a_thread_threadsite_deleted_is_said_to_be_so(make_thread, alice):
+    thread = make_thread(kind=Thread.Kind.CONVERSATION)
+    thread.set_status(Thread.Status.DELETED, by=alice, reason="Deleted through the API")
+    assert words(thread) == (
+        f"Threadsite deleted it on {timezone.now():%Y-%m-%d} by alice (Deleted through the API)."
+    )
+
+
+def test_a_failure_that_asking_again_cannot_mend_offers_no_retry(signed_in, simulator, assistants_thread):
+    simulator.state.enqueue_faults("429_quota")
+    url = reverse("thread_messages", args=[assistants_thread.pk])
+    body = signed_in.get(url, headers=HTMX).content.decode()
+    assert "out of quota" in body and ">Retry</a>" not in body
+    broken = signed_in.get(url, {"after": "msg_doesnotexist123"}, headers=HTMX).content.decode()
+    assert "The messages could not be loaded." in broken and ">Retry</a>" not in broken
+    assert (
+        f'href="/threads/{assistants_thread.pk}/?show=messages#messages">Show the newest messages</a>'
+        in broken
+    )
+
+
+def test_saving_from_the_edit_pages_themselves_goes_back_to_the_thread_page(signed_in, make_thread):
+    thread = make_thread(title="Before")
+    edit = reverse("thread_edit", args=[thread.pk])
+    response = signed_in.post(
+        edit,
+        {"title": "After", "owner": "", "end_user": ""},
+        headers={**HTMX, "HX-Current-URL": f"http://testserver{edit}"},
+    )
+    assert response.status_code == 200 and response["HX-Redirect"] == f"/threads/{thread.pk}/"
+    on_page = signed_in.post(
+        edit,
+        {"title": "Again", "owner": "", "end_user": ""},
+        headers={**HTMX, "HX-Current-URL": f"http://testserver/threads/{thread.pk}/?show=messages"},
+    )
+    assert "HX-Redirect" not in on_page and 'id="thread-facts"' in on_page.content.decode()
+
+
+# --- Forgetting a thread that is no longer active ----------------------------------------------------
+
+
+def test_forget_removes_only_a_thread_that_is_not_active(make_thread, alice):
+    from threads_app import importing
+
+    missing = make_thread(status=Thread.Status.MISSING)
+    missing.set_status(Thread.Status.DELETED, by=alice, reason="gone")
+    active = make_thread()
+    assert importing.forget_thread(missing, by=alice) == missing.remote_id
+    assert not Thread.objects.filter(pk=missing.pk).exists()
+    assert StatusChange.objects.get(remote_id=missing.remote_id).thread is None  # the history stays
+    with pytest.raises(importing.ForgetRefused):
+        importing.forget_thread(active, by=alice)
+    assert Thread.objects.filter(pk=active.pk).exists()
+
+
+def test_only_admins_may_forget(signed_in, client, alice, bob, make_thread):
+    thread = make_thread(status=Thread.Status.EXPIRED)
+    url = reverse("thread_forget", args=[thread.pk])
+    assert signed_in.get(url).status_code == 403
+    assert signed_in.post(url).status_code == 403
+    alice.is_staff = True
+    alice.save()
+    assert signed_in.get(url, headers=HTMX).status_code == 200
+    assert signed_in.post(url, {"remote_id": "thread_other"}).status_code == 400  # not confirmed
+    response = signed_in.post(url, {"remote_id": thread.remote_id})
+    assert response.status_code == 302 and response["Location"] == reverse("thread_list")
+    assert not Thread.objects.filter(pk=thread.pk).exists()
+    active = make_thread()
+    refused = signed_in.post(reverse("thread_forget", args=[active.pk]), {"remote_id": active.remote_id})
+    assert refused.status_code == 302 and Thread.objects.filter(pk=active.pk).exists()
+
+
+# --- Citations --------------------------------------------------------------------------------------
+
+
+def test_citation_markers_become_numbered_references_and_nothing_can_forge_one():
+    from threads_app.entries import Annotation
+
+    marker = "【7:1†policies.md】"
+    cited = Annotation("file_citation", text=marker, file_id="file-1")
+    link = Annotation("url_citation", text="", url="https://example.com")
+    html, notes, rest = transcripts.cited_html(
+        f"a{marker} b【2†x<b>.md】 \x001\x00 `code{marker}`", [cited, link]
+    )
+    assert html.count('<sup class="cite">') == 3
+    assert "\x00" not in html and "x&lt;b&gt;.md" not in html and "<b>" not in html
+    assert [(n.number, n.name, n.file_id) for n in notes] == [
+        (1, "policies.md", "file-1"),
+        (2, "x<b>.md", ""),
+    ]
+    assert rest == [link]
+    folded, _, _ = transcripts.cited_html("x" * (transcripts.SHOWN_CHARACTERS - 1) + marker)
+    assert "\x00" not in folded

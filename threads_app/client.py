@@ -334,22 +334,23 @@ def new_session(pool_size: int = 16) -> requests.Session:
     return session
 
 
-def session_for(credential) -> requests.Session:
+def session_for(credential, pool_size: int = 16) -> requests.Session:
     """The pooled session of a saved credential; a new one for each version of it (edits change the key).
+    The capture proxy asks for a larger pool (one connection per stream it holds open) than the rest.
 
     The session carries no secrets (headers go with each request); it is kept only for its connection pool.
     """
     if credential.pk is None:
-        return new_session()
-    version = (credential.pk, credential.updated_at, credential.base_url)
+        return new_session(pool_size)
+    version = (credential.pk, credential.updated_at, credential.base_url, pool_size)
     with _sessions_lock:
         session = _sessions.get(version)
         if session is not None:
             _sessions.move_to_end(version)
             return session
-        for stale in [key for key in _sessions if key[0] == credential.pk]:
+        for stale in [key for key in _sessions if key[0] == credential.pk and key[3] == pool_size]:
             del _sessions[stale]
-        session = _sessions[version] = new_session()
+        session = _sessions[version] = new_session(pool_size)
         while len(_sessions) > MAX_POOLED_SESSIONS:
             _sessions.popitem(last=False)
         return session
@@ -641,6 +642,43 @@ class Client:
                 self._remaining(deadline - wait, url)
             self.sleep(wait)
             attempt += 1
+
+    def forward(self, method: str, path: str, *, query: str, body: bytes, headers: dict) -> requests.Response:
+        """Send a request that another client made (the capture proxy): its headers that matter, this
+        credential's key and project, no retries (that client retries itself), and the answer left unread
+        (`read_forwarded`, or streamed by the caller)."""
+        if self._key_problem:
+            raise AuthenticationError(self._key_problem)
+        params = [("api-version", self.azure_api_version)] if self.azure_api_version else []
+        url = self.url(path) + ("?" + query if query else "")
+        sent = {**self.headers(), **headers}
+        for name in ("OpenAI-Organization", "OpenAI-Project"):  # the credential's, never the caller's
+            sent.pop(name, None)
+            if self.headers().get(name):
+                sent[name] = self.headers()[name]
+        try:
+            return self.session.request(
+                method,
+                url,
+                params=params or None,
+                data=body or None,
+                headers=sent,
+                auth=self._auth,
+                timeout=self.timeout,
+                allow_redirects=False,
+                stream=True,
+            )
+        except (requests.ConnectionError, requests.Timeout) as e:
+            raise APIConnectionError(
+                f"Could not reach {_host(url)}: {_describe_connection_failure(e, self.timeout)}"
+            ) from None
+        except (requests.RequestException, ValueError) as e:
+            raise APIConnectionError(f"Cannot send the request to {_host(url)}: {type(e).__name__}") from None
+
+    def read_forwarded(self, response: requests.Response) -> bytes:
+        """The whole body of a forwarded answer, decoded, within the deadline and the size limit."""
+        self._read_body(response, time.monotonic() + self.deadline, response.url)
+        return response.content
 
     def _remaining(self, deadline: float, url: str) -> float:
         """Seconds left before the deadline; DeadlineExceeded when none are."""

@@ -138,8 +138,9 @@ class ThreadDeletion:
     message: str
 
 
-def delete_thread(thread: Thread, *, by, delete_items: bool = True) -> ThreadDeletion:
-    """Delete one thread now, as a person asked on its page, and record it."""
+def delete_thread(thread: Thread, *, by, delete_items: bool = True, actor: str = "") -> ThreadDeletion:
+    """Delete one thread now, as a person asked on its page (or an API token, named by `actor`; `by` is
+    then the token's owner, if it has one), and record it."""
     if thread.status != Thread.Status.ACTIVE:
         return ThreadDeletion(
             "not_sent",
@@ -154,17 +155,19 @@ def delete_thread(thread: Thread, *, by, delete_items: bool = True) -> ThreadDel
         attempt = delete_remote(client, thread, delete_items=delete_items)
     how = " with its items" if delete_items else ""
     record_thread_statuses(
-        [(thread, attempt)], by=by, reason=f"Deleted{how} through the API by {by.get_username()}"
+        [(thread, attempt)], by=by, reason=f"Deleted{how} through the API by {actor or by.get_username()}"
     )
     thread.refresh_from_db(fields=["status", "status_changed_at", "status_changed_by"])
     audit.record(
         audit.Action.THREAD_DELETED,
         actor=by,
+        actor_name=actor if by is None and actor else None,
         obj=thread,
         outcome=attempt.state,
         with_items=delete_items,
         status=thread.status,
         message=attempt.message[:300],
+        **({"via": actor} if actor else {}),
     )
     if attempt.state == Item.DELETED:
         return ThreadDeletion("deleted", f"Deleted {thread.remote_id}{how}.")

@@ -1,13 +1,16 @@
+import contextlib
 import re
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core import signing
 from django.core.validators import RegexValidator
 
 from . import ids, importing, listing
 from . import metadata as metadata_rules
-from .models import AuditEvent, Credential, RetentionPolicy, Thread
+from .models import ApiToken, AuditEvent, Credential, RetentionPolicy, Thread
 from .permissions import visible_credentials
 
 # --- Intake: credentials, adding and importing threads ------------------------------------------------
@@ -413,7 +416,10 @@ class ThreadFilterForm(forms.Form):
 
 
 class MessagePageForm(forms.Form):
-    """The `after` cursor of a page of messages: the ID of the last entry shown, as the API gave it."""
+    """The `after` cursor of a page of messages: the ID of the last entry shown, as the API gave it; the
+    reading `order` (none: the one remembered); and `seen`, how many entries the pages before the cursor
+    held, signed for this thread, cursor and order by `older_query` (a forged one would record a wrong
+    message count; a bad one is ignored, the page still shows)."""
 
     after = forms.RegexField(
         regex=r"^[A-Za-z0-9_.:-]{1,200}$",
@@ -425,6 +431,33 @@ class MessagePageForm(forms.Form):
         required=False,
         error_messages={"invalid_choice": "Messages are shown newest first (desc) or oldest first (asc)."},
     )
+    seen = forms.CharField(required=False, max_length=200)
+
+    def __init__(self, *args, thread=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.thread = thread
+
+    @staticmethod
+    def signer(thread, after: str, order: str) -> signing.Signer:
+        return signing.Signer(salt=f"threadsite.messages.seen:{thread.pk}:{after}:{order}")
+
+    @classmethod
+    def older_query(cls, thread, after: str, seen: int | None, order: str = "desc") -> str:
+        """The query string of the "Load older" (or, oldest first, "Load newer") link that continues after
+        `after`."""
+        query = {"after": after, "order": order}
+        if seen is not None:
+            query["seen"] = cls.signer(thread, after, order).sign(str(seen))
+        return urlencode(query)
+
+    def clean(self):
+        cleaned = super().clean()
+        token, after, order = cleaned.get("seen"), cleaned.get("after"), cleaned.get("order")
+        cleaned["seen"] = None
+        if token and after and order and self.thread is not None:
+            with contextlib.suppress(signing.BadSignature, ValueError):  # a bad count is only not recorded
+                cleaned["seen"] = int(self.signer(self.thread, after, order).unsign(token))
+        return cleaned
 
 
 class ThreadEditForm(forms.ModelForm):
@@ -658,6 +691,40 @@ class DeletionJobForm(forms.Form):
                 f"Type {self.count:,} to delete them."
             )
         return typed
+
+
+class ApiTokenForm(forms.Form):
+    """A new API token: its name, scopes, and optionally the one credential and default owner it is for."""
+
+    name = forms.CharField(max_length=100, help_text="The application or person it is for.")
+    scopes = forms.MultipleChoiceField(
+        choices=ApiToken.Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[ApiToken.Scope.REGISTER, ApiToken.Scope.READ],
+    )
+    credential = forms.ModelChoiceField(
+        queryset=Credential.objects.all(),
+        required=False,
+        empty_label="Any (REST API only)",
+        help_text="Bound to one credential, it reaches only that credential's threads; the capture proxy "
+        "needs one to forward to.",
+    )
+    owner = forms.ModelChoiceField(
+        queryset=get_user_model().objects.order_by("username"),
+        required=False,
+        empty_label="None",
+        help_text="What it registers or captures goes to this person; it reaches only what they see.",
+    )
+    stamp_owner = forms.BooleanField(
+        required=False, label="Stamp metadata.threadsite_owner on threads the proxy creates"
+    )
+    requests_per_minute = forms.IntegerField(min_value=1, max_value=1_000_000, initial=600)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("stamp_owner") and not cleaned.get("owner"):
+            self.add_error("stamp_owner", "Stamping the owner needs a default owner.")
+        return cleaned
 
 
 class AuditFilterForm(forms.Form):

@@ -39,18 +39,33 @@ def thread_add(request):
             except APIError as error:
                 messages.warning(request, f"Added {thread.remote_id}, but could not check it yet: {error}")
             else:
-                label = thread.get_last_check_display()
-                level = messages.SUCCESS if result == thread.Check.OK else messages.WARNING
-                messages.add_message(request, level, f"Added {thread.remote_id}. API check: {label}.")
+                messages.add_message(request, *added_words(thread, result))
             return redirect(reverse("thread_detail", args=[thread.pk]))
     return render(request, "threads_app/thread_add.html", {"form": form})
+
+
+def added_words(thread, result: str) -> tuple[int, str]:
+    """(message level, sentence) for a thread just added and checked: amber unless the API found it."""
+    where = f"{thread.credential.name} ({thread.credential.scope_label})"
+    if result == thread.Check.OK:
+        return messages.SUCCESS, f"Added {thread.remote_id}. The API finds it under {where}."
+    if result == thread.Check.NOT_FOUND:
+        return messages.WARNING, (
+            f"Added {thread.remote_id}, but the API does not find it under {where}: it is recorded as "
+            f"{thread.get_status_display().lower()}. "
+            "Look under the other credentials from its page, or forget it."
+        )
+    detail = f": {thread.last_check_message}" if thread.last_check_message else ""
+    return messages.WARNING, (
+        f"Added {thread.remote_id}, but its check failed ({thread.get_last_check_display().lower()}{detail})."
+    )
 
 
 @require_http_methods(["GET", "POST"])
 @admin_required
 def thread_import(request):
     form = ImportForm(request.POST or None, request.FILES or None)
-    report = checked = None
+    report = checked = check = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         credential, text = data["credential"], data["content"]
@@ -78,7 +93,8 @@ def thread_import(request):
                 )
             elif report.added and report.added <= settings.IMPORT_INLINE_CHECK_LIMIT:
                 try:
-                    checked = sync.check_unchecked(credential).summary()
+                    check = sync.check_unchecked(credential)
+                    checked = check.summary()
                 except APIError as error:
                     checked = f"could not check them yet ({error}); they stay unchecked"
             elif report.added:
@@ -87,7 +103,8 @@ def thread_import(request):
     template = "threads_app/import_form.html"
     if request.htmx:
         template += "#import-panel"
-    return render(request, template, {"form": form, "report": report, "checked": checked})
+    context = {"form": form, "report": report, "checked": checked, "check": check}
+    return render(request, template, context)
 
 
 @require_GET

@@ -445,6 +445,24 @@ def add_thread(
         raise AlreadyTracked(Thread.objects.select_related("credential").get(remote_id=remote_id)) from None
 
 
+class ForgetRefused(ValueError):
+    """Only a thread that is no longer active may leave the registry."""
+
+
+def forget_thread(thread: Thread, *, by=None) -> str:
+    """Remove a thread that is no longer active (deleted, missing, expired) from the registry, and return
+    its ID. The API is not asked; the status history and deletion receipts keep its ID. An active thread
+    is refused (ForgetRefused): what the API still holds never drops out of sight unnoticed. The
+    conditional DELETE also refuses a thread that became active again meanwhile."""
+    deleted, _ = Thread.objects.filter(pk=thread.pk).exclude(status=Thread.Status.ACTIVE).delete()
+    if not deleted:
+        raise ForgetRefused(
+            f"{thread.remote_id} is active: delete it, or mark it missing, "
+            "before removing it from the registry."
+        )
+    return thread.remote_id
+
+
 # --- Large imports, in the background ----------------------------------------------------------------
 
 

@@ -53,12 +53,15 @@ class SortKey:
 
 
 # Each order is served by an index read forwards or backwards: thread_activity_idx, thread_created_idx,
-# thread_title_idx, thread_owner_sort_idx, thread_status_sort_idx, thread_messages_idx and the unique
-# index of remote_id. The owner order groups threads by owner (the user's row id, unassigned last): a
-# sort by user name would join every thread to its owner before the first row could be shown.
+# thread_added_idx, thread_title_idx, thread_owner_sort_idx, thread_status_sort_idx, thread_messages_idx
+# and the unique index of remote_id. The owner order groups threads by owner (the user's row id,
+# unassigned last): a sort by user name would join every thread to its owner before the first row could
+# be shown.
 SORTS = {
     "activity": SortKey("last_activity_at", "Last activity", nullable=True, is_datetime=True),
     "created": SortKey("remote_created_at", "Created", nullable=True, is_datetime=True),
+    # "See the newest threads" after an import or an add.
+    "added": SortKey("added_at", "Added", is_datetime=True),
     "title": SortKey("title", "Title"),
     "id": SortKey("remote_id", "ID", unique=True),
     "owner": SortKey("owner_id", "Owner", nullable=True, is_integer=True),

@@ -85,7 +85,8 @@ class Thread(models.Model):
         MANUAL = "manual", "Added by hand"
         IMPORT = "import", "Imported"
         DISCOVERY = "discovery", "Discovered"
-        CAPTURE = "capture", "Captured"
+        CAPTURE = "capture", "Captured by the proxy"
+        API = "api", "Registered through the API"
 
     class ActivitySource(models.TextChoices):
         UNKNOWN = "", "Unknown"
@@ -93,6 +94,7 @@ class Thread(models.Model):
         MESSAGE = "message", "Newest message"
         UPDATED = "updated", "Remote update time"
         SEEN = "seen", "Seen changed by Threadsite"
+        CAPTURED = "captured", "Used through the capture proxy"
 
     class Check(models.TextChoices):
         UNCHECKED = "", "Not checked yet"
@@ -140,6 +142,10 @@ class Thread(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     added_at = models.DateTimeField(default=timezone.now)
+    # The API token that registered or captured it (per-token counts on the token's page).
+    api_token = models.ForeignKey(
+        "ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="threads"
+    )
 
     class Meta:
         ordering = ["-last_activity_at", "-id"]
@@ -165,6 +171,10 @@ class Thread(models.Model):
             ),
             # Background checks of freshly imported threads.
             models.Index(fields=["id"], condition=Q(last_check=""), name="thread_unchecked_idx"),
+            # The overview's threads entered through API tokens per day (overview.captured_per_day).
+            models.Index(
+                fields=["added_at"], condition=Q(source__in=["capture", "api"]), name="thread_token_added_idx"
+            ),
         ]
 
     def __str__(self):
@@ -564,6 +574,65 @@ class RehomeRun(models.Model):
         return f"Re-homing {len(self.thread_ids)} threads ({self.state})"
 
 
+class ApiToken(models.Model):
+    """A bearer token for the REST API (`/api/v1/`) and the capture proxy (`/proxy/v1/`), made by an admin
+    for an application or a person. Only a SHA-256 of the secret is stored (the secret is 256 random
+    bits, so a fast hash loses nothing to guessing); the secret is shown once, when it is made.
+
+    Its reach (`permissions.token_threads`): the threads of its credential if it is bound to one, and of
+    those, what its owner may see if it has an owner.
+    """
+
+    class Scope(models.TextChoices):
+        REGISTER = "register", "Register threads (and use the capture proxy)"
+        READ = "read", "Read the registry"
+        DELETE = "delete", "Delete threads"
+
+    PREFIX = "tsk_"
+
+    name = models.CharField(max_length=100, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # The first characters of the secret, kept so that a token can be recognised: `tsk_AbCd…`.
+    token_prefix = models.CharField(max_length=12, editable=False)
+    scopes = models.JSONField(default=list, help_text="Some of: register, read, delete.")
+    credential = models.ForeignKey(
+        Credential, null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="api_tokens"
+    )
+    stamp_owner = models.BooleanField(
+        default=False,
+        help_text="The proxy adds metadata.threadsite_owner to the threads and conversations it creates.",
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        default=600, validators=[MinValueValidator(1), MaxValueValidator(1_000_000)]
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def masked(self) -> str:
+        return f"{self.token_prefix}…"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
 class AuditRefused(Exception):
     """An audit event was to be changed or deleted: the log only grows (`audit.purge` aside)."""
 
@@ -628,6 +697,9 @@ class AuditEvent(models.Model):
         ROLE_CHANGED = "role_changed", "Role changed"
         AUDIT_EXPORTED = "audit_exported", "Audit log exported"
         AUDIT_PURGED = "audit_purged", "Old audit events purged"
+        # Recorded by tokens.py (issue 12's API tokens).
+        TOKEN_CREATED = "token_created", "API token made"
+        TOKEN_REVOKED = "token_revoked", "API token revoked"
 
     class ObjectType(models.TextChoices):
         NONE = "", "—"

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db.models import Case, Count, IntegerField, Value, When
+from django.db.models.functions import TruncDate
 
 from . import listing, retention
 from .models import Credential, Thread
@@ -150,3 +151,27 @@ def age_link(newer: int, older: int | None, now) -> str:
         params["active_from"] = (now - timedelta(days=older)).date().isoformat()
         params["active_to"] = (now - timedelta(days=newer)).date().isoformat()
     return listing.querystring(params)
+
+
+CAPTURE_DAYS = 14
+
+
+def captured_per_day(threads, now, days: int = CAPTURE_DAYS) -> list[tuple]:
+    """Threads that entered through API tokens (captured by the proxy, or registered through the REST API)
+    on each of the last `days` days, oldest first: (date, captured, registered). One GROUP BY over the
+    partial index thread_token_added_idx, which holds only such threads."""
+    start = (now - timedelta(days=days - 1)).date()
+    counts = Counter()
+    rows = (
+        threads.order_by()
+        .filter(source__in=[Thread.Source.CAPTURE, Thread.Source.API], added_at__date__gte=start)
+        .annotate(day=TruncDate("added_at"))
+        .values_list("day", "source")
+        .annotate(n=Count("id"))
+    )
+    for day, source, n in rows:
+        counts[day, source] = n
+    return [
+        (day, counts[day, Thread.Source.CAPTURE], counts[day, Thread.Source.API])
+        for day in (start + timedelta(days=offset) for offset in range(days))
+    ]

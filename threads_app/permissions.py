@@ -45,6 +45,19 @@ def get_rw_thread_for_user(request, pk) -> Thread:
     return get_thread_for_user(request, pk)
 
 
+def can_forget(user, thread: Thread) -> bool:
+    """Whether the thread page offers `user` to remove `thread` from the registry: admins, for a thread
+    that is no longer active."""
+    return is_admin(user) and thread.status != Thread.Status.ACTIVE
+
+
+def get_thread_to_forget(request, pk) -> Thread:
+    """The thread `pk` for an admin (403 for anyone else, before looking), else 404."""
+    if not is_admin(request.user):
+        raise PermissionDenied("Only admins can remove threads from the registry.")
+    return get_thread_for_user(request, pk)
+
+
 def is_admin(user) -> bool:
     return user.is_authenticated and user.is_staff
 
@@ -82,6 +95,26 @@ def get_job_for_user(request, pk) -> DeletionJob:
     if not can_delete_in_bulk(request.user):
         raise PermissionDenied("Only admins can see and manage deletion jobs.")
     return get_object_or_404(visible_jobs(request.user).select_related("requested_by", "policy"), pk=pk)
+
+
+def token_threads(token):
+    """The threads an API token reaches: its credential's, if it is bound to one; and of those, what its
+    owner may see, if it has an owner (the owner's own gate, `visible_threads`). A token with neither
+    reaches every thread: such tokens are for admins' own scripts."""
+    threads = visible_threads(token.owner) if token.owner_id else Thread.objects.all()
+    if token.credential_id:
+        threads = threads.filter(credential_id=token.credential_id)
+    return threads
+
+
+def token_may_use_credential(token, credential) -> bool:
+    """Whether a token may file threads under `credential`: its own if it is bound to one; else one its
+    owner may use, if it has an owner; else any."""
+    if token.credential_id:
+        return credential.pk == token.credential_id
+    if token.owner_id:
+        return usable_credentials(token.owner).filter(pk=credential.pk).exists()
+    return True
 
 
 def can_read_audit_log(user) -> bool:

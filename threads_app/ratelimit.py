@@ -62,6 +62,19 @@ class MemoryLimiter:
             self._arrival[key] = arrival + interval
             return wait
 
+    def take(self, key: str, per_minute: int, burst_seconds: float = BURST_SECONDS) -> float:
+        """As `reserve`, but only when no wait is needed: 0 (the request is counted) or the seconds until
+        one would be allowed (nothing is counted). For callers that refuse rather than wait (API tokens)."""
+        with self._lock:
+            now = self._clock()
+            arrival = max(self._arrival.get(key, now), now)
+            interval = 60.0 / per_minute
+            tolerance = max(0.0, per_minute / 60.0 * burst_seconds - 1) * interval
+            wait = max(0.0, arrival - tolerance - now)
+            if wait == 0:
+                self._arrival[key] = arrival + interval
+            return wait
+
     def pause(self, key: str, seconds: float) -> None:
         """Hold every request of `key` back for `seconds` (the server asked for it)."""
         with self._lock:
@@ -94,6 +107,21 @@ local ttl = math.ceil((arrival + interval - now) * 1000) + 60000
 redis.call('SET', KEYS[1], tostring(arrival + interval), 'PX', ttl)
 return tostring(wait)
 """
+# As _RESERVE with a limit, but nothing is stored unless the request may go now.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local arrival = math.max(stored, now)
+local wait = math.max(0, arrival - tolerance - now)
+if wait == 0 then
+    local ttl = math.ceil((arrival + interval - now) * 1000) + 60000
+    redis.call('SET', KEYS[1], tostring(arrival + interval), 'PX', ttl)
+end
+return tostring(wait)
+"""
 # KEYS[1]: the arrival time of the project. ARGV[1]: seconds to hold every request back.
 _PAUSE = """
 local t = redis.call('TIME')
@@ -116,11 +144,17 @@ class RedisLimiter:
         self._redis = redis.Redis.from_url(url)
         self._reserve = self._redis.register_script(_RESERVE)
         self._pause = self._redis.register_script(_PAUSE)
+        self._take = self._redis.register_script(_TAKE)
 
     def reserve(self, key: str, per_minute: int | None) -> float:
         interval = 60.0 / per_minute if per_minute else 0.0
         tolerance = max(0.0, (per_minute or 0) / 60.0 * BURST_SECONDS - 1) * interval
         return float(self._reserve(keys=[self.PREFIX + key], args=[repr(interval), repr(tolerance)]))
+
+    def take(self, key: str, per_minute: int, burst_seconds: float = BURST_SECONDS) -> float:
+        interval = 60.0 / per_minute
+        tolerance = max(0.0, per_minute / 60.0 * burst_seconds - 1) * interval
+        return float(self._take(keys=[self.PREFIX + key], args=[repr(interval), repr(tolerance)]))
 
     def pause(self, key: str, seconds: float) -> None:
         self._pause(keys=[self.PREFIX + key], args=[repr(float(seconds))])

@@ -255,6 +255,11 @@ class MessageResult:
     message: str = ""
     retry_after: float | None = None
     order: str = "desc"  # "asc": oldest first, and the cursor leads to newer messages
+    # How many entries the pages shown so far hold, this one included; None when the pages before it
+    # were not counted (a link from elsewhere).
+    seen: int | None = None
+    counted: bool = False  # this page reached the end, and the thread's message count was recorded
+    retryable: bool = False  # asking again later may succeed (a rate limit, a failing server)
 
     @property
     def older_cursor(self) -> str:
@@ -280,44 +285,52 @@ def person_limit(by) -> outcomes.Outcome | None:
     return outcomes.person_limited(settings.THREADSITE_PAGE_API_CALLS_PER_MINUTE)
 
 
-def read_messages(thread: Thread, after: str | None, *, by=None, order: str = "desc") -> MessageResult:
+def read_messages(
+    thread: Thread, after: str | None, *, seen: int | None = None, by=None, order: str = "desc"
+) -> MessageResult:
     """One page of messages, newest first (or oldest first with `order="asc"`): one API request. The first
-    page newest first also dates the last activity.
+    page newest first also dates the last activity. `seen` is how many entries the pages before `after`
+    held: the page that reaches the thread's far end then knows the thread's length, and records it.
 
     A page asks this on a GET. It writes only what the API said (activity, the message count), the same
     whoever asks and however often, and `by`'s calls are limited per minute.
     """
     adapter = kinds.adapter_for(thread)
-    if limited := person_limit(by):
-        return MessageResult(
-            after=after or "",
-            error=limited.kind,
-            message=limited.message,
-            retry_after=limited.retry_after,
-            order=order,
-        )
-    try:
-        page = adapter.page(
-            web_client(thread.credential), thread.remote_id, limit=MESSAGES_PER_PAGE, after=after, order=order
-        )
-    except APIError as error:
-        outcome = outcomes.classify(error)
+    outcome = person_limit(by)
+    if outcome is None:
+        try:
+            page = adapter.page(
+                web_client(thread.credential),
+                thread.remote_id,
+                limit=MESSAGES_PER_PAGE,
+                after=after,
+                order=order,
+            )
+        except APIError as error:
+            outcome = outcomes.classify(error)
+    if outcome is not None:
         return MessageResult(
             after=after or "",
             error=outcome.kind,
             message=outcome.message,
             retry_after=outcome.retry_after,
+            retryable=outcome.transient,
             order=order,
         )
     if after is None:
         if order == "desc":  # the newest entry comes first only then
             record_remote(thread, stored_remote(thread), page)
-        if not page.has_more:
-            record_message_count(thread, len(page.entries))
-    return MessageResult(page=page, after=after or "", order=order)
+        seen = 0
+    total = seen + len(page.entries) if seen is not None else None
+    counted = total is not None and not page.has_more
+    if counted:
+        record_message_count(thread, total)
+    elif page.has_more and thread.message_count is not None and thread.message_count <= len(page.entries):
+        record_message_count(thread, None)  # more than it says: stale, until a reading reaches the end
+    return MessageResult(page=page, after=after or "", seen=total, counted=counted, order=order)
 
 
-def record_message_count(thread: Thread, count: int) -> None:
+def record_message_count(thread: Thread, count: int | None) -> None:
     if thread.message_count != count:
         thread.message_count = count
         Thread.objects.filter(pk=thread.pk).update(message_count=count)
@@ -466,11 +479,12 @@ def _register_discovered(adapter, credential, remotes, now, added_by) -> int:
     known = set(
         Thread.objects.filter(remote_id__in=[r.id for r in remotes]).values_list("remote_id", flat=True)
     )
+    fresh = [r for r in remotes if r.id not in known and _is_id_of(r.id, adapter.kind)]
+    newest = _newest_entries(adapter, credential, fresh)
     new = []
-    for remote in remotes:
-        if remote.id in known or not _is_id_of(remote.id, adapter.kind):
-            continue
-        activity, source = adapter.last_activity(remote, None)
+    for remote in fresh:
+        page = newest.get(remote.id)
+        activity, source = adapter.last_activity(remote, page)
         new.append(
             Thread(
                 remote_id=remote.id,
@@ -482,6 +496,7 @@ def _register_discovered(adapter, credential, remotes, now, added_by) -> int:
                 remote_created_at=remote.created_at,
                 last_activity_at=activity,
                 activity_source=source,
+                newest_entry_id=(page.entries[0].id if page and page.entries else "")[:100],
                 last_synced_at=now,
                 last_check=Thread.Check.OK,
                 source=Thread.Source.DISCOVERY,
@@ -491,3 +506,32 @@ def _register_discovered(adapter, credential, remotes, now, added_by) -> int:
         )
     Thread.objects.bulk_create(new, ignore_conflicts=True)
     return len(new)
+
+
+def _newest_entries(adapter, credential, remotes) -> dict[str, Page]:
+    """The newest entry of each listed thread (one request each, many at once within the project's rate
+    limit), by remote ID: a listed thread shows only when it was created, while its newest item dates its
+    last activity. Kinds whose entries carry no time are not asked; a thread whose page cannot be read
+    keeps its creation time until a check or a visit dates it."""
+    if not adapter.supports_timestamps or not remotes:
+        return {}
+    pending, found = list(remotes), {}
+
+    def claim(credential, n):
+        units = pending[:n]
+        del pending[:n]
+        return units or None
+
+    def call(client, remote):
+        try:
+            return adapter.page(client, remote.id, limit=1)
+        except APIError as error:
+            logger.info("Discovery could not read the newest entry of %s: %s", remote.id, error)
+            return None
+
+    def record(credential, results) -> bool:
+        found.update((remote.id, page) for remote, page in results if isinstance(page, Page))
+        return False
+
+    engine.run([credential], claim=claim, call=call, record=record)
+    return found

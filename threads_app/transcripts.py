@@ -6,7 +6,7 @@ only markup produced is for fenced code blocks (```), inline code and line break
 
 import json
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -52,6 +52,44 @@ def message_html(text: str) -> SafeString:
             "read all of it.</p>"
         )
     return mark_safe("\n".join(piece for piece in pieces if piece))  # noqa: S308 — every piece is escaped
+
+
+# Assistants mark where a file was cited in the text itself: 【message index:source index†file name】. The
+# file's ID, when known, comes with the annotation whose text is that very marker.
+CITATION = re.compile(r"【\d+(?::\d+)?†([^【】\n]{1,200})】")
+# Stands for a footnote's number while the text is escaped and formatted; NULs are taken out of the text
+# first, so nothing in a message can forge one.
+NOTE_MARK = re.compile(r"\x00(\d+)\x00")
+
+
+@dataclass(frozen=True)
+class Footnote:
+    number: int
+    name: str  # the cited file's name, as the marker or the annotation gives it
+    file_id: str = ""
+
+
+def cited_html(text: str, annotations=()) -> tuple[SafeString, list[Footnote], list]:
+    """The text as message_html shows it, each citation marker turned into a numbered reference (the same
+    marker, the same number); the footnotes that name the cited files; and the annotations the footnotes
+    did not already tell."""
+    by_marker = {note.text: note for note in annotations if note.text}
+    numbers: dict[str, int] = {}
+    footnotes: list[Footnote] = []
+
+    def number(match: re.Match) -> str:
+        marker = match.group(0)
+        if marker not in numbers:
+            numbers[marker] = len(numbers) + 1
+            cited = by_marker.get(marker)
+            name = (cited.filename if cited else "") or match.group(1)
+            footnotes.append(Footnote(numbers[marker], name, cited.file_id if cited else ""))
+        return f"\x00{numbers[marker]}\x00"
+
+    marked = CITATION.sub(number, text.replace("\x00", ""))
+    html = NOTE_MARK.sub(r'<sup class="cite">[\1]</sup>', message_html(marked)).replace("\x00", "")
+    rest = [note for note in annotations if note.text not in numbers]
+    return mark_safe(html), footnotes, rest  # noqa: S308 — message_html escaped it; only <sup> was added
 
 
 def link_url(url: str) -> str:

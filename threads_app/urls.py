@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit_views, credential_views, import_views, job_views, views
+from . import audit_views, credential_views, import_views, job_views, token_views, views
 
 urlpatterns = [
     path("", views.thread_list, name="thread_list"),
@@ -8,12 +8,19 @@ urlpatterns = [
     path("threads/<int:pk>/", views.thread_detail, name="thread_detail"),
     path("threads/<int:pk>/messages/", views.thread_messages, name="thread_messages"),
     path("threads/<int:pk>/facts/", views.thread_facts, name="thread_facts"),
-    path("threads/<int:pk>/header/", views.thread_panel, {"panel": "header"}, name="thread_header"),
-    path("threads/<int:pk>/history/", views.thread_panel, {"panel": "history"}, name="thread_history"),
+    path("threads/<int:pk>/header/", views.thread_panel, {"name": "header"}, name="thread_header"),
+    path("threads/<int:pk>/history/", views.thread_panel, {"name": "history"}, name="thread_history"),
+    path(
+        "threads/<int:pk>/messages-panel/",
+        views.thread_panel,
+        {"name": "messages-panel"},
+        name="thread_messages_panel",
+    ),
     path("threads/<int:pk>/refresh/", views.thread_refresh, name="thread_refresh"),
     path("threads/<int:pk>/edit/", views.thread_edit, name="thread_edit"),
     path("threads/<int:pk>/metadata/", views.thread_metadata, name="thread_metadata"),
     path("threads/<int:pk>/delete/", views.thread_delete, name="thread_delete"),
+    path("threads/<int:pk>/forget/", views.thread_forget, name="thread_forget"),
     path("threads/<int:pk>/mark-missing/", views.thread_mark_missing, name="thread_mark_missing"),
     path("threads/<int:pk>/pin/", views.thread_pin, name="thread_pin"),
     path("threads/<int:pk>/rehome/", views.thread_rehome, name="thread_rehome"),
@@ -36,6 +43,9 @@ urlpatterns = [
     path(
         "credentials/<int:pk>/retention/", credential_views.credential_retention, name="credential_retention"
     ),
+    path("tokens/", token_views.token_list, name="token_list"),
+    path("tokens/<int:pk>/", token_views.token_detail, name="token_detail"),
+    path("tokens/<int:pk>/revoke/", token_views.token_revoke, name="token_revoke"),
     path("threads/add/", import_views.thread_add, name="thread_add"),
     path("threads/import/", import_views.thread_import, name="thread_import"),
     path("threads/import/<int:pk>/", import_views.import_run, name="import_run"),

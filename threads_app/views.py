@@ -6,7 +6,7 @@ fragment and its full page never drift apart; every HTMX link has an href that r
 Objects come only from `permissions`, which decides who sees what.
 """
 
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from django.contrib import messages
 from django.core.cache import cache
@@ -17,12 +17,18 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRefresh, push_url, trigger_client_event
+from django_htmx.http import (
+    HttpResponseClientRedirect,
+    HttpResponseClientRefresh,
+    push_url,
+    trigger_client_event,
+)
 
 from . import (
     audit,
     deletion,
     editing,
+    importing,
     kinds,
     list_export,
     listing,
@@ -36,10 +42,12 @@ from .forms import DeleteThreadForm, MessagePageForm, MetadataForm, ThreadEditFo
 from .models import AuditEvent, Thread
 from .permissions import (
     can_delete_in_bulk,
+    can_forget,
     can_read_audit_log,
     can_reassign_in_bulk,
     get_rw_thread_for_user,
     get_thread_for_user,
+    get_thread_to_forget,
     usable_credentials,
     visibility_key,
     visible_threads,
@@ -208,8 +216,14 @@ def detail_context(request, thread: Thread, **extra) -> dict:
         "status_changes": thread.status_changes.select_related("changed_by")[:50],
         "now": timezone.now(),
         "removal": retention.removal(thread),
+        "can_forget": can_forget(request.user, thread),
     }
     context.update(extra)
+    result = context.get("result")
+    if result is not None and result.older_cursor:
+        context["older_query"] = MessagePageForm.older_query(
+            thread, result.older_cursor, result.seen, result.order
+        )
     return context
 
 
@@ -242,9 +256,11 @@ def thread_events(request, thread: Thread) -> dict:
     }
 
 
-def read_messages(request, thread: Thread, after: str | None, order: str = "desc"):
+def read_messages(
+    request, thread: Thread, after: str | None, *, seen: int | None = None, order: str = "desc"
+):
     """A page of the thread's messages for the person asking, recorded in the audit log when one came."""
-    result = sync.read_messages(thread, after, by=request.user, order=order)
+    result = sync.read_messages(thread, after, seen=seen, by=request.user, order=order)
     if result.page is not None:
         audit.record(
             audit.Action.MESSAGES_VIEWED,
@@ -260,7 +276,7 @@ def read_messages(request, thread: Thread, after: str | None, order: str = "desc
 @require_GET
 def thread_detail(request, pk):
     thread = get_thread_for_user(request, pk)
-    form = MessagePageForm(request.GET)
+    form = MessagePageForm(request.GET, thread=thread)
     if not form.is_valid():
         return render(
             request,
@@ -272,7 +288,8 @@ def thread_detail(request, pk):
     order = message_order(request, form)
     # Without JavaScript, "Show messages" and "Load older" come back here and render the page inline.
     if request.GET.get("show") == "messages":
-        result = read_messages(request, thread, form.cleaned_data["after"] or None, order)
+        data = form.cleaned_data
+        result = read_messages(request, thread, data["after"] or None, seen=data["seen"], order=order)
     return render(
         request,
         "threads_app/thread_detail.html",
@@ -288,7 +305,7 @@ def thread_messages(request, pk):
         query = request.GET.copy()
         query["show"] = "messages"
         return redirect(reverse("thread_detail", args=[thread.pk]) + "?" + query.urlencode() + "#messages")
-    form = MessagePageForm(request.GET)
+    form = MessagePageForm(request.GET, thread=thread)
     if not form.is_valid():
         return render(
             request,
@@ -296,16 +313,15 @@ def thread_messages(request, pk):
             {"thread": thread, "page_form": form},
             status=400,
         )
-    after = form.cleaned_data["after"] or None
+    data = form.cleaned_data
+    after = data["after"] or None
     order = message_order(request, form)
-    result = read_messages(request, thread, after, order)
+    result = read_messages(request, thread, after, seen=data["seen"], order=order)
     # The first page comes with the reading-order toggle around it; a later one joins the pages above it.
+    # A page that counted the thread also puts the new count in the details panel (out of band).
     fragment = "messages" if after else "message-list"
-    return render(
-        request,
-        f"threads_app/thread_detail.html#{fragment}",
-        detail_context(request, thread, result=result, order=order),
-    )
+    context = detail_context(request, thread, result=result, order=order, count_oob=result.counted)
+    return render(request, f"threads_app/thread_detail.html#{fragment}", context)
 
 
 @require_GET
@@ -317,24 +333,26 @@ def thread_facts(request, pk):
     return render(request, "threads_app/thread_detail.html#facts", detail_context(request, thread))
 
 
-# Sent (HX-Trigger) after an action changed a thread: the page's other panels (its header, its status
-# history) listen for it and fetch themselves again, so that nothing on the page is stale and nothing
-# reloads; the panel the action answered is swapped by the answer itself.
-THREAD_CHANGED = "thread-changed"
-PANELS = {
-    "header": "threads_app/thread_detail.html#header",
-    "history": "threads_app/thread_detail.html#history",
-}
+# Sent (HX-Trigger) after an action changed a thread: the page's other panels (its header, details,
+# status history and messages) listen for it and fetch themselves again through `thread_panel`, so that
+# nothing on the page is stale and nothing reloads; the panel the action answered is swapped by the
+# answer itself.
+THREAD_CHANGED = "threadChanged"
 
 
 @require_GET
-def thread_panel(request, pk, panel):
-    """One panel of the thread page (`panel` comes from the URL pattern), for htmx to fetch again when the
-    thread changed."""
+def thread_panel(request, pk, name):
+    """One panel of the thread page as stored now (`name` comes from the URL pattern: header, history or
+    messages-panel), for HTMX, when an action changed the thread (threadChanged); the page for anyone
+    else."""
     thread = get_thread_for_user(request, pk)
     if not is_fragment_request(request):
         return redirect("thread_detail", pk=thread.pk)
-    return render(request, PANELS[panel], detail_context(request, thread, **thread_events(request, thread)))
+    if name == "messages-panel" and request.GET.get("shown") == thread.status:
+        # The messages shown (and the pages loaded) still hold for this status: keep them, ask no API.
+        return HttpResponse(status=204)
+    extra = thread_events(request, thread) if name == "history" else {}
+    return render(request, f"threads_app/thread_detail.html#{name}", detail_context(request, thread, **extra))
 
 
 @require_POST
@@ -346,6 +364,9 @@ def thread_refresh(request, pk):
     thread = get_thread_for_user(request, pk)
     before = (thread.title, thread.status)
     outcome = sync.refresh(thread, by=request.user)
+    # The first page of messages, asked for at the same time, may have counted the thread meanwhile: the
+    # panel sent back shows that count, not the one read before the API answered.
+    thread.refresh_from_db(fields=["message_count"])
     refresh_error = ""
     if outcome is not None:
         refresh_error = (
@@ -401,14 +422,20 @@ def thread_pin(request, pk):
 
 
 def saved(request, thread: Thread, message: str):
-    """After an edit: the refreshed facts panel for HTMX, else back to the thread page with a message."""
+    """After an edit: the refreshed facts panel for HTMX on the thread page, else back to the thread page
+    with a message (from the edit pages themselves too: their panel alone would be a dead end)."""
+    thread_page = reverse("thread_detail", args=[thread.pk])
     if is_fragment_request(request):
-        response = render(
-            request, "threads_app/thread_detail.html#facts", detail_context(request, thread, saved=True)
-        )
-        return trigger_client_event(response, THREAD_CHANGED)
+        here = urlsplit(request.htmx.current_url_abs_path or thread_page).path
+        if here == thread_page:
+            response = render(
+                request, "threads_app/thread_detail.html#facts", detail_context(request, thread, saved=True)
+            )
+            return trigger_client_event(response, THREAD_CHANGED)
+        messages.success(request, message)
+        return HttpResponseClientRedirect(thread_page)
     messages.success(request, message)
-    return redirect("thread_detail", pk=thread.pk)
+    return redirect(thread_page)
 
 
 @require_http_methods(["GET", "POST"])
@@ -424,12 +451,10 @@ def thread_edit(request, pk):
             )
             return saved(request, thread, "Saved.")
         thread.refresh_from_db()
-    template = (
-        "threads_app/thread_edit.html#form"
-        if is_fragment_request(request)
-        else "threads_app/thread_edit.html"
-    )
-    return render(request, template, {"thread": thread, "form": form}, status=400 if form.errors else 200)
+    fragment = is_fragment_request(request)
+    template = "threads_app/thread_edit.html#form" if fragment else "threads_app/thread_edit.html"
+    context = {"thread": thread, "form": form, "standalone": not fragment}
+    return render(request, template, context, status=400 if form.errors else 200)
 
 
 @require_http_methods(["GET", "POST"])
@@ -452,12 +477,15 @@ def thread_metadata(request, pk):
             status = 400
     elif request.method == "POST":
         status = 400
-    template = (
-        "threads_app/thread_metadata.html#form"
-        if is_fragment_request(request)
-        else "threads_app/thread_metadata.html"
-    )
-    context = {"thread": thread, "adapter": adapter, "form": form, "api_error": api_error}
+    fragment = is_fragment_request(request)
+    template = "threads_app/thread_metadata.html#form" if fragment else "threads_app/thread_metadata.html"
+    context = {
+        "thread": thread,
+        "adapter": adapter,
+        "form": form,
+        "api_error": api_error,
+        "standalone": not fragment,
+    }
     return render(request, template, context, status=status)
 
 
@@ -495,9 +523,29 @@ def thread_delete(request, pk):
         if context["origin"] == "list":
             thread.removal = retention.removal(thread)  # the row sent back says what the list's rows say
         response = render(request, "threads_app/thread_delete.html#result", context, status=status)
-        return trigger_client_event(response, THREAD_CHANGED)
+        # The thread page's panels (header, details, history, messages) ask for themselves again.
+        return trigger_client_event(response, THREAD_CHANGED) if status == 200 else response
     (messages.success if status == 200 else messages.error)(request, outcome)
     return redirect(context["next"])
+
+
+@require_http_methods(["GET", "POST"])
+def thread_forget(request, pk):
+    """Remove a thread that is no longer active from the registry (admins), behind a confirmation."""
+    thread = get_thread_to_forget(request, pk)
+    # The confirmation names the thread: a POST that does not (a stray or forged one) only shows it.
+    confirmed = request.method == "POST" and request.POST.get("remote_id") == thread.remote_id
+    if not confirmed:
+        fragment = is_fragment_request(request)
+        template = "threads_app/thread_forget.html#dialog" if fragment else "threads_app/thread_forget.html"
+        return render(request, template, {"thread": thread}, status=400 if request.method == "POST" else 200)
+    try:
+        remote_id = importing.forget_thread(thread, by=request.user)
+    except importing.ForgetRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("thread_detail", pk=thread.pk)
+    messages.success(request, f"Forgot {remote_id}: it is no longer in the registry. The API was not asked.")
+    return redirect("thread_list")
 
 
 @require_GET
@@ -541,6 +589,7 @@ def overview_page(request):
     if figures is None:
         figures = overview.summary(visible_threads(request.user), timezone.now())
         figures["computed_at"] = timezone.now()
+        figures["captured_per_day"] = overview.captured_per_day(visible_threads(request.user), timezone.now())
         cache.set(key, figures, OVERVIEW_CACHE_SECONDS)
     context = {
         "figures": figures,
@@ -560,5 +609,10 @@ def overview_page(request):
             (label, n, overview.age_link(newer, older, figures["computed_at"]))
             for label, n, newer, older in figures["ages"]
         ),
+        "captured_bars": overview.bars(
+            (day.strftime("%-d"), captured + registered, "")
+            for day, captured, registered in figures.get("captured_per_day", [])
+        ),
+        "captured_days": [day for day, _, _ in figures.get("captured_per_day", [])],
     }
     return render(request, "threads_app/overview.html", context)

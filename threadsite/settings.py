@@ -196,6 +196,20 @@ IMPORT_INLINE_BYTES = envint("THREADSITE_IMPORT_INLINE_BYTES", 512 * 1024, minim
 IMPORT_MAX_BYTES = envint("THREADSITE_IMPORT_MAX_BYTES", 64 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_BYTES
 
+# --- API tokens, the REST API and the capture proxy (/proxy/v1/) ----------------------------------
+# A token found is kept this long in each web process, sparing the capture proxy a query per request; a
+# revocation reaches the other processes within it (0: look every token up every time).
+THREADSITE_TOKEN_CACHE_SECONDS = envint("THREADSITE_TOKEN_CACHE_SECONDS", 5, minimum=0)
+# Each socket read of a forwarded answer may wait this long: a model may think for minutes before its
+# first token (the official client's own timeout is 600 s).
+THREADSITE_PROXY_READ_TIMEOUT = envint("THREADSITE_PROXY_READ_TIMEOUT", 600, minimum=1)
+# Streams one web process holds at once. Each holds one of gunicorn's threads for its whole length, so
+# the default keeps 8 of GUNICORN_THREADS free for every other request; past it, a stream gets a 503
+# with Retry-After (which the official client retries) instead of taking the last thread.
+THREADSITE_PROXY_MAX_STREAMS = envint(
+    "THREADSITE_PROXY_MAX_STREAMS", max(4, envint("GUNICORN_THREADS", 8, minimum=1) - 8), minimum=1
+)
+
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -203,8 +217,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"refusals": {"()": "threadsite.logfilters.RefusalsWithoutTraceback"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["refusals"]},
+    },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    # urllib3 logs URLs only (never headers), but keep it quiet: retries are logged by our client.
-    "loggers": {"urllib3": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own console handler (DEBUG only) would print each record a second time beside the
+        # root's: configured here without handlers, its records reach the root's console once.
+        "django": {"level": "INFO"},
+        # urllib3 logs URLs only (never headers), but keep it quiet: retries are logged by our client.
+        "urllib3": {"level": "WARNING"},
+    },
 }

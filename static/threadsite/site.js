@@ -60,6 +60,35 @@
     });
   });
 
+  // --- Answers with an error status --------------------------------------------------------------------
+  // A fragment (a form with its errors, a panel saying what the API answered) goes where it was asked
+  // for, whatever the status; a whole page (a 403, a crash) never replaces the page a person is on: its
+  // message is shown above it instead. Full pages are the ones that start with a doctype.
+  function isFragment(xhr) {
+    var type = xhr.getResponseHeader("Content-Type") || "";
+    return type.indexOf("text/html") === 0 && !/^\s*<!doctype/i.test(xhr.responseText || "");
+  }
+
+  function problemOf(xhr) {
+    // The error pages put what went wrong in [data-problem]; anything else gets the status alone.
+    if ((xhr.getResponseHeader("Content-Type") || "").indexOf("text/html") === 0) {
+      var found = new DOMParser().parseFromString(xhr.responseText || "", "text/html").querySelector("[data-problem]");
+      if (found && found.textContent.trim()) return found.textContent.trim().replace(/\s+/g, " ");
+    }
+    return "The server answered " + xhr.status + ". Try again, or reload the page.";
+  }
+
+  // In DEBUG, django-htmx's handler puts any 400/403/404/500 answer in place of the whole document, which
+  // suits Django's debug pages but not a fragment, nor one of Threadsite's error pages (they say what
+  // went wrong in [data-problem]). Caught on the way down, the event never reaches that handler; htmx
+  // itself goes on (stopping propagation does not cancel the event).
+  window.addEventListener("htmx:beforeOnLoad", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr.status >= 400 && (isFragment(xhr) || /\sdata-problem[\s>]/.test(xhr.responseText || ""))) {
+      event.stopPropagation();
+    }
+  }, true);
+
   document.addEventListener("htmx:beforeSwap", function (event) {
     // The session ended: the request was redirected to the sign-in page. Reload to sign in and come back.
     var xhr = event.detail.xhr;
@@ -67,6 +96,12 @@
     if (loginPath && xhr.responseURL && new URL(xhr.responseURL).pathname === loginPath) {
       event.detail.shouldSwap = false;
       window.location.reload();
+      return;
+    }
+    if (xhr.status >= 400) {
+      var fragment = isFragment(xhr);
+      event.detail.shouldSwap = fragment;
+      event.detail.isError = !fragment;  // htmx:responseError, below, reports it
     }
   });
 
@@ -146,7 +181,7 @@
   window.addEventListener("pageshow", updateSelection);
 
   document.addEventListener("htmx:responseError", function (event) {
-    showProblem("The server answered " + event.detail.xhr.status + ". Try again, or reload the page.");
+    showProblem(problemOf(event.detail.xhr));
   });
   document.addEventListener("htmx:sendError", function () {
     showProblem("Threadsite could not be reached. Check the connection and try again.");

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qs
 
-from . import assistants, chatkit, conversations, errors, hostile
+from . import assistants, chatkit, conversations, errors, hostile, responses
 from .config import HOSTILE_FAULTS, RANDOM_FAULTS, SimulatorConfig
 from .limiter import format_duration, retry_after_header
 from .routes import Route
@@ -26,7 +26,7 @@ from .state import Key, SimulatorState
 
 logger = logging.getLogger(__name__)
 
-ROUTES: list[Route] = [*assistants.ROUTES, *conversations.ROUTES, *chatkit.ROUTES]
+ROUTES: list[Route] = [*assistants.ROUTES, *conversations.ROUTES, *chatkit.ROUTES, *responses.ROUTES]
 BETA_NAMES = {"assistants=v2": "Assistants", "chatkit_beta=v1": "ChatKit"}
 # Faults that change only what a list endpoint answers (see hostile.list_answer).
 LIST_FAULTS = ("endless_list", "bad_ids")
@@ -50,6 +50,7 @@ class Request:
     body: bytes
     key: Key
     params: dict[str, str] = field(default_factory=dict)
+    config: SimulatorConfig | None = None
 
     @property
     def project_id(self) -> str:
@@ -110,6 +111,8 @@ def make_app(state: SimulatorState, config: SimulatorConfig, *, stopping: thread
             state.log_request(method, path, None, outcome=status)
             raise DropConnection
         state.log_request(method, path, status)
+        if isinstance(body, responses.EventStream):
+            return _stream(body, headers, environ, start_response, stopping)
         headers.setdefault("content-type", "application/json")
         headers["x-request-id"] = f"req_{uuid.uuid4().hex}"
         headers["openai-processing-ms"] = str(int((time.monotonic() - started) * 1000))
@@ -118,6 +121,17 @@ def make_app(state: SimulatorState, config: SimulatorConfig, *, stopping: thread
         return [body]
 
     return app
+
+
+def _stream(stream, headers: dict, environ, start_response, stopping):
+    """Server-sent events, each written and flushed as it comes; the answer ends with the connection
+    (wsgiref has no chunked encoding), as a client of the real API cannot tell apart."""
+    environ[hostile.CLOSE_CONNECTION] = True
+    headers["content-type"] = "text/event-stream; charset=utf-8"
+    headers["x-request-id"] = f"req_{uuid.uuid4().hex}"
+    headers["cache-control"] = "no-cache"
+    start_response("200 OK", list(headers.items()))
+    return stream.chunks(stopping)
 
 
 def _hang_or_stream(fault: str, environ, start_response, state, config: SimulatorConfig, stopping):
@@ -182,11 +196,13 @@ def _answer(environ, method: str, path: str, state: SimulatorState, config: Simu
                 f"Please try again by setting the header 'OpenAI-Beta: {route.beta}'.",
                 code="invalid_beta",
             )
-        request = Request(state, method, path, _query(environ), body, key, params)
+        request = Request(state, method, path, _query(environ), body, key, params, config)
         with state.lock:
             answer = hostile.list_answer(fault, route.handler, request)
             if answer is None:
                 answer = route.handler(request)
+            if isinstance(answer, responses.EventStream):
+                return 200, headers, answer
             # Serialised under the lock: another request must not change an object mid-dump.
             return 200, headers, json.dumps(answer).encode()
     except errors.ErrorResponse as error:

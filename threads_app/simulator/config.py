@@ -40,6 +40,10 @@ class SimulatorConfig:
     drip_interval: float = 1.0  # seconds between the bytes of a slow_body
     huge_body_bytes: int = 64 * 1024 * 1024  # the length of a huge_body
     seed: int | None = None  # makes the random faults, and the IDs of a fresh state, repeatable
+    # A streamed response (POST /responses with stream: true): the wait before its first token, and
+    # between the tokens after it, as a model paces them.
+    stream_first_token_ms: int = 300
+    stream_token_ms: int = 30
 
     def __post_init__(self):
         if self.latency_ms < 0 or self.rate_limit_per_minute < 0:
@@ -47,6 +51,8 @@ class SimulatorConfig:
         for name in ("fault_rate", "drop_rate", "drop_after_rate", "hostile_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
+        if self.stream_first_token_ms < 0 or self.stream_token_ms < 0:
+            raise ValueError("stream_first_token_ms and stream_token_ms must be 0 or more")
         if self.drip_interval <= 0 or self.huge_body_bytes <= 0:
             raise ValueError("drip_interval and huge_body_bytes must be more than 0")
 

@@ -5,7 +5,8 @@ import json
 from django import template
 from django.utils import timezone
 
-from .. import transcripts
+from .. import kinds, transcripts
+from ..models import Thread
 
 register = template.Library()
 
@@ -14,6 +15,14 @@ register = template.Library()
 def message_html(text):
     """Message text, escaped, with fenced code blocks as <pre><code> and line breaks kept."""
     return transcripts.message_html(text or "")
+
+
+@register.simple_tag
+def cited_text(part) -> dict:
+    """A text part as the thread page shows it: {"html", "footnotes", "annotations"} (see
+    transcripts.cited_html)."""
+    html, footnotes, annotations = transcripts.cited_html(part.text or "", part.annotations)
+    return {"html": html, "footnotes": footnotes, "annotations": annotations}
 
 
 @register.filter
@@ -126,3 +135,37 @@ def removal_words(removal, now=None) -> dict:
     else:
         text, short = f"Past the {window}-day retention window (flagged)", "Flagged: past the window"
     return {"tone": "warn" if days < 0 else "muted", "text": text, "short": short}
+
+
+@register.simple_tag
+def not_found_words(thread, now=None) -> str:
+    """Why the API may answer 404 for `thread`, in the sentence the thread page shows under that answer:
+    only what applies to its kind and its history. A thread Threadsite deleted is said to be so; the API's
+    expiry or sunset is named only when the thread is past it; another project only while no answer of the
+    API for this credential ever named the thread."""
+    now = now or timezone.now()
+    if thread.status == Thread.Status.DELETED:
+        change = (
+            thread.status_changes.filter(new_status=Thread.Status.DELETED)
+            .select_related("changed_by")
+            .order_by("-changed_at")
+            .first()
+        )
+        if change is None:
+            return "Threadsite recorded it as deleted."
+        by = f" by {change.changed_by.get_username()}" if change.changed_by else ""
+        reason = f" ({change.reason})" if change.reason else ""
+        return f"Threadsite deleted it on {change.changed_at:%Y-%m-%d}{by}{reason}."
+    adapter = kinds.adapter_for(thread)
+    reasons = ["deleted outside Threadsite"]
+    expiry = adapter.expiry(thread)
+    if expiry is not None and expiry <= now:
+        if adapter.sunset is not None and expiry == adapter.sunset:
+            reasons.append(f"removed with the {adapter.label}s’ sunset on {expiry:%Y-%m-%d}")
+        else:
+            days = adapter.expires_after.days
+            reasons.append(f"expired on {expiry:%Y-%m-%d}, {days} days after its last activity")
+    if thread.remote_created_at is None and not thread.newest_entry_id:
+        reasons.append(f"created under another project than {thread.credential.scope_label}")
+    listed = ", ".join(reasons[:-1]) + " or " + reasons[-1] if len(reasons) > 1 else reasons[0]
+    return f"It may have been {listed}."

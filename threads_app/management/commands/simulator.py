@@ -72,6 +72,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--seed-demo", action="store_true", help="Fill two demo projects and print their keys."
         )
+        parser.add_argument(
+            "--stream-first-token-ms",
+            type=int,
+            default=300,
+            help="A streamed response (POST /responses, stream: true): the wait before its first token.",
+        )
+        parser.add_argument(
+            "--stream-token-ms", type=int, default=30, help="A streamed response: the wait between tokens."
+        )
         parser.add_argument("--seed", type=int, default=None, help="Make random faults repeatable.")
         parser.add_argument("--quiet", action="store_true", help="Do not log each request.")
 
@@ -87,6 +96,8 @@ class Command(BaseCommand):
                 drip_interval=options["drip_interval"],
                 huge_body_bytes=options["huge_body_mb"] * 1024 * 1024,
                 seed=options["seed"],
+                stream_first_token_ms=options["stream_first_token_ms"],
+                stream_token_ms=options["stream_token_ms"],
             )
             state = SimulatorState(seed=options["seed"])
             state.enqueue_faults(*options["fault"])
