@@ -300,7 +300,7 @@ def main():
     from django.core.management import call_command
     from django.test import Client
 
-    from threads_app import listing
+    from threads_app import listing, team
     from threads_app.models import Credential, Thread
     from threads_app.simulator import SimulatorConfig, running_simulator
 
@@ -311,11 +311,16 @@ def main():
     else:
         print(f"reusing {present:,} threads already loaded (--reload to load again)")
 
+    # An admin sees every thread; owner07, a member, sees only theirs (the gate's owner filter).
     viewer, _ = User.objects.get_or_create(username=BENCH_USER)
+    team.set_role(viewer, "admin")
     client = Client()
     client.force_login(viewer)
     htmx = {"HX-Request": "true"}
     owner = User.objects.get(username="owner07")
+    team.set_role(owner, "member")
+    member = Client()
+    member.force_login(owner)
     sample = Thread.objects.order_by("id")[args.rows // 2]
     user_label = Thread.objects.exclude(end_user="").order_by("id").values_list("end_user", flat=True)[777]
     pages = [
@@ -357,6 +362,9 @@ def main():
     print(f"{'page':<52} {'median':>8} {'p95':>8} {'queries':>8} {'API':>5}")
     for label, url, headers in pages:
         report(label, measure(client, url, args.runs, headers))
+    report("ownership review (GROUP BY owner, credential)", measure(client, "/ownership/", args.runs, {}))
+    report("list as a member (their own threads)", measure(member, "/", args.runs, htmx))
+    report("list as a member, search: common word", measure(member, "/?q=refund", args.runs, htmx))
 
     cold = []
     for _ in range(5):

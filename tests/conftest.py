@@ -13,14 +13,55 @@ from threads_app.models import Credential
 from threads_app.simulator import SimulatorConfig, running_simulator
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test of the fast layer starts with an empty cache (this process's memory): cached figures and
+    sign-in counters of one test never leak into the next. A shared Redis cache is left alone (clearing
+    it would flush the database the workers' broker may use)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if isinstance(caches["default"], LocMemCache):
+        caches["default"].clear()
+
+
+def make_user(username: str, role: str, *, content: bool = False, **fields):
+    """A user in `role` (member, admin, auditor), password `<username>-password`; `content` grants an
+    auditor the reading of message content."""
+    from threads_app import team
+
+    user = User.objects.create_user(username, f"{username}@example.com", f"{username}-password", **fields)
+    team.set_role(user, role, recorded=False)  # setting the scene, not an event to audit
+    if content:
+        from django.contrib.auth.models import Permission
+
+        user.user_permissions.add(Permission.objects.get(codename="view_message_content"))
+    return user
+
+
 @pytest.fixture
 def alice(db):
-    return User.objects.create_user("alice", "alice@example.com", "alice-password")
+    """An admin: sees and does everything."""
+    return make_user("alice", "admin")
 
 
 @pytest.fixture
 def bob(db):
-    return User.objects.create_user("bob", "bob@example.com", "bob-password")
+    """A member: sees and acts on the threads he owns."""
+    return make_user("bob", "member")
+
+
+@pytest.fixture
+def personas(db):
+    """The five people of every access test: an admin, a member who owns the thread under test, a member
+    who does not, and auditors without and with the permission to read message content."""
+    return {
+        "admin": make_user("ada", "admin"),
+        "owner": make_user("olga", "member"),
+        "stranger": make_user("sam", "member"),
+        "auditor": make_user("audrey", "auditor"),
+        "reader": make_user("reed", "auditor", content=True),
+    }
 
 
 @pytest.fixture

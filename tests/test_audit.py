@@ -8,13 +8,14 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
+from tests.conftest import make_user
 from threads_app import (
     audit,
     credentials,
@@ -46,9 +47,7 @@ def quick_retries(monkeypatch):
 
 @pytest.fixture
 def auditor(db):
-    user = User.objects.create_user("audrey", password="audrey-password")
-    user.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
-    return user
+    return make_user("audrey", "auditor")
 
 
 @pytest.fixture
@@ -475,9 +474,9 @@ def test_delete_threads_still_takes_as_for_its_actor(alice, served):
 # --- The audit log's pages -------------------------------------------------------------------------------
 
 
-def test_only_those_who_may_read_the_log_see_it(client, alice, auditor, admin):
+def test_only_those_who_may_read_the_log_see_it(client, bob, auditor, admin):
     assert client.get(LOG).status_code == 302  # to the sign-in page
-    client.force_login(alice)
+    client.force_login(bob)
     assert client.get(LOG).status_code == 403
     assert client.get(reverse("audit_export")).status_code == 403
     assert "Audit log" not in client.get(reverse("thread_list")).content.decode()
@@ -541,14 +540,16 @@ def test_who_deleted_a_thread_in_a_job_is_one_search_away(as_auditor, alice, ser
     assert "alice" in body
 
 
-def test_the_thread_page_shows_its_events_to_those_who_may_read_the_log(client, alice, auditor, make_thread):
-    thread = make_thread()
+def test_the_thread_page_shows_its_events_to_those_who_may_read_the_log(
+    client, alice, bob, auditor, make_thread
+):
+    thread = make_thread(owner=bob)
     retention.set_pinned(thread, True, by=alice)
     client.force_login(auditor)
     body = client.get(reverse("thread_detail", args=[thread.pk])).content.decode()
     assert "Audit trail" in body and "Pinned or unpinned" in body
     assert f"{LOG}?object={thread.remote_id}" in body
-    client.force_login(alice)
+    client.force_login(bob)  # a member who owns it: no audit trail
     assert "Audit trail" not in client.get(reverse("thread_detail", args=[thread.pk])).content.decode()
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from tests.browsers import PHONE, TIMEOUT_MS, WIDE
 from threads_app.models import Thread
@@ -92,34 +93,34 @@ def test_filtering_and_paging_swap_the_table_push_the_url_and_the_back_button_ke
     page.evaluate("window.notReloaded = true")
     page.select_option("#id_kind", "assistants_thread")
     page.wait_for_url(re.compile(r"\?kind=assistants_thread$"))
-    page.wait_for_function("document.querySelectorAll('#thread-table tbody tr').length === 50")
+    expect(page.locator("#thread-table tbody tr")).to_have_count(50)
     assert all(remote_id.startswith("thread_") for remote_id in row_ids(page))
     page.select_option("#id_owner", "none")
     page.wait_for_url(re.compile(r"\?owner=none&kind=assistants_thread$"))
-    page.wait_for_function("document.querySelectorAll('#thread-table tbody tr').length === 40")
+    expect(page.locator("#thread-table tbody tr")).to_have_count(40)
     page.select_option("#id_owner", "")
     page.wait_for_url(re.compile(r"\?kind=assistants_thread$"))
-    page.wait_for_function("document.querySelectorAll('#thread-table tbody tr').length === 50")
+    expect(page.locator("#thread-table tbody tr")).to_have_count(50)
 
     page.click("a[rel=next]")
     page.wait_for_url(re.compile(r"kind=assistants_thread&after="))
-    page.wait_for_function("document.querySelectorAll('#thread-table tbody tr').length === 30")
+    expect(page.locator("#thread-table tbody tr")).to_have_count(30)
     # 80 Assistants threads, newest first: the second page starts with the 51st.
     assert row_ids(page)[0] == "thread_browse0076"
     assert page.evaluate("window.notReloaded") is True  # only the table was swapped
 
     page.go_back()
     page.wait_for_url(re.compile(r"\?kind=assistants_thread$"))
-    page.wait_for_function("document.querySelectorAll('#thread-table tbody tr').length === 50")
+    expect(page.locator("#thread-table tbody tr")).to_have_count(50)
     assert row_ids(page)[0] == "thread_browse0001"
     assert page.input_value("#id_kind") == "assistants_thread"
     page.go_back()
     page.wait_for_url(re.compile(r"\?owner=none&kind=assistants_thread$"))
-    page.wait_for_function("document.querySelectorAll('#thread-table tbody tr').length === 40")
+    expect(page.locator("#thread-table tbody tr")).to_have_count(40)
     assert page.input_value("#id_owner") == "none"
     page.go_forward()
     page.wait_for_url(re.compile(r"\?kind=assistants_thread$"))
-    page.wait_for_function("document.querySelectorAll('#thread-table tbody tr').length === 50")
+    expect(page.locator("#thread-table tbody tr")).to_have_count(50)
     page.go_forward()
     page.wait_for_url(re.compile(r"after="))
     page.wait_for_selector("#thread-table a[title=thread_browse0076]")
@@ -130,13 +131,11 @@ def test_searching_and_sorting_keep_each_other(page, alice, listed):
     sign_in(page)
     page.fill("#id_q", "question 11")
     page.wait_for_url(re.compile(r"\?q=question\+11$"))
-    page.wait_for_function(
-        "document.querySelectorAll('#thread-table tbody tr').length === 11"
-    )  # 11, 110 … 119
+    expect(page.locator("#thread-table tbody tr")).to_have_count(11)  # 11, 110 … 119
     page.click("th a:has-text('Title')")
     page.wait_for_url(re.compile(r"q=question\+11&sort=title"))
-    page.wait_for_function(
-        "document.querySelector('#thread-table tbody td.col-id a').title === 'thread_browse0011'"
+    expect(page.locator("#thread-table tbody td.col-id a").first).to_have_attribute(
+        "title", "thread_browse0011"
     )
     page.select_option("#id_status", "active")
     page.wait_for_url(re.compile(r"q=question\+11&status=active&sort=title"))

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from django.contrib.auth.models import User
 from django.utils import timezone
 
 from tests.browsers import DESKTOP, PHONE
+from tests.conftest import make_user
 from threads_app import views
 from threads_app.models import Thread
 
@@ -29,7 +29,7 @@ WIDTHS = [("1280", DESKTOP), ("390", PHONE)]
 
 @pytest.fixture
 def admin(db):
-    return User.objects.create_user("root", password="root-password", is_staff=True)
+    return make_user("root", "admin", is_staff=True)
 
 
 @pytest.fixture
@@ -73,10 +73,10 @@ def world(simulator, sim_credential, make_thread, admin, bob):
     return served
 
 
-def sign_in(page):
+def sign_in(page, username="root"):
     page.goto("/accounts/login/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "root-password")
+    page.fill("#id_username", username)
+    page.fill("#id_password", f"{username}-password")
     page.click("button[type=submit]")
     page.wait_for_selector("h1:has-text('Threads')")
 
@@ -205,13 +205,13 @@ def test_axe_core_finds_no_serious_or_critical_violations(page, world, width, vi
 @pytest.mark.parametrize(("width", "viewport"), WIDTHS)
 def test_the_error_pages_pass_axe_core_too(page, world, width, viewport, monkeypatch):
     page.set_viewport_size(viewport)
-    sign_in(page)
+    sign_in(page, "bob")  # a member: the team's page is refused to him
 
     def crash(*args, **kwargs):
         raise RuntimeError("a crash, on purpose")
 
     monkeypatch.setattr(views.overview, "summary", crash)  # the live server runs in this process
-    for status, url in ((403, "/audit/"), (404, "/threads/999999/"), (500, "/overview/")):
+    for status, url in ((403, "/team/"), (404, "/threads/999999/"), (500, "/overview/")):
         response = page.goto(url)
         assert response.status == status, f"{url} answered {response.status}"
         assert page.locator("[data-problem]").is_visible()

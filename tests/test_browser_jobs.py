@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
+from playwright.sync_api import expect
 
 from tests.browsers import DESKTOP, PHONE
+from tests.conftest import make_user
 from threads_app import deletion
 from threads_app.models import DeletionJob, Thread
 
@@ -20,7 +21,7 @@ SHOTS = Path("/tmp/shots")
 
 @pytest.fixture
 def admin(db):
-    return User.objects.create_user("root", password="root-password", is_staff=True)
+    return make_user("root", "admin")
 
 
 @pytest.fixture
@@ -88,7 +89,7 @@ def test_a_filter_change_clears_the_selection(page, admin, served):
 
     page.select_option("#id_kind", "conversation")
     page.wait_for_url(re.compile(r"\?kind=conversation$"))
-    page.wait_for_function("document.querySelectorAll('#thread-table tbody tr').length === 2")
+    expect(page.locator("#thread-table tbody tr")).to_have_count(2)
     assert ticked(page) == 0 and bar.is_hidden()
     # The conversation ticked before is shown again, unticked: the filter took the tick away.
     assert not page.is_checked(f"#thread-row-{served[6].pk} input[name=ids]")
@@ -97,16 +98,16 @@ def test_a_filter_change_clears_the_selection(page, admin, served):
     page.check("[data-select-page]")
     assert ticked(page) == 2 and "Select all 2 matching this filter" in bar.inner_text()
     page.fill("#id_q", "Conversation 1")
-    page.wait_for_function("document.querySelectorAll('#thread-table tbody tr').length === 1")
+    expect(page.locator("#thread-table tbody tr")).to_have_count(1)
     assert ticked(page) == 0 and bar.is_hidden() and not page.is_checked("[data-select-page]")
 
     # Sorting by a column swaps the table too.
     page.fill("#id_q", "")
-    page.wait_for_function("document.querySelectorAll('#thread-table tbody tr').length === 2")
+    expect(page.locator("#thread-table tbody tr")).to_have_count(2)
     tick(page, served[7])
     page.click("th a:has-text('Title')")
     page.wait_for_url(re.compile(r"sort=title"))
-    page.wait_for_function("!document.querySelector('#thread-table').classList.contains('htmx-request')")
+    expect(page.locator("#thread-table")).not_to_have_class(re.compile(r"\bhtmx-request\b"))
     assert ticked(page) == 0 and bar.is_hidden()
 
 

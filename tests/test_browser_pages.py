@@ -190,18 +190,18 @@ def test_exporting_a_thread_the_api_no_longer_has_shows_why_instead_of_downloadi
 
 
 def test_a_refused_page_is_styled_and_says_why_and_a_refused_request_says_it_above_the_page(
-    page, alice, demo_debug
+    page, bob, demo_debug
 ):
-    sign_in(page)
+    sign_in(page, "bob", "bob-password")  # a member
     page.goto("/credentials/")
     assert page.locator("h1").inner_text() == "You can’t do this here"
-    assert "Only admins can manage credentials" in page.inner_text("[data-problem]")
+    assert "Only admins and auditors can see credentials" in page.inner_text("[data-problem]")
     assert page.locator("header.topbar nav").is_visible()
     page.screenshot(path="/tmp/pages-shots/403-1280.png")
     page.goto("/")
     page.evaluate("htmx.ajax('GET', '/credentials/', {target: '#thread-table', swap: 'outerHTML'})")
     page.wait_for_selector("#problem:not([hidden])")
-    assert "Only admins can manage credentials" in page.inner_text("#problem")
+    assert "Only admins and auditors can see credentials" in page.inner_text("#problem")
     assert page.locator("#thread-table").count() == 1 and page.locator("h1").inner_text() == "Threads"
 
 

@@ -10,11 +10,11 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.utils import timezone
 
 from tests.browsers import DESKTOP, PHONE
+from tests.conftest import make_user
 from tests.test_browser_jobs import fits, shoot, sign_in_as_admin
 from threads_app import importing, sweeps
 from threads_app.models import DeletionJob, ImportRun, Thread
@@ -27,7 +27,7 @@ VIEWPORTS = [("wide", DESKTOP), ("phone", PHONE)]
 
 @pytest.fixture
 def admin(db):
-    return User.objects.create_user("root", password="root-password", is_staff=True)
+    return make_user("root", "admin")
 
 
 @pytest.fixture(autouse=True)

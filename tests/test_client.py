@@ -113,10 +113,97 @@ def test_unreadable_wait_headers_count_as_none():
     assert retry_after({"retry-after-ms": "nan"}) is None
 
 
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        (" 6m0s\n", 360.0),
+        ("1H30M", 5400.0),
+        ("1.s", 1.0),
+        (".5s", 0.5),
+        ("3us", 3e-6),
+        ("3µs", 3e-6),
+        ("7ns", 7e-9),
+    ],
+)
+def test_a_duration_may_be_spaced_in_capitals_or_in_any_unit_go_writes(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds, rel=1e-9, abs=0)
+
+
+@pytest.mark.parametrize("text", ["   ", "5s later", "5s 3m", "s", "1.5.5s", "-1s"])
+def test_a_duration_with_anything_around_or_between_its_parts_is_unreadable(text):
+    assert parse_duration(text) is None
+
+
+def test_a_retry_after_ms_that_cannot_be_read_gives_way_to_retry_after():
+    assert retry_after({"retry-after-ms": "soon", "retry-after": "4"}) == 4.0
+    assert retry_after({"retry-after-ms": "inf", "retry-after": "4"}) == 4.0
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity"])
+def test_a_wait_of_no_finite_length_is_no_wait_at_all(value):
+    assert retry_after({"retry-after": value}) is None
+    assert retry_after({"retry-after-ms": value}) is None
+
+
+@pytest.mark.parametrize("text", ["inf", "NaN", "9" * 400 + "s", "9" * 400])
+def test_a_duration_of_no_finite_length_is_unreadable(text):
+    assert parse_duration(text) is None
+    assert retry_after({"x-ratelimit-reset-requests": text}, status=429) is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"retry-after": "1e300"},
+        {"retry-after-ms": "1e300"},
+        {"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"},
+        {"x-ratelimit-reset-requests": "99999999h"},
+    ],
+)
+def test_a_named_wait_beyond_a_day_is_read_as_a_day(headers):
+    """Longer ones would overflow the dates and timers that reschedule the work."""
+    assert retry_after(headers, status=429) == 86400.0
+    assert retry_after({"retry-after": "86399.5"}) == 86399.5
+
+
+def test_a_rate_limit_naming_an_absurd_wait_still_gives_a_usable_wait(scripted_server, waits):
+    scripted_server.then(429, openai_error("Rate limit reached"), retry_after="1e300")
+    with pytest.raises(RateLimited) as caught:
+        make_client(scripted_server.base_url, waits).get("/x")
+    assert caught.value.retry_after == 86400.0
+    assert timedelta(seconds=caught.value.retry_after) == timedelta(days=1)
+
+
+def test_a_retry_after_date_is_read_against_the_clock_when_no_time_is_given():
+    header = email.utils.formatdate(time.time() + 100, usegmt=True)
+    assert 97 <= retry_after({"retry-after": header}) <= 100
+
+
+def test_a_retry_after_date_that_no_calendar_holds_counts_as_none():
+    """Year 99999 parses as an HTTP date but converts to no moment: no wait is named, no crash."""
+    far = "Fri, 31 Dec 99999 23:59:59 GMT"
+    assert retry_after({"retry-after": far}) is None
+    assert retry_after({"retry-after": far, "x-ratelimit-reset-requests": "2s"}, status=429) == 2.0
+
+
+def test_the_request_window_reset_counts_only_when_present_and_only_for_a_429():
+    assert retry_after({"x-ratelimit-reset-requests": "2s"}) is None
+    assert retry_after({"x-ratelimit-reset-requests": ""}, status=429) is None
+    assert retry_after({}, status=429) is None
+
+
 def test_backoff_doubles_from_half_a_second_with_up_to_a_quarter_of_jitter():
     for attempt, full in [(0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (10, 8.0)]:
         waits = [backoff(attempt) for _ in range(50)]
         assert all(0.75 * full <= wait <= full for wait in waits)
+
+
+@pytest.mark.parametrize(("draw", "share"), [(0.0, 1.0), (0.5, 0.875), (0.999999, 0.75)])
+def test_the_jitter_takes_off_a_quarter_of_the_wait_at_most(monkeypatch, draw, share):
+    monkeypatch.setattr(client_module.random, "random", lambda: draw)
+    assert [backoff(attempt) for attempt in (0, 3, 4, 5)] == pytest.approx(
+        [0.5 * share, 4.0 * share, 8.0 * share, 8.0 * share], rel=1e-5
+    )
 
 
 # --- Mapping error responses ----------------------------------------------------------------------
@@ -494,6 +581,77 @@ def test_it_waits_as_long_as_x_ratelimit_reset_requests_says_when_nothing_else_d
     scripted_server.then(200, {"ok": 1})
     assert make_client(scripted_server.base_url, waits).get("/x") == {"ok": 1}
     assert waits == [1.5]
+
+
+@pytest.mark.parametrize("asked", [{"retry_after": "0"}, {"retry_after_ms": "0"}, {"retry_after": "past"}])
+def test_a_server_asking_for_no_wait_gets_the_usual_backoff_not_an_immediate_retry(
+    scripted_server, waits, asked
+):
+    if asked.get("retry_after") == "past":
+        asked = {"retry_after": email.utils.formatdate(time.time() - 60, usegmt=True)}
+    scripted_server.then(503, openai_error("busy"), **asked).then(200, {"ok": 1})
+    assert make_client(scripted_server.base_url, waits).get("/x") == {"ok": 1}
+    assert len(waits) == 1 and 0.375 <= waits[0] <= 0.5
+
+
+def test_the_usual_backoff_is_cut_to_the_longest_wait_the_client_may_take(scripted_server, waits):
+    scripted_server.then(500, openai_error("busy")).then(500, openai_error("busy")).then(200, {"ok": 1})
+    assert make_client(scripted_server.base_url, waits, max_wait=0.6).get("/x") == {"ok": 1}
+    assert 0.375 <= waits[0] <= 0.5 and waits[1] == 0.6
+
+
+def test_a_named_wait_of_exactly_the_longest_allowed_is_waited_and_a_longer_one_is_not(
+    scripted_server, waits
+):
+    scripted_server.then(429, openai_error("Rate limit reached"), retry_after="2.5").then(200, {"ok": 1})
+    assert make_client(scripted_server.base_url, waits, max_wait=2.5).get("/x") == {"ok": 1}
+    assert waits == [2.5]
+    scripted_server.then(429, openai_error("Rate limit reached"), retry_after="2.51")
+    with pytest.raises(RateLimited) as caught:
+        make_client(scripted_server.base_url, waits, max_wait=2.5).get("/x")
+    assert caught.value.retry_after == 2.51
+    assert waits == [2.5]
+
+
+@pytest.mark.parametrize(
+    ("status", "retried"),
+    [
+        (400, False),
+        (404, False),
+        (408, True),
+        (409, True),
+        (422, False),
+        (429, True),
+        (499, False),
+        (500, True),
+    ],
+)
+def test_which_statuses_are_retried_when_the_server_does_not_say(scripted_server, waits, status, retried):
+    scripted_server.then(status, openai_error("no")).then(200, {"ok": 1})
+    client = make_client(scripted_server.base_url, waits)
+    if retried:
+        assert client.get("/x") == {"ok": 1}
+    else:
+        with pytest.raises(APIError):
+            client.get("/x")
+    assert len(scripted_server.received) == (2 if retried else 1)
+
+
+@pytest.mark.parametrize("should_retry", ["maybe", "True", ""])
+def test_an_x_should_retry_other_than_true_or_false_changes_nothing(scripted_server, waits, should_retry):
+    scripted_server.then(400, openai_error("no"), x_should_retry=should_retry)
+    scripted_server.then(503, openai_error("busy"), x_should_retry=should_retry).then(200, {"ok": 1})
+    client = make_client(scripted_server.base_url, waits)
+    with pytest.raises(BadRequest):
+        client.get("/x")
+    assert client.get("/x") == {"ok": 1}
+
+
+def test_no_retries_means_one_request(scripted_server, waits):
+    scripted_server.then(503, openai_error("busy")).then(200, {"ok": 1})
+    with pytest.raises(ServerError):
+        make_client(scripted_server.base_url, waits, max_retries=0).get("/x")
+    assert len(scripted_server.received) == 1 and waits == []
 
 
 # --- Against the simulator --------------------------------------------------------------------------

@@ -30,6 +30,20 @@ def test_credential_add_reads_the_key_from_the_environment_and_verifies_it(simul
     assert "cli\tsk-…4321" in out and "ok" in out
 
 
+def test_credential_add_takes_a_read_only_key_from_the_environment_too(simulator, db, monkeypatch):
+    simulator.state.add_key("sk-sim-cli-key-4321", "proj_cli")
+    simulator.state.add_key("sk-sim-cli-read-8765", "proj_cli")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-sim-cli-key-4321")
+    monkeypatch.setenv("CLI_READ_KEY", "sk-sim-cli-read-8765")
+    args = ["credential", "add", "cli", "--base-url", simulator.base_url, "--project", "proj_cli"]
+    out, _ = run(*args, "--read-key-env", "CLI_READ_KEY")
+    assert "Added credential cli (sk-…4321, read-only sk-…8765)" in out and "Read-only key: The API" in out
+    assert Credential.objects.get(name="cli").read_key == "sk-sim-cli-read-8765"
+    monkeypatch.delenv("CLI_READ_KEY")
+    with pytest.raises(CommandError, match="CLI_READ_KEY is unset"):
+        run("credential", "add", "cli2", "--read-key-env", "CLI_READ_KEY")
+
+
 def test_credential_add_without_a_key_refuses_and_adds_nothing(db, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setattr("threads_app.management.commands.credential.Command.stdin_is_tty", lambda self: False)

@@ -56,7 +56,7 @@ def test_the_403_page_is_styled_and_says_why(member):
     body = response.content.decode()
     assert response.status_code == 403
     assert '<link rel="stylesheet"' in body and 'aria-label="Main"' in body
-    assert "Only admins can manage credentials" in body and "data-problem" in body
+    assert "Only admins and auditors can see credentials" in body and "data-problem" in body
 
 
 def test_the_404_page_is_styled(member):

@@ -5,12 +5,12 @@ nothing in the database."""
 import inspect
 
 import pytest
-from django.contrib.auth.models import User
 from django.db.models import Model
 from django.urls import get_resolver, reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import make_user
 from threads_app import forms as project_forms
 from threads_app import models as project_models
 from threads_app.models import Credential, Thread
@@ -85,7 +85,7 @@ def requests_for(urls):
 
 @pytest.mark.parametrize("who", ["member", "admin"])
 def test_no_random_input_gives_a_500_or_changes_anything_when_refused(client, site, who):
-    user = User.objects.create_user(who, password="pw", is_staff=who == "admin", is_superuser=who == "admin")
+    user = make_user(who, who)
     client.force_login(user)
     client.raise_request_exception = False
 

@@ -232,7 +232,7 @@ def test_a_selection_of_missing_threads_is_looked_for_from_the_list(
     assert Thread.objects.get(pk=active.pk).credential == credentials["alpha"]
 
 
-def test_looking_for_a_selection_is_for_admins_and_refuses_bad_input(client, admin_client, world, alice):
+def test_looking_for_a_selection_is_for_admins_and_refuses_bad_input(client, admin_client, world, bob):
     assert admin_client.get("/threads/rehome/?ids=abc").status_code == 400
-    client.force_login(alice)
+    client.force_login(bob)
     assert client.post("/threads/rehome/?all=1").status_code == 403

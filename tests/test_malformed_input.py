@@ -2,9 +2,9 @@
 query string and the form, as anonymous, a team member and an admin, with and without htmx."""
 
 import pytest
-from django.contrib.auth.models import User
 from django.urls import get_resolver, reverse
 
+from tests.conftest import make_user
 from threads_app.models import Credential, Thread
 
 pytestmark = pytest.mark.usefixtures("no_retries")
@@ -92,7 +92,7 @@ def test_no_junk_gives_a_server_error(client, simulator, db, who):
     remote = simulator.state.create_thread("proj_alpha", messages=[("user", "hi")])
     thread = Thread.objects.create(remote_id=remote["id"], kind=Thread.Kind.ASSISTANTS, credential=credential)
     if who != "anonymous":
-        user = User.objects.create_user(who, password="pw", is_staff=who == "admin")
+        user = make_user(who, who)
         client.force_login(user)
     client.raise_request_exception = False
     failures = []

@@ -340,8 +340,8 @@ def test_a_bad_policy_is_refused_and_changes_nothing(admin_client, credential, d
     assert not RetentionPolicy.objects.exists()
 
 
-def test_only_admins_set_policies(client, credential, alice):
-    client.force_login(alice)
+def test_only_admins_set_policies(client, credential, bob):
+    client.force_login(bob)
     response = client.post(f"/credentials/{credential.pk}/retention/", {"mode": "delete", "window_days": "1"})
     assert response.status_code == 403
     assert not RetentionPolicy.objects.exists()

@@ -24,7 +24,8 @@ def signed_in(client, alice):
 def row_ids(response) -> list[str]:
     """The remote IDs of the table's rows, in order."""
     return re.findall(
-        r'<tr id="thread-row-\d+">\s*<td class="col-id"><a href="[^"]+" title="([^"]+)">',
+        r'<tr id="thread-row-\d+">\s*(?:<td class="col-select">.*?</td>)?\s*'
+        r'<td class="col-id"><a href="[^"]+" title="([^"]+)">',
         response.content.decode(),
     )
 
@@ -307,20 +308,20 @@ def test_a_page_costs_the_same_few_queries_however_many_rows_and_relations(
 ):
     for index in range(60):
         make_thread(owner=(alice, bob, None)[index % 3], last_activity_at=timezone.now())
-    # Session and user; then the rows, threads with owner, credential and policy joined: one index range,
-    # and a second (threads whose activity is unknown) only on the page where the first runs out; the
-    # bounded count unless a first page holds every match.
-    with django_assert_num_queries(2 + 1 + 1):
+    # Session, user and the user's permissions (one query: `permissions.access`); then the rows, threads
+    # with owner, credential and policy joined: one index range, and a second (threads whose activity is
+    # unknown) only on the page where the first runs out; the bounded count unless a first page holds
+    # every match.
+    with django_assert_num_queries(3 + 1 + 1):
         first = signed_in.get(LIST, headers=HTMX)
-    with django_assert_num_queries(2 + 2 + 1):
+    with django_assert_num_queries(3 + 2 + 1):
         signed_in.get(link(first, "next"), headers=HTMX)
-    with django_assert_num_queries(2 + 2):
+    with django_assert_num_queries(3 + 2):
         signed_in.get(LIST, {"owner": "none", "q": "test"}, headers=HTMX)
-    with django_assert_num_queries(2 + 1 + 1):
+    with django_assert_num_queries(3 + 1 + 1):
         signed_in.get(LIST, {"sort": "title"}, headers=HTMX)
-    # The full page adds the filter form's options: owners, credentials, projects; and the user's
-    # permissions and those of their groups, which the navigation's links depend on.
-    with django_assert_num_queries(2 + 1 + 1 + 3 + 2):
+    # The full page adds the filter form's options: owners, credentials, projects.
+    with django_assert_num_queries(3 + 1 + 1 + 3):
         signed_in.get(LIST)
 
 
@@ -469,12 +470,12 @@ def test_policies_cost_one_query_a_page_however_many_rows_and_policies(
         )
     # As without policies (the policy is joined to each row), plus the exempt owners of the page's
     # policies: one query for all of them.
-    with django_assert_num_queries(2 + 1 + 1 + 1):
+    with django_assert_num_queries(3 + 1 + 1 + 1):
         first = signed_in.get(LIST, headers=HTMX)
-    with django_assert_num_queries(2 + 2 + 1 + 1):
+    with django_assert_num_queries(3 + 2 + 1 + 1):
         signed_in.get(link(first, "next"), headers=HTMX)
     # A page of threads no policy governs reads no owners (its 20 rows run out: both groups are read).
-    with django_assert_num_queries(2 + 2):
+    with django_assert_num_queries(3 + 2):
         signed_in.get(LIST, {"credential": plain.pk}, headers=HTMX)
 
 

@@ -5,17 +5,17 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from tests.conftest import make_user
 from threads_app import overview, tokens
 from threads_app.models import ApiToken, Thread
 
 
 @pytest.fixture
 def admin_client(client, db):
-    client.force_login(User.objects.create_user("root", password="x", is_staff=True))
+    client.force_login(make_user("root", "admin"))
     return client
 
 
@@ -53,9 +53,9 @@ def test_a_bad_token_form_is_refused_with_a_message(admin_client, credential):
     assert "already exists" in response.content.decode() and ApiToken.objects.count() == 1
 
 
-def test_the_tokens_pages_are_for_admins(client, alice):
+def test_the_tokens_pages_are_for_admins(client, bob):
     made = tokens.create("t", scopes=["read"])
-    client.force_login(alice)
+    client.force_login(bob)
     assert client.get("/tokens/").status_code == 403
     assert client.get(f"/tokens/{made.token.pk}/").status_code == 403
     assert client.post(f"/tokens/{made.token.pk}/revoke/").status_code == 403

@@ -37,6 +37,9 @@ INITIAL_RETRY_WAIT = 0.5
 MAX_BACKOFF_WAIT = 8.0
 # Server-directed waits above this are not slept through (OpenAI's client uses the same limit).
 MAX_RETRY_AFTER = 120.0
+# A longer wait named by a server is read as a day: a task is rescheduled and the credential's requests are
+# held back by it, and a year (or `inf`) would overflow the dates and timers that do so.
+MAX_NAMED_WAIT = 86400.0
 RETRY_STATUSES = frozenset({408, 409, 429})
 SENDABLE_KEY = re.compile(r"[!-~]+")
 USER_AGENT = "Threadsite (+requests)"
@@ -146,16 +149,17 @@ def parse_duration(value: str) -> float | None:
     if not text:
         return None
     try:
-        return float(text)  # A bare number: seconds.
+        total = float(text)  # A bare number: seconds.
     except ValueError:
-        pass
-    position, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != position:
+        position, total = 0, 0.0
+        for match in _DURATION_PART.finditer(text):
+            if match.start() != position:
+                return None
+            total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+            position = match.end()
+        if position != len(text):
             return None
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        position = match.end()
-    return total if position == len(text) else None
+    return total if math.isfinite(total) else None
 
 
 def _finite(value: str) -> float | None:
@@ -167,11 +171,17 @@ def _finite(value: str) -> float | None:
 
 
 def retry_after(headers, *, status: int | None = None, now: float | None = None) -> float | None:
-    """Seconds the server asks the client to wait, from the headers of its answer, or None if it does not say.
+    """Seconds the server asks the client to wait (at most MAX_NAMED_WAIT), from the headers of its answer,
+    or None if it does not say.
 
     `x-ratelimit-reset-requests` is the time until the request window refills; it only says how long to
     wait when the request was refused for that reason (a 429).
     """
+    seconds = _named_wait(headers, status, now)
+    return None if seconds is None else min(seconds, MAX_NAMED_WAIT)
+
+
+def _named_wait(headers, status: int | None, now: float | None) -> float | None:
     value = headers.get("retry-after-ms")
     if value is not None and (ms := _finite(value)) is not None:
         return ms / 1000
@@ -507,10 +517,12 @@ class Client:
         return f"<Client {self.base_url} project={self.project or '-'}>"
 
     @classmethod
-    def for_credential(cls, credential, **options) -> "Client":
+    def for_credential(cls, credential, *, write: bool = False, **options) -> "Client":
+        """A client with the credential's key for the work: its read-only key (if it has one) unless the
+        work changes or deletes something."""
         return cls(
             base_url=credential.base_url,
-            api_key=credential.api_key,
+            api_key=credential.key_for(write=write),
             organization=credential.organization_id,
             project=credential.project_id,
             azure_api_version=credential.azure_api_version,

@@ -9,12 +9,13 @@ from django_htmx.http import HttpResponseStopPolling
 from . import credentials, retention, sync, tasks
 from .forms import CredentialForm, RetentionPolicyForm
 from .models import Credential, DiscoveryRun, StatusChange, Thread
-from .permissions import admin_required
+from .permissions import admin_required, credentials_viewer_required
 
 
 @require_GET
-@admin_required
+@credentials_viewer_required
 def credential_list(request):
+    """Every credential with its reach: admins manage them here, auditors read it."""
     credentials = list(with_reach(Credential.objects.select_related("created_by")))
     return render(request, "threads_app/credential_list.html", {"credentials": credentials})
 
@@ -29,6 +30,12 @@ def with_reach(credentials):
             missing_count=Count("threads", filter=Q(threads__status=Thread.Status.MISSING)),
         )
     )
+    limits = Credential.limited_to.through.objects.filter(credential__in=credentials)
+    limited = {}
+    for credential_id, username in limits.values_list("credential_id", "user__username").order_by(
+        "user__username"
+    ):
+        limited.setdefault(credential_id, []).append(username)
     moves = StatusChange.objects.exclude(moved_to="").order_by()
     moved_in = dict(moves.values_list("moved_to").annotate(n=Count("pk")))
     moved_out = dict(moves.values_list("moved_from").annotate(n=Count("pk")))
@@ -39,6 +46,7 @@ def with_reach(credentials):
     runs = DiscoveryRun.objects.in_bulk([pk for pk in run_ids.values_list("run_id", flat=True) if pk])
     run_of = {run.credential_id: run for run in runs.values()}
     for credential in credentials:
+        credential.limited_names = limited.get(credential.pk, [])
         credential.moved_in, credential.moved_out = (
             moved_in.get(credential.name, 0),
             moved_out.get(credential.name, 0),
@@ -148,7 +156,7 @@ def credential_discover(request, pk):
 
 
 @require_GET
-@admin_required
+@credentials_viewer_required
 def credential_discovery(request, pk):
     """The latest discovery run of a credential, for its row to poll until the run ends."""
     credential = get_object_or_404(Credential, pk=pk)

@@ -16,6 +16,7 @@ def save(form, *, by=None) -> tuple[Credential, bool]:
         if is_new:
             credential.created_by = by
         credential.save()
+        form.save_m2m()  # the members it is limited to
         audit.record(
             audit.Action.CREDENTIAL_ADDED if is_new else audit.Action.CREDENTIAL_CHANGED,
             actor=by,

@@ -148,7 +148,7 @@ def delete_thread(thread: Thread, *, by, delete_items: bool = True, actor: str =
         )
     delete_items = delete_items and offers_item_deletion(thread)
     try:
-        client = sync.web_client(thread.credential)
+        client = sync.web_client(thread.credential, write=True)
     except APIError as error:
         attempt = Attempt(Item.FAILED, outcomes.classify(error).message)
     else:
@@ -558,6 +558,7 @@ def run_job(job_id: int) -> str:
             tick=run.tick,
             release=run.release,
             stops_lane=stops_credential,
+            client_options={"write": True},
         )
     return finish(job).state
 

@@ -38,6 +38,18 @@ def decrypt(token: str) -> str:
         ) from None
 
 
+def rotate(token: str) -> str:
+    """The same secret encrypted again with the first key of THREADSITE_ENCRYPTION_KEYS (any listed key
+    may have encrypted `token`)."""
+    try:
+        return _fernet().rotate(token.encode()).decode()
+    except InvalidToken:
+        raise ValueError(
+            "A stored API key cannot be decrypted with any of THREADSITE_ENCRYPTION_KEYS: keep the old key "
+            "in the list until rotate_keys has run"
+        ) from None
+
+
 def mask(key: str) -> str:
     """`sk-…abcd`: enough to tell keys apart, never enough to use one."""
     if not key:

@@ -11,7 +11,7 @@ from django.core.validators import RegexValidator
 from . import ids, importing, listing
 from . import metadata as metadata_rules
 from .models import ApiToken, AuditEvent, Credential, RetentionPolicy, Thread
-from .permissions import visible_credentials
+from .permissions import access, owner_choices, usable_credentials, visible_credentials
 
 # --- Intake: credentials, adding and importing threads ------------------------------------------------
 
@@ -59,6 +59,26 @@ class CredentialForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Stored encrypted; shown only as its last four characters.",
     )
+    read_key = forms.CharField(
+        label="Read-only API key (optional)",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="A restricted key for browsing and checks; deletions and metadata edits use the key above.",
+    )
+    clear_read_key = forms.BooleanField(label="Remove the read-only key", required=False)
+    limited_to = forms.ModelMultipleChoiceField(
+        # Members only: admins and auditors see every credential whatever this says.
+        queryset=get_user_model()
+        .objects.filter(is_active=True, is_superuser=False)
+        .exclude(groups__name__in=["admin", "auditor"])
+        .order_by("username"),
+        required=False,
+        label="Only for these members",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every member sees it (and their threads under it). Admins and auditors "
+        "always do.",
+    )
 
     class Meta:
         model = Credential
@@ -70,6 +90,7 @@ class CredentialForm(forms.ModelForm):
             "azure_api_version",
             "requests_per_minute",
             "concurrency",
+            "limited_to",
         ]
         labels = {
             "requests_per_minute": "Request limit (per minute)",
@@ -94,6 +115,14 @@ class CredentialForm(forms.ModelForm):
             ].help_text = (
                 f"Now {self.instance.masked_key}. Leave blank to keep it; type a new key to replace it."
             )
+        if self.instance.read_key_last4:
+            self.fields[
+                "read_key"
+            ].help_text = (
+                f"Now {self.instance.masked_read_key}. Leave blank to keep it; type a new one to replace it."
+            )
+        else:
+            del self.fields["clear_read_key"]
 
     def clean_concurrency(self):
         value = self.cleaned_data.get("concurrency")
@@ -108,7 +137,13 @@ class CredentialForm(forms.ModelForm):
         return url
 
     def clean_api_key(self):
-        key = self.cleaned_data["api_key"]
+        return self.check_key(self.cleaned_data["api_key"])
+
+    def clean_read_key(self):
+        return self.check_key(self.cleaned_data["read_key"])
+
+    @staticmethod
+    def check_key(key):
         if key and (len(key) < 8 or any(ch.isspace() for ch in key)):
             raise forms.ValidationError("That does not look like an API key (too short, or has spaces).")
         if key and (len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.isprintable()):
@@ -133,8 +168,13 @@ class CredentialForm(forms.ModelForm):
         credential = super().save(commit=False)
         if self.cleaned_data.get("api_key"):
             credential.api_key = self.cleaned_data["api_key"]
+        if self.cleaned_data.get("read_key"):
+            credential.read_key = self.cleaned_data["read_key"]
+        elif self.cleaned_data.get("clear_read_key"):
+            credential.read_key = ""
         if commit:
             credential.save()
+            self.save_m2m()
         return credential
 
 
@@ -211,7 +251,16 @@ def credential_or_auto_field():
     )
 
 
-class AddThreadForm(forms.Form):
+class IntakeChoices:
+    """Credential and owner choices asked of the gate for the user filling the form in."""
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["credential"].queryset = usable_credentials(user)
+        self.fields["owner"].queryset = owner_choices(user)
+
+
+class AddThreadForm(IntakeChoices, forms.Form):
     remote_id = forms.CharField(
         label="Thread or conversation ID",
         max_length=100,
@@ -230,7 +279,7 @@ class AddThreadForm(forms.Form):
         return remote_id
 
 
-class ImportForm(forms.Form):
+class ImportForm(IntakeChoices, forms.Form):
     credential = credential_or_auto_field()
     owner = owner_field(help_text="Owner of every imported thread, unless a row names its own.")
     text = forms.CharField(
@@ -264,10 +313,13 @@ class ImportForm(forms.Form):
 # --- Browse: the thread list's filters, message pages, editing and deleting one thread -----------------
 
 
-def owner_filter_options() -> list[tuple[str, str]]:
-    users = get_user_model().objects.filter(is_active=True).order_by("username")
+def owner_filter_options(user) -> list[tuple[str, str]]:
+    """Everyone for those who see every thread; a member sees only their own, so has nothing to pick."""
+    if not access(user).sees_all_threads:
+        return [("", "Me")]
+    users = get_user_model().objects.order_by("-is_active", "username")
     return [("", "Anyone"), ("me", "Me"), ("none", "Unassigned")] + [
-        (str(u.pk), u.get_username()) for u in users
+        (str(u.pk), u.get_username() if u.is_active else f"{u.get_username()} (deactivated)") for u in users
     ]
 
 
@@ -349,7 +401,7 @@ class ThreadFilterForm(forms.Form):
     def load_options(self) -> None:
         """Give the owner, credential and project selects their options: three queries that only the
         full page needs, as an HTMX request for the table validates these fields by their shape alone."""
-        self.fields["owner"].widget = forms.Select(choices=owner_filter_options())
+        self.fields["owner"].widget = forms.Select(choices=owner_filter_options(self.user))
         self.fields["credential"].widget = forms.Select(choices=credential_filter_options(self.user))
         self.fields["project"].widget = forms.Select(choices=project_filter_options(self.user))
 
@@ -473,6 +525,15 @@ class ThreadEditForm(forms.ModelForm):
             "title": "Shown in lists and searches; kept here, not sent to the API.",
             "end_user": "Who the thread serves (a customer, an account): searchable.",
         }
+
+    def __init__(self, *args, owners=None, **kwargs):
+        """`owners`: the people the user may assign the thread to (`permissions.owner_choices`); None
+        leaves the owner out of the form, as for members editing their own threads."""
+        super().__init__(*args, **kwargs)
+        if owners is None:
+            del self.fields["owner"]
+        else:
+            self.fields["owner"].queryset = owners
 
 
 class MetadataForm(forms.Form):
@@ -691,6 +752,95 @@ class DeletionJobForm(forms.Form):
                 f"Type {self.count:,} to delete them."
             )
         return typed
+
+
+# --- The team and the ownership review -------------------------------------------------------------------
+
+ROLE_CHOICES = [
+    ("member", "Member — sees and acts on the threads they own"),
+    ("auditor", "Auditor — reads everything, changes nothing"),
+    ("admin", "Admin — everything"),
+]
+
+
+class TeamAddForm(forms.Form):
+    username = forms.CharField(
+        max_length=150,
+        validators=[RegexValidator(r"^[\w.@+-]+$", "Letters, digits and @ . + - _ only.")],
+    )
+    email = forms.EmailField(required=False)
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial="member", widget=forms.RadioSelect)
+    content_access = forms.BooleanField(
+        label="May read message content of others' threads (auditors)", required=False
+    )
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Leave blank to get a one-time link with which they choose their own.",
+    )
+
+    def clean_username(self):
+        username = self.cleaned_data["username"]
+        if get_user_model().objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError(f"There is already a user named {username}.")
+        return username
+
+    def clean(self):
+        cleaned = super().clean()
+        password = cleaned.get("password")
+        if password:
+            from django.contrib.auth import password_validation
+
+            user = get_user_model()(username=cleaned.get("username", ""), email=cleaned.get("email", ""))
+            try:
+                password_validation.validate_password(password, user)
+            except forms.ValidationError as error:
+                self.add_error("password", error)
+        return cleaned
+
+
+class TeamMemberForm(forms.Form):
+    role = forms.ChoiceField(choices=ROLE_CHOICES, widget=forms.RadioSelect)
+    content_access = forms.BooleanField(
+        label="May read message content of others' threads (auditors; admins always may)", required=False
+    )
+
+
+class DeactivateForm(forms.Form):
+    reassign_to = OwnerChoiceField(
+        queryset=get_user_model().objects.none(),
+        required=False,
+        empty_label="Keep them as they are (still owned by the deactivated user)",
+        label="Reassign their threads to",
+    )
+
+    def __init__(self, *args, owners, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reassign_to"].queryset = owners
+
+
+class BulkReassignForm(forms.Form):
+    """Every thread of one owner (or the unassigned ones), perhaps only under one credential, to someone."""
+
+    from_owner = forms.CharField(max_length=20, label="Threads of")
+    credential = forms.ModelChoiceField(
+        queryset=Credential.objects.none(), required=False, empty_label="Any credential"
+    )
+    to_owner = OwnerChoiceField(queryset=get_user_model().objects.none(), label="Give them to")
+
+    def __init__(self, *args, owners, credentials, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["to_owner"].queryset = owners
+        self.fields["credential"].queryset = credentials
+
+    def clean_from_owner(self):
+        value = self.cleaned_data["from_owner"]
+        if value == "none":
+            return None
+        if not value.isdigit() or not get_user_model().objects.filter(pk=int(value)).exists():
+            raise forms.ValidationError("Choose whose threads to reassign.")
+        return get_user_model().objects.get(pk=int(value))
 
 
 class ApiTokenForm(forms.Form):

@@ -42,10 +42,11 @@ def kind_of(remote_id: str) -> str:
     value = remote_id.strip()
     match = ID_IN_TEXT.fullmatch(value)
     if not match:
+        # Echoed as typed, shortened when long: a CSV's ID field can hold anything.
+        shown = value if len(value) <= 80 else value[:77] + "…"
         prefix = value.split("_", 1)[0] if "_" in value else ""
         if prefix in REFUSED_PREFIXES:
-            raise InvalidId(refusal(prefix, value))
-        shown = value if len(value) <= 80 else value[:77] + "…"
+            raise InvalidId(refusal(prefix, shown))
         raise InvalidId(f"“{shown}” is not a thread ID. {ACCEPTED_HELP}")
     prefix = match.group(1)
     if prefix in REFUSED_PREFIXES:

@@ -17,7 +17,7 @@ from .permissions import admin_required, usable_credentials
 @require_http_methods(["GET", "POST"])
 @admin_required
 def thread_add(request):
-    form = AddThreadForm(request.POST or None)
+    form = AddThreadForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -64,7 +64,7 @@ def added_words(thread, result: str) -> tuple[int, str]:
 @require_http_methods(["GET", "POST"])
 @admin_required
 def thread_import(request):
-    form = ImportForm(request.POST or None, request.FILES or None)
+    form = ImportForm(request.POST or None, request.FILES or None, user=request.user)
     report = checked = check = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -114,7 +114,7 @@ def import_run(request, pk):
     run = get_object_or_404(ImportRun.objects.select_related("credential"), pk=pk)
     done, total = importing.run_progress(run)
     context = {
-        "form": ImportForm(),
+        "form": ImportForm(user=request.user),
         "run": run,
         "done": done,
         "total": total,

@@ -21,7 +21,18 @@ from django_htmx.http import HttpResponseStopPolling
 from . import audit, deletion, listing, locating, ownership
 from .forms import DeletionJobForm, DeletionSelectionForm, ReassignForm, ThreadFilterForm
 from .models import DeletionItem, DeletionJob, RehomeRun, Thread
-from .permissions import admin_required, get_job_for_user, visible_jobs, visible_threads
+from .permissions import (
+    access,
+    admin_required,
+    get_job_archive_for_user,
+    get_job_for_user,
+    get_rw_job_for_user,
+    jobs_manager_required,
+    jobs_viewer_required,
+    reassigner_required,
+    visible_jobs,
+    visible_threads,
+)
 from .views import is_fragment_request, safe_next
 
 JOBS_PER_PAGE = 50
@@ -88,7 +99,7 @@ def offers_item_deletion(preview: deletion.Preview) -> bool:
 
 
 @require_http_methods(["GET", "POST"])
-@admin_required
+@jobs_manager_required
 def job_new(request):
     """The preview of a selection (GET) and the job made from it once its count is typed (POST)."""
     selection = read_selection(request)
@@ -138,8 +149,9 @@ def job_new(request):
 # --- One job --------------------------------------------------------------------------------------------
 
 
-def job_context(job: DeletionJob) -> dict:
+def job_context(request, job: DeletionJob) -> dict:
     now = timezone.now()
+    rights = access(request.user)
     stale = (
         job.state == DeletionJob.State.RUNNING
         and job.heartbeat_at is not None
@@ -151,11 +163,13 @@ def job_context(job: DeletionJob) -> dict:
         "progress": deletion.progress(job),
         "failed_items": list(failed_items[:FAILED_SHOWN]) if job.failed else [],
         "failed_shown": FAILED_SHOWN,
-        "can_cancel": job.is_unfinished or job.state == DeletionJob.State.AWAITING,
-        "can_retry": not job.is_unfinished
+        "can_cancel": rights.manages_jobs and (job.is_unfinished or job.state == DeletionJob.State.AWAITING),
+        "can_retry": rights.manages_jobs
+        and not job.is_unfinished
         and job.state != DeletionJob.State.AWAITING
         and bool(job.failed or job.pending),
-        "can_confirm": job.state == DeletionJob.State.AWAITING,
+        "can_confirm": rights.manages_jobs and job.state == DeletionJob.State.AWAITING,
+        "can_download_archive": rights.reads_all_content and job.archive,
         "polling": job.is_unfinished,
         "poll_seconds": POLL_SECONDS,
         "worker_silent": stale,
@@ -165,7 +179,7 @@ def job_context(job: DeletionJob) -> dict:
 
 def progress_response(request, job: DeletionJob):
     """The progress fragment; once the job has ended, with htmx's "stop polling" status (286)."""
-    context = job_context(job)
+    context = job_context(request, job)
     if job.is_unfinished:
         return render(request, "threads_app/job_detail.html#progress", context)
     html = render_to_string("threads_app/job_detail.html#progress", context, request=request)
@@ -179,14 +193,14 @@ def job_detail(request, pk):
     job = get_job_for_user(request, pk)
     if is_fragment_request(request):
         return progress_response(request, job)
-    return render(request, "threads_app/job_detail.html", job_context(job))
+    return render(request, "threads_app/job_detail.html", job_context(request, job))
 
 
 def after_action(request, job: DeletionJob, message: str, *, ok: bool = True, status: int = 200):
     """After cancel, retry or confirm: the refreshed progress for htmx, else the job page with a message."""
     job.refresh_from_db()
     if is_fragment_request(request):
-        context = job_context(job)
+        context = job_context(request, job)
         context.update(notice=message, notice_failed=not ok)
         return render(request, "threads_app/job_detail.html#progress", context, status=status)
     (messages.success if ok else messages.error)(request, message)
@@ -195,7 +209,7 @@ def after_action(request, job: DeletionJob, message: str, *, ok: bool = True, st
 
 @require_POST
 def job_cancel(request, pk):
-    job = get_job_for_user(request, pk)
+    job = get_rw_job_for_user(request, pk)
     if not (job.is_unfinished or job.state == DeletionJob.State.AWAITING):
         return after_action(
             request,
@@ -214,7 +228,7 @@ def job_cancel(request, pk):
 
 @require_POST
 def job_retry(request, pk):
-    job = get_job_for_user(request, pk)
+    job = get_rw_job_for_user(request, pk)
     if job.is_unfinished or job.state == DeletionJob.State.AWAITING or not (job.failed or job.pending):
         return after_action(
             request, job, "Nothing to retry: the job is still going, or nothing failed.", ok=False, status=409
@@ -229,7 +243,7 @@ def job_retry(request, pk):
 @require_POST
 def job_confirm(request, pk):
     """Start a job awaiting confirmation (a retention sweep's first preview)."""
-    job = get_job_for_user(request, pk)
+    job = get_rw_job_for_user(request, pk)
     if not deletion.confirm_job(job, by=request.user):
         return after_action(request, job, "This job was not awaiting confirmation.", ok=False, status=409)
     return after_action(request, job, f"Job {job.pk} confirmed and started.")
@@ -248,7 +262,7 @@ DOWNLOADS = {
 def job_download(request, pk, fmt):
     """The receipt (CSV or JSON) or the archived transcripts (JSON Lines), streamed: a job may hold a
     million items."""
-    job = get_job_for_user(request, pk)
+    job = get_job_archive_for_user(request, pk) if fmt == "jsonl" else get_job_for_user(request, pk)
     if fmt not in DOWNLOADS or (fmt == "jsonl" and not job.archive):
         raise Http404("This job has no such download.")
     produce, content_type, name = DOWNLOADS[fmt]
@@ -263,7 +277,7 @@ def job_download(request, pk, fmt):
 
 @require_GET
 @vary_on_headers("HX-Request")
-@admin_required
+@jobs_viewer_required
 def job_list(request):
     paginator = Paginator(visible_jobs(request.user).select_related("policy__credential"), JOBS_PER_PAGE)
     try:
@@ -324,7 +338,7 @@ def rehome_run(request, pk):
 
 
 @require_http_methods(["GET", "POST"])
-@admin_required
+@reassigner_required
 def reassign_new(request):
     """How many threads a selection holds and whom to give them to (GET); the reassignment (POST)."""
     selection = read_selection(request)

@@ -11,7 +11,8 @@ class Credential(models.Model):
     """An OpenAI (or Assistants-compatible) API key, scoped to one organization and project.
 
     The key is stored encrypted (`encryption.py`); only its last four characters are kept in clear, so that
-    list pages can show `sk-…abcd` without decrypting anything.
+    list pages can show `sk-…abcd` without decrypting anything. An optional second, read-only (restricted)
+    key serves browsing and checks; deletions and metadata changes always use the main (write) key.
     """
 
     name = models.CharField(max_length=100, unique=True)
@@ -22,6 +23,15 @@ class Credential(models.Model):
     project_id = models.CharField(max_length=100, blank=True)
     # Azure OpenAI: set to send `api-key` and `?api-version=` instead of a bearer token.
     azure_api_version = models.CharField(max_length=40, blank=True)
+    read_key_encrypted = models.TextField(editable=False, blank=True)
+    read_key_last4 = models.CharField(max_length=4, editable=False, blank=True)
+    # Empty: every member may see the credential (and their threads under it); else only these members.
+    limited_to = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="+",
+        help_text="Members who may see this credential and their threads under it. None: every member.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -61,6 +71,25 @@ class Credential(models.Model):
     @property
     def masked_key(self) -> str:
         return encryption.mask(("sk-" if self.api_key_last4 else "") + self.api_key_last4)
+
+    @property
+    def read_key(self) -> str:
+        return encryption.decrypt(self.read_key_encrypted) if self.read_key_encrypted else ""
+
+    @read_key.setter
+    def read_key(self, value: str) -> None:
+        self.read_key_encrypted = encryption.encrypt(value) if value else ""
+        self.read_key_last4 = value[-4:] if value else ""
+
+    @property
+    def masked_read_key(self) -> str:
+        return encryption.mask("sk-" + self.read_key_last4) if self.read_key_last4 else ""
+
+    def key_for(self, *, write: bool) -> str:
+        """The key a request uses: the read-only key, when there is one, for anything that only reads."""
+        if not write and self.read_key_encrypted:
+            return self.read_key
+        return self.api_key
 
     @property
     def scope_label(self) -> str:
@@ -175,6 +204,13 @@ class Thread(models.Model):
             models.Index(
                 fields=["added_at"], condition=Q(source__in=["capture", "api"]), name="thread_token_added_idx"
             ),
+        ]
+        # Granted to roles by `permissions.ROLE_PERMISSIONS`; a member needs none of them for the threads
+        # they own.
+        permissions = [
+            ("view_all_threads", "Can see every thread, whoever owns it"),
+            ("change_all_threads", "Can act on every thread: edit, assign owners, delete, pin"),
+            ("view_message_content", "Can read the messages and exports of threads owned by others"),
         ]
 
     def __str__(self):

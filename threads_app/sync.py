@@ -214,28 +214,37 @@ PROBE_ID = "conv_threadsiteverificationprobe"
 
 
 def verify_credential(credential: Credential) -> tuple[bool, str]:
-    """Check that the API accepts the credential's key; record and return (ok, message)."""
-    try:
-        web_client(credential).get(f"/conversations/{PROBE_ID}")
-    except APIError as error:
-        outcome = outcomes.classify(error)
-        if outcome.kind == "not_found":
-            ok, message = True, "The API accepted the key."
-        elif outcome.kind == "refused":
-            ok, message = False, outcome.message
-        else:
-            ok, message = False, f"Could not verify the key. {outcome.message}"
-    else:
-        ok, message = True, "The API accepted the key."
+    """Check that the API accepts the credential's key, and its read-only key if it has one; record and
+    return (ok, message)."""
+    ok, message = _probe(credential, write=True)
+    if ok and credential.read_key_encrypted:
+        read_ok, read_message = _probe(credential, write=False)
+        ok, message = read_ok, f"{message} Read-only key: {read_message}"
     record_verification(credential, ok, message)
     return ok, message
 
 
-def web_client(credential: Credential, *, max_wait: float = WEB_MAX_WAIT) -> Client:
-    """A client for a request a person waits on: it waits at most a few seconds for a rate limit, and
-    every call ends within OPENAI_WEB_DEADLINE."""
+def _probe(credential: Credential, *, write: bool) -> tuple[bool, str]:
     try:
-        return Client.for_credential(credential, max_wait=max_wait, deadline=settings.OPENAI_WEB_DEADLINE)
+        web_client(credential, write=write).get(f"/conversations/{PROBE_ID}")
+    except APIError as error:
+        outcome = outcomes.classify(error)
+        if outcome.kind == "not_found":
+            return True, "The API accepted the key."
+        if outcome.kind == "refused":
+            return False, outcome.message
+        return False, f"Could not verify the key. {outcome.message}"
+    return True, "The API accepted the key."
+
+
+def web_client(credential: Credential, *, max_wait: float = WEB_MAX_WAIT, write: bool = False) -> Client:
+    """A client for a request a person waits on: it waits at most a few seconds for a rate limit, and
+    every call ends within OPENAI_WEB_DEADLINE. `write`: the work changes or deletes something, so it
+    needs the main key rather than the read-only one."""
+    try:
+        return Client.for_credential(
+            credential, write=write, max_wait=max_wait, deadline=settings.OPENAI_WEB_DEADLINE
+        )
     except ValueError as error:  # the stored key cannot be decrypted (the encryption keys changed)
         raise APIError(str(error), code="key_unreadable") from None
 
@@ -353,7 +362,7 @@ def update_metadata(thread: Thread, metadata: dict, *, by=None) -> outcomes.Outc
     before = dict(thread.metadata or {})
     try:
         remote = kinds.adapter_for(thread).update_metadata(
-            web_client(thread.credential), thread.remote_id, metadata
+            web_client(thread.credential, write=True), thread.remote_id, metadata
         )
     except (kinds.NotSupported, InvalidMetadata) as error:
         return outcomes.invalid(str(error))

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit_views, credential_views, import_views, job_views, token_views, views
+from . import audit_views, credential_views, import_views, job_views, team_views, token_views, views
 
 urlpatterns = [
     path("", views.thread_list, name="thread_list"),
@@ -59,6 +59,16 @@ urlpatterns = [
     path("jobs/<int:pk>/receipt.csv", job_views.job_download, {"fmt": "csv"}, name="job_receipt_csv"),
     path("jobs/<int:pk>/receipt.json", job_views.job_download, {"fmt": "json"}, name="job_receipt_json"),
     path("jobs/<int:pk>/archive.jsonl", job_views.job_download, {"fmt": "jsonl"}, name="job_archive"),
+    # The team (admins) and the ownership review (admins and auditors).
+    path("team/", team_views.team_page, name="team"),
+    path("team/add/", team_views.team_add, name="team_add"),
+    path("team/<int:pk>/", team_views.team_member, name="team_member"),
+    path("team/<int:pk>/deactivate/", team_views.team_deactivate, name="team_deactivate"),
+    path("team/<int:pk>/reactivate/", team_views.team_reactivate, name="team_reactivate"),
+    path("team/<int:pk>/link/", team_views.team_link, name="team_link"),
+    path("ownership/", team_views.ownership_page, name="ownership"),
+    path("ownership/reassign/", team_views.ownership_reassign, name="ownership_reassign"),
+    path("ownership/export.csv", team_views.ownership_export, name="ownership_export"),
     # The audit log (admins and auditors): read-only.
     path("audit/", audit_views.audit_log, name="audit_log"),
     path("audit/export.csv", audit_views.audit_export, name="audit_export"),

@@ -45,9 +45,12 @@ from .permissions import (
     can_forget,
     can_read_audit_log,
     can_reassign_in_bulk,
-    get_rw_thread_for_user,
+    get_thread_for_action,
     get_thread_for_user,
     get_thread_to_forget,
+    list_exporter_required,
+    owner_choices,
+    thread_flags,
     usable_credentials,
     visibility_key,
     visible_threads,
@@ -142,6 +145,8 @@ def thread_list(request):
         size=size,
     )
     listing.with_removals(page.threads)  # each row says when it goes, as the thread page does
+    for thread in page.threads:
+        thread.flags = thread_flags(request.user, thread)
     count, count_precision = listing.count_matches(threads, page, text_search=listing.is_text_search(data))
     params = form.query_params()
     # Where the page starts is carried in its links (`start`), as keyset pages have no offset to count
@@ -190,8 +195,9 @@ def thread_list(request):
 
 
 @require_GET
+@list_exporter_required
 def thread_list_csv(request):
-    """Every thread the list's filters match, as CSV, streamed (`list_export`)."""
+    """Every thread the list's filters match, of those the user may see, as CSV, streamed (`list_export`)."""
     form = ThreadFilterForm(request.GET, user=request.user)
     if not form.is_valid():
         errors = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
@@ -212,6 +218,7 @@ def detail_context(request, thread: Thread, **extra) -> dict:
     adapter = kinds.adapter_for(thread)
     context = {
         "thread": thread,
+        "flags": thread_flags(request.user, thread),
         "adapter": adapter,
         "status_changes": thread.status_changes.select_related("changed_by")[:50],
         "now": timezone.now(),
@@ -288,6 +295,7 @@ def thread_detail(request, pk):
     order = message_order(request, form)
     # Without JavaScript, "Show messages" and "Load older" come back here and render the page inline.
     if request.GET.get("show") == "messages":
+        get_thread_for_action(request, pk, "can_read_messages")
         data = form.cleaned_data
         result = read_messages(request, thread, data["after"] or None, seen=data["seen"], order=order)
     return render(
@@ -300,7 +308,7 @@ def thread_detail(request, pk):
 @require_GET
 def thread_messages(request, pk):
     """A page of messages, for HTMX: the first on load, older ones on "Load older"."""
-    thread = get_thread_for_user(request, pk)
+    thread = get_thread_for_action(request, pk, "can_read_messages")
     if not is_fragment_request(request):
         query = request.GET.copy()
         query["show"] = "messages"
@@ -388,7 +396,7 @@ def thread_refresh(request, pk):
 
 @require_POST
 def thread_mark_missing(request, pk):
-    thread = get_rw_thread_for_user(request, pk)
+    thread = get_thread_for_action(request, pk, "can_mark_missing")
     if thread.status == Thread.Status.ACTIVE:
         thread.set_status(
             Thread.Status.MISSING,
@@ -404,7 +412,7 @@ def thread_mark_missing(request, pk):
 @require_POST
 def thread_rehome(request, pk):
     """Look for the thread under the other credentials the user may use; move it to the one that finds it."""
-    thread = get_rw_thread_for_user(request, pk)
+    thread = get_thread_for_action(request, pk, "can_rehome")
     result = locating.rehome(thread, usable_credentials(request.user), by=request.user)
     (messages.success if result.moved else messages.warning)(request, result.message)
     if request.htmx:
@@ -415,7 +423,7 @@ def thread_rehome(request, pk):
 @require_POST
 def thread_pin(request, pk):
     """Pin (keep) the thread, exempting it from every retention policy, or unpin it (`pinned=0`)."""
-    thread = get_rw_thread_for_user(request, pk)
+    thread = get_thread_for_action(request, pk, "can_pin")
     pinned = request.POST.get("pinned", "1") != "0"
     retention.set_pinned(thread, pinned, by=request.user)
     return saved(request, thread, "Pinned: no retention policy removes it." if pinned else "Unpinned.")
@@ -440,9 +448,13 @@ def saved(request, thread: Thread, message: str):
 
 @require_http_methods(["GET", "POST"])
 def thread_edit(request, pk):
-    """Edit the thread's local fields: title, owner, end-user label."""
-    thread = get_rw_thread_for_user(request, pk)
-    form = ThreadEditForm(request.POST if request.method == "POST" else None, instance=thread)
+    """Edit the thread's local fields: title, end-user label, and (admins) the owner."""
+    thread = get_thread_for_action(request, pk, "can_edit")
+    form = ThreadEditForm(
+        request.POST if request.method == "POST" else None,
+        instance=thread,
+        owners=owner_choices(request.user) if thread_flags(request.user, thread).can_assign_owner else None,
+    )
     if request.method == "POST":
         if form.is_valid():
             # The form already set the new values on `thread`; write only the fields that changed.
@@ -460,7 +472,7 @@ def thread_edit(request, pk):
 @require_http_methods(["GET", "POST"])
 def thread_metadata(request, pk):
     """Edit the remote metadata, sent to the API (`sync.update_metadata`)."""
-    thread = get_rw_thread_for_user(request, pk)
+    thread = get_thread_for_action(request, pk, "can_edit_metadata")
     adapter = kinds.adapter_for(thread)
     form = MetadataForm(request.POST if request.method == "POST" else None, initial_metadata=thread.metadata)
     status, api_error = 200, ""
@@ -492,7 +504,8 @@ def thread_metadata(request, pk):
 @require_http_methods(["GET", "POST"])
 def thread_delete(request, pk):
     """Delete the thread through the API, behind a confirmation that names it."""
-    thread = get_rw_thread_for_user(request, pk)
+    thread = get_thread_for_action(request, pk, "can_delete")
+    thread.flags = thread_flags(request.user, thread)  # the list's row, sent back, keeps its buttons
     adapter = kinds.adapter_for(thread)
     fallback = reverse("thread_detail", args=[thread.pk])
     context = {
@@ -503,6 +516,7 @@ def thread_delete(request, pk):
         "here_quoted": quote(safe_next(request, fallback), safe="/"),
         # The list's row, sent back, keeps its checkbox.
         "can_select": can_delete_in_bulk(request.user) or can_reassign_in_bulk(request.user),
+        "flags": thread.flags,
         "origin": request.POST.get("origin") or request.GET.get("origin") or "",
         "form": DeleteThreadForm(request.POST if request.method == "POST" else None),
     }
@@ -551,7 +565,7 @@ def thread_forget(request, pk):
 @require_GET
 def thread_export(request, pk, fmt):
     """The whole transcript as a download: every page, oldest first."""
-    thread = get_thread_for_user(request, pk)
+    thread = get_thread_for_action(request, pk, "can_export")
     if fmt not in ("json", "md"):
         raise Http404("Transcripts download as .json or .md.")
     entries, problem = sync.read_transcript(thread, by=request.user)
@@ -583,7 +597,7 @@ def thread_export(request, pk, fmt):
 
 @require_GET
 def overview_page(request):
-    # Shared by the users who see the same threads (for now, everyone).
+    # Shared by the users who see the same threads: admins and auditors share one; each member has theirs.
     key = f"threadsite:overview:{visibility_key(request.user)}"
     figures = cache.get(key)
     if figures is None:

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from .env import (
     beat_schedule,
@@ -59,8 +60,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "threads_app.signin.IdleSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "threads_app.audit.AddressMiddleware",
 ]
@@ -138,6 +141,36 @@ TRUSTED_PROXIES = envint("THREADSITE_TRUSTED_PROXIES", 0, minimum=0)
 # Audit events older than this many days are purged by beat (THREADSITE_AUDIT_PURGE_CRON) or
 # `manage.py purge_audit_events`; 0 (the default) keeps them forever.
 AUDIT_RETENTION_DAYS = envint("THREADSITE_AUDIT_RETENTION_DAYS", 0, minimum=0)
+
+# Only the site's own scripts and styles (no inline ones: htmx's indicator styles are off, see base.html),
+# no framing, and no referrer beyond this origin.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Signing in: failed attempts allowed per username, and per client address (as the audit log reads it,
+# THREADSITE_TRUSTED_PROXIES), in each window (cache counters, `threads_app/signin.py`).
+THREADSITE_SIGNIN_MAX_FAILURES = envint("THREADSITE_SIGNIN_MAX_FAILURES", 5, minimum=1)
+THREADSITE_SIGNIN_MAX_FAILURES_PER_ADDRESS = envint(
+    "THREADSITE_SIGNIN_MAX_FAILURES_PER_ADDRESS", 30, minimum=1
+)
+THREADSITE_SIGNIN_WINDOW_SECONDS = envint("THREADSITE_SIGNIN_WINDOW_SECONDS", 15 * 60, minimum=1)
+# A session left idle this long is signed out.
+THREADSITE_SESSION_IDLE_MINUTES = envint("THREADSITE_SESSION_IDLE_MINUTES", 8 * 60, minimum=1)
+SESSION_COOKIE_AGE = THREADSITE_SESSION_IDLE_MINUTES * 60
+# One-time set-password links made on the Team page stay valid this long.
+PASSWORD_RESET_TIMEOUT = envint("THREADSITE_SET_PASSWORD_LINK_DAYS", 3, minimum=1) * 24 * 3600
 
 CACHES = {"default": cache_settings(envstr("REDIS_URL"))}
 

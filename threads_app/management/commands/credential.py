@@ -29,6 +29,11 @@ class Command(BaseCommand):
             help="Environment variable holding the key (default OPENAI_API_KEY); prompts if it is unset.",
         )
         add.add_argument(
+            "--read-key-env",
+            default="",
+            help="Environment variable holding an optional read-only (restricted) key for browsing, checks.",
+        )
+        add.add_argument(
             "--requests-per-minute",
             type=int,
             help="The project's request limit (default: learned from the API).",
@@ -54,6 +59,7 @@ class Command(BaseCommand):
         project,
         azure_api_version,
         key_env,
+        read_key_env,
         no_verify,
         requests_per_minute,
         concurrency,
@@ -76,12 +82,18 @@ class Command(BaseCommand):
                 "requests_per_minute": requests_per_minute or "",
                 "concurrency": concurrency,
                 "api_key": key,
+                "read_key": os.environ.get(read_key_env, "") if read_key_env else "",
             }
         )
+        if read_key_env and not form.data["read_key"]:
+            raise CommandError(
+                f"{read_key_env} is unset: set it to the read-only key, or leave --read-key-env out."
+            )
         if not form.is_valid():
             raise CommandError(_form_errors(form))
         credential, _ = credentials.save(form, by=by)
-        self.stdout.write(f"Added credential {credential.name} ({credential.masked_key}).")
+        read = f", read-only {credential.masked_read_key}" if credential.read_key_last4 else ""
+        self.stdout.write(f"Added credential {credential.name} ({credential.masked_key}{read}).")
         if not no_verify:
             ok, message = sync.verify_credential(credential)
             self.stdout.write(message)

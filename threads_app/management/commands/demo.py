@@ -10,17 +10,17 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils.text import slugify
 
-from threads_app import importing, retention, sync
+from threads_app import importing, retention, sync, team
 from threads_app.models import Credential, RetentionPolicy, Thread
 from threads_app.simulator import SimulatorConfig, SimulatorState, running_simulator, seed_demo
 
 USERS = [
-    # username, password, staff, superuser
-    ("admin", "admin", True, True),
-    ("alice", "alice", False, False),
-    ("bob", "bob", False, False),
-    ("carol", "carol", False, False),
-    ("auditor", "auditor", False, False),
+    # username, password, role, superuser
+    ("admin", "admin", "admin", True),
+    ("alice", "alice", "member", False),
+    ("bob", "bob", "member", False),
+    ("carol", "carol", "member", False),
+    ("auditor", "auditor", "auditor", False),
 ]
 OWNERS = ["alice", "bob", "carol", None]
 
@@ -48,7 +48,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {line}")
             self.stdout.write(f"  simulator: {simulator.base_url} ({latency_ms} ms latency)")
             self.stdout.write(f"  dashboard: http://{host}:{port}/  sign in as admin / admin")
-            self.stdout.write("  team members: alice / alice, bob / bob, carol / carol")
+            self.stdout.write("  members: alice / alice, bob / bob, carol / carol; auditor / auditor")
             if no_serve:
                 return
             call_command("runserver", f"{host}:{port}", use_reloader=False, use_threading=True)
@@ -56,13 +56,13 @@ class Command(BaseCommand):
     def ensure_users(self):
         User = get_user_model()
         users = {}
-        for username, password, staff, superuser in USERS:
-            user, created = User.objects.get_or_create(
-                username=username, defaults={"is_staff": staff, "is_superuser": superuser}
-            )
+        for username, password, role, superuser in USERS:
+            defaults = {"is_superuser": superuser}
+            user, created = User.objects.get_or_create(username=username, defaults=defaults)
             if created:
                 user.set_password(password)
                 user.save()
+                team.set_role(user, role)
             users[username] = user
         return users
 

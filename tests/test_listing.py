@@ -1,0 +1,237 @@
+"""The thread list's rules for what a page link may carry and what each filter keeps, on the plain functions
+of `listing` (the page itself: test_views_list.py). What only PostgreSQL shows (case in searches, the count
+of a text search) is in its own section, in the integration layer, which runs on PostgreSQL."""
+
+import base64
+import json
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.db import connection
+from django.utils import timezone
+
+from threads_app import listing
+from threads_app.listing import SORTS, BadCursor, decode_cursor, encode_cursor
+from threads_app.models import Credential, Thread
+
+
+def cursor(value, pk) -> str:
+    """A cursor as someone could write it by hand, padding and all."""
+    return base64.urlsafe_b64encode(json.dumps([value, pk]).encode()).decode()
+
+
+def refusal(sort: str, token: str) -> str:
+    with pytest.raises(BadCursor) as refused:
+        decode_cursor(SORTS[sort], token)
+    return str(refused.value)
+
+
+# --- Cursors ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("title", ["", "a", "ab", "abc", "Résumé ✓", "t" * 300])
+def test_a_title_cursor_gives_back_the_title_and_row_it_was_made_from(title):
+    token = encode_cursor(SORTS["title"], Thread(pk=42, title=title))
+    assert decode_cursor(SORTS["title"], token) == (title, 42)
+    assert "=" not in token  # no padding to escape in a URL
+
+
+def test_a_cursor_stays_short_for_titles_in_any_script():
+    """A page link carries the title as UTF-8, not as \\u escapes (which would make it three times longer)."""
+    title = "é" * 300
+    token = encode_cursor(SORTS["title"], Thread(pk=2**63 - 1, title=title))
+    assert len(token) <= (len(title.encode()) + 30) * 4 / 3
+
+
+def test_a_date_cursor_gives_back_the_same_moment():
+    moment = datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    token = encode_cursor(SORTS["activity"], Thread(pk=7, last_activity_at=moment))
+    assert decode_cursor(SORTS["activity"], token) == (moment, 7)
+
+
+@pytest.mark.parametrize("sort", ["activity", "created"])
+def test_a_cursor_in_the_threads_of_unknown_date_carries_no_date(sort):
+    token = encode_cursor(SORTS[sort], Thread(pk=9))
+    assert decode_cursor(SORTS[sort], token) == (None, 9)
+
+
+@pytest.mark.parametrize("sort", ["title", "id"])
+def test_a_title_or_id_cursor_without_a_position_is_refused(sort):
+    assert refusal(sort, cursor(None, 9)) == f"{SORTS[sort].label.lower()} cannot be empty"
+
+
+@pytest.mark.parametrize("pk", [1, 2**63 - 1])
+def test_row_ids_from_one_to_the_largest_64_bit_number_are_accepted(pk):
+    assert decode_cursor(SORTS["title"], cursor("x", pk)) == ("x", pk)
+
+
+@pytest.mark.parametrize("pk", [0, -1, 2**63, True, False, "5", 5.0, None, [5]])
+def test_a_row_id_that_is_not_a_positive_64_bit_number_is_refused(pk):
+    assert refusal("title", cursor("x", pk)) == "its row id is not a positive number of 64 bits"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-cursor!",
+        "a",
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),  # not UTF-8
+        base64.urlsafe_b64encode(b"[1, 2").decode(),  # not JSON
+        base64.urlsafe_b64encode(b"5").decode(),  # not a pair
+        base64.urlsafe_b64encode(b"[1, 2, 3]").decode(),
+        base64.urlsafe_b64encode(b"[1]").decode(),
+    ],
+)
+def test_anything_but_a_pair_in_base64_json_is_not_a_page_cursor(token):
+    assert refusal("title", token) == "not a page cursor"
+
+
+@pytest.mark.parametrize("value", [5, True, ["x"], {"x": 1}, "t" * 301])
+def test_a_title_position_must_be_text_of_at_most_300_characters(value):
+    assert refusal("title", cursor(value, 1)) == "its position is not text"
+
+
+def test_a_title_position_of_300_characters_is_accepted():
+    assert decode_cursor(SORTS["id"], cursor("t" * 300, 1)) == ("t" * 300, 1)
+
+
+@pytest.mark.parametrize(
+    "value", [5, True, ["2026-05-01"], "yesterday", "2026-99-01T00:00:00", "2026-02-30T00:00"]
+)
+def test_a_date_position_must_be_a_real_date_and_time_in_text(value):
+    assert refusal("activity", cursor(value, 1)) == "its position is not a date and time"
+
+
+def test_a_date_position_without_a_zone_is_read_as_utc_and_one_with_a_zone_keeps_it():
+    with timezone.override("Europe/Paris"):  # whatever the site's zone
+        assert decode_cursor(SORTS["created"], cursor("2026-05-01T12:00:00", 1)) == (
+            datetime(2026, 5, 1, 12, tzinfo=UTC),
+            1,
+        )
+    value, _ = decode_cursor(SORTS["created"], cursor("2026-05-01T12:00:00+02:00", 1))
+    assert value == datetime(2026, 5, 1, 10, tzinfo=UTC)
+    assert value.utcoffset() == timedelta(hours=2)
+
+
+# --- Filters ------------------------------------------------------------------------------------------
+
+
+def kept(data: dict, user=None) -> set[str]:
+    return set(
+        listing.apply_filters(Thread.objects.all(), data, user or AnonymousUser()).values_list(
+            "remote_id", flat=True
+        )
+    )
+
+
+def at(day: date, clock: time):
+    return timezone.make_aware(datetime.combine(day, clock))
+
+
+@pytest.fixture
+def beta(db):
+    other = Credential(name="beta", base_url="http://127.0.0.1:9/v1", project_id="proj_beta")
+    other.api_key = "sk-test-beta-key-5678"
+    other.save()
+    return other
+
+
+def test_the_credential_filter_keeps_the_threads_of_that_credential_alone(
+    make_thread, credential, beta, alice
+):
+    make_thread(remote_id="thread_alpha00001", owner=alice)
+    make_thread(remote_id="thread_beta000001", owner=alice, credential=beta)
+    make_thread(remote_id="thread_beta000002", credential=beta)
+    assert kept({"credential": str(beta.pk)}) == {"thread_beta000001", "thread_beta000002"}
+    assert kept({"credential": str(credential.pk)}) == {"thread_alpha00001"}
+    assert kept({"credential": ""}) == {"thread_alpha00001", "thread_beta000001", "thread_beta000002"}
+
+
+def test_the_owner_filter_takes_an_owners_id(make_thread, alice, bob):
+    make_thread(remote_id="thread_alice00001", owner=alice)
+    make_thread(remote_id="thread_bob0000001", owner=bob)
+    make_thread(remote_id="thread_nobody0001")
+    assert kept({"owner": str(bob.pk)}) == {"thread_bob0000001"}
+    assert kept({"owner": "me"}, alice) == {"thread_alice00001"}
+    assert kept({"owner": "none"}) == {"thread_nobody0001"}
+
+
+@pytest.mark.parametrize(
+    ("field", "start", "end"),
+    [("remote_created_at", "created_from", "created_to"), ("last_activity_at", "active_from", "active_to")],
+)
+def test_a_date_range_holds_both_of_its_days_whole(make_thread, field, start, end):
+    first, last = date(2026, 5, 10), date(2026, 5, 12)
+    for remote_id, moment in [
+        ("thread_before0001", at(first, time.min) - timedelta(microseconds=1)),
+        ("thread_first00001", at(first, time.min)),
+        ("thread_last000001", at(last, time(23, 59, 59, 999999))),
+        ("thread_after00001", at(last + timedelta(days=1), time.min)),
+        ("thread_unknown001", None),
+    ]:
+        make_thread(remote_id=remote_id, **{field: moment})
+    assert kept({start: first, end: last}) == {"thread_first00001", "thread_last000001"}
+    assert kept({end: last}) == {"thread_before0001", "thread_first00001", "thread_last000001"}
+    assert kept({start: first}) == {"thread_first00001", "thread_last000001", "thread_after00001"}
+
+
+def test_inactive_for_more_than_n_days_keeps_threads_quiet_for_longer(make_thread):
+    now = timezone.now()
+    make_thread(remote_id="thread_quiet00001", last_activity_at=now - timedelta(days=30, minutes=1))
+    make_thread(remote_id="thread_recent0001", last_activity_at=now - timedelta(days=29, hours=23))
+    make_thread(remote_id="thread_unknown001")
+    assert kept({"inactive_days": 30}) == {"thread_quiet00001"}
+    assert kept({"inactive_days": 0}) == {"thread_quiet00001", "thread_recent0001"}
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({}, False),
+        ({"q": ""}, False),
+        ({"q": None}, False),
+        ({"q": "refund"}, True),
+        ({"q": "thread"}, True),  # a word, not the start of an ID
+        ({"q": "thread_"}, False),
+        ({"q": "conv_abc123"}, False),
+        ({"q": "cthr_A1"}, False),
+        ({"q": "conv_abc 123"}, True),
+        ({"q": "run_abc123"}, True),  # not an ID the list holds: searched as text
+    ],
+)
+def test_only_a_search_that_is_not_the_start_of_an_id_searches_the_text(data, expected):
+    assert listing.is_text_search(data) is expected
+
+
+# --- What only PostgreSQL shows -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def on_postgresql(db):
+    assert connection.vendor == "postgresql", "this behaviour is PostgreSQL's: run with DATABASE_URL set"
+
+
+@pytest.mark.integration
+def test_a_search_finds_text_in_any_case_on_postgresql(on_postgresql, make_thread):
+    """PostgreSQL's LIKE minds case (SQLite's does not): the term is lowercased to meet the text, which is."""
+    make_thread(remote_id="thread_billing001", title="Billing Question", metadata={"ticket": "ZD-4411"})
+    make_thread(remote_id="thread_other00001", title="Other")
+    assert kept({"q": "BILLING"}) == {"thread_billing001"}
+    assert kept({"q": "billing q"}) == {"thread_billing001"}
+    assert kept({"q": "Zd-4411"}) == {"thread_billing001"}
+
+
+@pytest.mark.integration
+def test_an_id_search_is_counted_exactly_and_a_text_search_estimated_on_postgresql(
+    on_postgresql, make_thread
+):
+    for index in range(7):
+        make_thread(remote_id=f"thread_refund{index:05d}", title=f"refund {index}")
+    for data, exactness in [({"q": "thread_refund"}, "exact"), ({"q": "refund"}, "about")]:
+        threads = listing.apply_filters(Thread.objects.all(), data, AnonymousUser())
+        page = listing.keyset_page(threads, "title", size=3)
+        number, how = listing.count_matches(threads, page, text_search=listing.is_text_search(data))
+        assert how == exactness, data
+        if how == "exact":
+            assert number == 7
