@@ -180,6 +180,18 @@ ROWS = [
     Row("rehome_new", "get", ADMIN_GET, query="ids={pk}"),
     Row("rehome_new", "post", ADMIN_POST, query="ids={pk}", data=lambda s: {}),
     Row("rehome_run", "get", ADMIN_GET, lambda s: [s.rehome_run.pk]),
+    # The list's CSV: everyone signed in, of the threads they see (`test_the_list_export_holds_...`).
+    Row("thread_list_csv", "get", EVERYONE_SIGNED_IN),
+    # The list's bulk reassignment (`ownership.reassign`): admins only.
+    Row("reassign_new", "get", ADMIN_GET, query="ids={pk}"),
+    Row(
+        "reassign_new",
+        "post",
+        ADMIN_POST,
+        query="ids={pk}",
+        data=lambda s: {"owner": s.people["admin"].pk},
+    ),
+    Row("thread_header", "get", THREAD_READ, thread_pk, headers=HTMX),
     # Intake.
     Row("credential_list", "get", READER_GET),
     Row("credential_add", "get", ADMIN_GET),
@@ -204,6 +216,8 @@ ROWS = [
     ),
     Row("credential_verify", "post", ADMIN_POST, credential_pk),
     Row("credential_discover", "post", ADMIN_POST, credential_pk),
+    # A discovery run's progress, which the credentials page polls (286: no run, nothing to poll).
+    Row("credential_discovery", "get", (302, 403, 403, 286, 286, 286), credential_pk, headers=HTMX),
     Row("credential_delete", "post", ADMIN_POST, credential_pk),
     Row(
         "credential_retention",
@@ -371,6 +385,15 @@ def test_the_refusals_say_why(rf, site):
     request.user = site.people["stranger"]
     with pytest.raises(Http404):
         permissions.get_thread_for_action(request, site.thread.pk, "can_pin")
+
+
+def test_the_list_export_holds_only_the_threads_the_gate_shows(client, site, make_thread):
+    others = make_thread(owner=site.people["stranger"])
+    for person, sees_all in (("owner", False), ("stranger", False), ("auditor", True), ("admin", True)):
+        client.force_login(site.people[person])
+        body = b"".join(client.get(reverse("thread_list_csv")).streaming_content).decode()
+        assert (site.thread.remote_id in body) == (person == "owner" or sees_all), person
+        assert (others.remote_id in body) == (person == "stranger" or sees_all), person
 
 
 def test_django_admin_is_for_admins(client, site):

@@ -111,7 +111,7 @@ def test_an_auditor_answers_who_owns_what_without_reading_it(page, csp_violation
     page.fill("#id_q", world["sams"].remote_id)
     expect(page.locator("#thread-table tbody tr")).to_have_count(1)
     assert "sam" in page.inner_text("#thread-table tbody tr")
-    page.click(f"text={world['sams'].remote_id}")
+    page.click(f"#thread-table td.col-id a[title={world['sams'].remote_id}]")
     page.wait_for_selector("#no-content")
     assert page.locator("a:has-text('Delete')").count() == 0 and page.locator("text=Export JSON").count() == 0
     assert "hello from sams" not in page.content()

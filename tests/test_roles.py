@@ -138,8 +138,8 @@ def test_deactivating_hands_the_threads_over_and_ends_sign_in(client, personas, 
     moved = team.deactivate(leaver, by=personas["admin"], reassign_to=personas["owner"])
     assert moved == 3 and Thread.objects.filter(owner=personas["owner"]).count() == 3
     assert client.get(reverse("thread_list")).status_code == 302  # the open session is gone
-    with pytest.raises(team.TeamError):
-        team.reassign_threads(Thread.objects.all(), leaver)
+    with pytest.raises(ownership.ReassignError):
+        ownership.reassign(Thread.objects.all(), leaver)
 
 
 def test_the_team_page_creates_a_person_with_a_one_time_link(client, personas):

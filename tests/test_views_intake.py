@@ -112,7 +112,7 @@ def test_verify_answers_htmx_with_the_row_alone(admin_client, alpha):
     page = response.content.decode()
     assert response.status_code == 200
     assert page.lstrip().startswith(f'<tr id="credential-{alpha.pk}"')
-    assert "works" in page
+    assert "Works" in page
 
 
 def test_adding_a_thread_by_id_checks_it_and_opens_it(admin_client, alpha, simulator):

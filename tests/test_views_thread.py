@@ -520,7 +520,7 @@ def test_deleting_a_thread_the_api_no_longer_has_marks_it_gone(signed_in, sim_cr
     thread.refresh_from_db()
     assert thread.status == Thread.Status.MISSING
     assert "no longer had" in response.content.decode()
-    assert '<div id="thread-header" class="thread-header" hx-swap-oob="true">' in response.content.decode()
+    assert json.loads(response["HX-Trigger"]) == {"threadChanged": {}}  # the header asks for itself again
 
 
 def test_a_failed_deletion_leaves_the_status_and_shows_the_error(signed_in, simulator, assistants_thread):
@@ -722,6 +722,17 @@ def test_a_panel_of_the_thread_page_renders_alone_for_htmx_and_redirects_otherwi
     assert fragment.status_code == 200 and shown in fragment.content.decode()
     assert "<html" not in fragment.content.decode()
     assert signed_in.get(url).status_code == 302
+
+
+def test_the_messages_panel_stays_as_it_is_while_the_status_it_was_shown_for_holds(signed_in, make_thread):
+    thread = make_thread(status=Thread.Status.DELETED)
+    url = reverse("thread_messages_panel", args=[thread.pk])
+    page = signed_in.get(reverse("thread_detail", args=[thread.pk])).content.decode()
+    assert f'hx-get="{url}?shown=deleted" hx-trigger="threadChanged from:body"' in page
+    kept = signed_in.get(url, {"shown": "deleted"}, headers=HTMX)
+    assert kept.status_code == 204 and kept.content == b""  # the pages of messages loaded stay
+    changed = signed_in.get(url, {"shown": "active"}, headers=HTMX)
+    assert changed.status_code == 200 and "Ask anyway" in changed.content.decode()
 
 
 def test_a_deletion_tells_the_thread_page_its_panels_changed(signed_in, simulator, assistants_thread):

@@ -1,13 +1,14 @@
 """Admin pages for API credentials. Keys go in through a password field and never come back out."""
 
 from django.contrib import messages
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling
 
 from . import credentials, retention, sync, tasks
 from .forms import CredentialForm, RetentionPolicyForm
-from .models import Credential, StatusChange, Thread
+from .models import Credential, DiscoveryRun, StatusChange, Thread
 from .permissions import admin_required, credentials_viewer_required
 
 
@@ -38,12 +39,19 @@ def with_reach(credentials):
     moves = StatusChange.objects.exclude(moved_to="").order_by()
     moved_in = dict(moves.values_list("moved_to").annotate(n=Count("pk")))
     moved_out = dict(moves.values_list("moved_from").annotate(n=Count("pk")))
+    latest = DiscoveryRun.objects.filter(credential=OuterRef("pk")).order_by("-created_at", "-id")
+    run_ids = Credential.objects.filter(pk__in=[c.pk for c in credentials]).annotate(
+        run_id=Subquery(latest.values("pk")[:1])
+    )
+    runs = DiscoveryRun.objects.in_bulk([pk for pk in run_ids.values_list("run_id", flat=True) if pk])
+    run_of = {run.credential_id: run for run in runs.values()}
     for credential in credentials:
         credential.limited_names = limited.get(credential.pk, [])
         credential.moved_in, credential.moved_out = (
             moved_in.get(credential.name, 0),
             moved_out.get(credential.name, 0),
         )
+        credential.discovery = run_of.get(credential.pk)
     return credentials
 
 
@@ -128,10 +136,37 @@ def credential_verify(request, pk):
 @require_POST
 @admin_required
 def credential_discover(request, pk):
+    """Start listing the credential's threads in the background; its row on the credentials page polls
+    the run and says what it found."""
     credential = get_object_or_404(Credential, pk=pk)
-    tasks.dispatch(tasks.discover_threads, credential.pk, request.user.pk)
-    messages.info(request, f"Listing the ChatKit threads of {credential.name} in the background.")
+    run = sync.start_discovery(credential, by=request.user)
+    if run.state == DiscoveryRun.State.QUEUED:
+        tasks.dispatch(tasks.run_discovery, run.pk)
+    if request.htmx:
+        return render(
+            request,
+            "threads_app/credential_list.html#discovery",
+            {"credential": credential, "run": run},
+        )
+    messages.info(
+        request,
+        f"Listing the ChatKit threads of {credential.name} in the background: its row says what it finds.",
+    )
     return redirect("credential_list")
+
+
+@require_GET
+@credentials_viewer_required
+def credential_discovery(request, pk):
+    """The latest discovery run of a credential, for its row to poll until the run ends."""
+    credential = get_object_or_404(Credential, pk=pk)
+    run = credential.discovery_runs.order_by("-created_at", "-id").first()
+    response = render(
+        request, "threads_app/credential_list.html#discovery", {"credential": credential, "run": run}
+    )
+    if run is None or not run.is_running:
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
 
 
 @require_POST

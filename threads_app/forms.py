@@ -233,10 +233,17 @@ class RetentionPolicyForm(forms.Form):
         }
 
 
+class CredentialChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, credential):
+        # A key the API refused at its last check is named as such, so that nobody picks it unknowingly.
+        refused = " · key refused" if credential.last_verification_ok is False else ""
+        return f"{credential.name}{refused} ({credential.scope_label})"
+
+
 def credential_or_auto_field():
-    """A credential, or none: Threadsite asks each credential the user may use, and files the thread under
-    the one that finds it (`locating`)."""
-    return forms.ModelChoiceField(
+    """A credential, or none (the default): Threadsite asks each credential the user may use, and files the
+    thread under the one that finds it (`locating`)."""
+    return CredentialChoiceField(
         queryset=Credential.objects.all(),
         required=False,
         empty_label="Let Threadsite find it (ask each credential)",
@@ -373,12 +380,29 @@ class ThreadFilterForm(forms.Form):
         help_text="Active threads the API's expiry or a retention policy removes, by whole days.",
     )
     sort = forms.ChoiceField(choices=listing.SORT_CHOICES, required=False)
+    size = forms.TypedChoiceField(
+        label="Per page",
+        choices=[(str(n), str(n)) for n in listing.PAGE_SIZES],
+        coerce=int,
+        required=False,
+        empty_value=None,
+    )
     after = forms.CharField(required=False, max_length=1000)
     before = forms.CharField(required=False, max_length=1000)
+    # The position of the page's first row, carried by page links only to say "51–100 of …".
+    start = forms.IntegerField(required=False, min_value=1, max_value=10**12, widget=forms.HiddenInput)
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        if (
+            self.is_bound
+            and not self.data.get("size")
+            and str(listing.PAGE_SIZE) in dict(self.fields["size"].choices)
+        ):
+            # The page-size select shows the size the page has, not its first choice.
+            self.data = self.data.copy()
+            self.data["size"] = str(listing.PAGE_SIZE)
 
     def load_options(self) -> None:
         """Give the owner, credential and project selects their options: three queries that only the
@@ -434,28 +458,36 @@ class ThreadFilterForm(forms.Form):
         """The non-empty filters and sort as they belong in a link (no cursor): shareable and canonical."""
         params = {}
         for name in self.fields:
-            if name in ("after", "before"):
+            if name in ("after", "before", "start"):
                 continue
             value = self.cleaned_data.get(name)
             if value in (None, "") or (name == "sort" and value == listing.DEFAULT_SORT):
+                continue
+            if name == "size" and value == listing.PAGE_SIZE:
                 continue
             params[name] = value.isoformat() if hasattr(value, "isoformat") else value
         return params
 
     @property
     def is_filtered(self) -> bool:
-        return any(key != "sort" for key in self.query_params())
+        return any(key not in ("sort", "size") for key in self.query_params())
 
 
 class MessagePageForm(forms.Form):
-    """The `after` cursor of a page of messages: the ID of the last entry shown, as the API gave it; and
-    `seen`, how many entries the newer pages held, signed for this thread and cursor by `older_query` (a
-    forged one would record a wrong message count; a bad one is ignored, the page still shows)."""
+    """The `after` cursor of a page of messages: the ID of the last entry shown, as the API gave it; the
+    reading `order` (none: the one remembered); and `seen`, how many entries the pages before the cursor
+    held, signed for this thread, cursor and order by `older_query` (a forged one would record a wrong
+    message count; a bad one is ignored, the page still shows)."""
 
     after = forms.RegexField(
         regex=r"^[A-Za-z0-9_.:-]{1,200}$",
         required=False,
         error_messages={"invalid": "The “load older” link is broken: its cursor is not a message ID."},
+    )
+    order = forms.ChoiceField(
+        choices=[("desc", "Newest first"), ("asc", "Oldest first")],
+        required=False,
+        error_messages={"invalid_choice": "Messages are shown newest first (desc) or oldest first (asc)."},
     )
     seen = forms.CharField(required=False, max_length=200)
 
@@ -464,24 +496,25 @@ class MessagePageForm(forms.Form):
         self.thread = thread
 
     @staticmethod
-    def signer(thread, after: str) -> signing.Signer:
-        return signing.Signer(salt=f"threadsite.messages.seen:{thread.pk}:{after}")
+    def signer(thread, after: str, order: str) -> signing.Signer:
+        return signing.Signer(salt=f"threadsite.messages.seen:{thread.pk}:{after}:{order}")
 
     @classmethod
-    def older_query(cls, thread, after: str, seen: int | None) -> str:
-        """The query string of the "Load older" link that continues after `after`."""
-        query = {"after": after}
+    def older_query(cls, thread, after: str, seen: int | None, order: str = "desc") -> str:
+        """The query string of the "Load older" (or, oldest first, "Load newer") link that continues after
+        `after`."""
+        query = {"after": after, "order": order}
         if seen is not None:
-            query["seen"] = cls.signer(thread, after).sign(str(seen))
+            query["seen"] = cls.signer(thread, after, order).sign(str(seen))
         return urlencode(query)
 
     def clean(self):
         cleaned = super().clean()
-        token, after = cleaned.get("seen"), cleaned.get("after")
+        token, after, order = cleaned.get("seen"), cleaned.get("after"), cleaned.get("order")
         cleaned["seen"] = None
-        if token and after and self.thread is not None:
+        if token and after and order and self.thread is not None:
             with contextlib.suppress(signing.BadSignature, ValueError):  # a bad count is only not recorded
-                cleaned["seen"] = int(self.signer(self.thread, after).unsign(token))
+                cleaned["seen"] = int(self.signer(self.thread, after, order).unsign(token))
         return cleaned
 
 
@@ -510,9 +543,16 @@ class ThreadEditForm(forms.ModelForm):
 
 
 class MetadataForm(forms.Form):
-    """The remote metadata, as up to 16 key-value pairs, checked against the API's limits before sending."""
+    """The remote metadata, as up to 16 key-value pairs, checked against the API's limits before sending.
 
-    def __init__(self, *args, initial_metadata=None, **kwargs):
+    It shows the filled rows and one blank one; "Add a row" (`add_row`) gives another, up to 16, carrying
+    how many are shown in `rows`."""
+
+    rows = forms.IntegerField(
+        required=False, min_value=1, max_value=metadata_rules.MAX_PAIRS, widget=forms.HiddenInput
+    )
+
+    def __init__(self, *args, initial_metadata=None, shown_rows=None, **kwargs):
         initial = kwargs.pop("initial", None) or {}
         for index, (key, value) in enumerate((initial_metadata or {}).items()):
             initial[f"key_{index}"], initial[f"value_{index}"] = key, value
@@ -527,18 +567,43 @@ class MetadataForm(forms.Form):
                 max_length=metadata_rules.MAX_VALUE,
                 strip=False,
             )
-        self.shown_rows = min(metadata_rules.MAX_PAIRS, len(initial_metadata or {}) + 3)
-
-    def rows(self):
-        """(key, value) bound fields of the rows to show: the filled ones and a few blank ones."""
-        shown = self.shown_rows
+        filled = [
+            i for i in range(metadata_rules.MAX_PAIRS) if self._raw(f"key_{i}") or self._raw(f"value_{i}")
+        ]
+        asked = shown_rows or 0
         if self.is_bound:
-            data = self.data
-            filled = [
-                i for i in range(metadata_rules.MAX_PAIRS) if data.get(f"key_{i}") or data.get(f"value_{i}")
-            ]
-            shown = max(shown, (max(filled) + 1) if filled else 0)
-        return [(self[f"key_{i}"], self[f"value_{i}"]) for i in range(shown)]
+            raw_rows = self.data.get("rows") or ""
+            asked = int(raw_rows) if raw_rows.isdigit() else 0
+        self.shown_rows = min(metadata_rules.MAX_PAIRS, max(asked, (max(filled) + 1) if filled else 0, 1))
+        self.filled_count = len([i for i in filled if self._raw(f"key_{i}")])
+        self.initial["rows"] = self.shown_rows
+
+    def _raw(self, name) -> str:
+        source = self.data if self.is_bound else self.initial
+        return (source.get(name) or "").strip()
+
+    @classmethod
+    def with_another_row(cls, data):
+        """The form as posted, unchecked, with one more blank row (for "Add a row")."""
+        posted = cls(data)
+        initial = {
+            name: data.get(name, "")
+            for index in range(metadata_rules.MAX_PAIRS)
+            for name in (f"key_{index}", f"value_{index}")
+        }
+        return cls(initial=initial, shown_rows=min(metadata_rules.MAX_PAIRS, posted.shown_rows + 1))
+
+    @property
+    def can_add_row(self) -> bool:
+        return self.shown_rows < metadata_rules.MAX_PAIRS
+
+    @property
+    def max_pairs(self) -> int:
+        return metadata_rules.MAX_PAIRS
+
+    def rows_shown(self):
+        """(key, value) bound fields of the rows to show."""
+        return [(self[f"key_{i}"], self[f"value_{i}"]) for i in range(self.shown_rows)]
 
     def clean(self):
         cleaned = super().clean()
@@ -631,6 +696,12 @@ class DeletionSelectionForm(forms.Form):
                 "Nothing is selected: tick threads in the list, or use “Select all matching this filter”."
             )
         return cleaned
+
+
+class ReassignForm(forms.Form):
+    """The new owner of a selection of threads (`ownership.reassign`)."""
+
+    owner = owner_field(label="New owner")
 
 
 def parse_count(text: str) -> int | None:

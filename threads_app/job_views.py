@@ -18,8 +18,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
-from . import audit, deletion, listing, locating
-from .forms import DeletionJobForm, DeletionSelectionForm, ThreadFilterForm
+from . import audit, deletion, listing, locating, ownership
+from .forms import DeletionJobForm, DeletionSelectionForm, ReassignForm, ThreadFilterForm
 from .models import DeletionItem, DeletionJob, RehomeRun, Thread
 from .permissions import (
     access,
@@ -29,6 +29,7 @@ from .permissions import (
     get_rw_job_for_user,
     jobs_manager_required,
     jobs_viewer_required,
+    reassigner_required,
     visible_jobs,
     visible_threads,
 )
@@ -331,3 +332,29 @@ def rehome_run(request, pk):
             response.status_code = HttpResponseStopPolling.status_code
         return response
     return render(request, "threads_app/rehome.html", context)
+
+
+# --- Reassigning a selection ----------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@reassigner_required
+def reassign_new(request):
+    """How many threads a selection holds and whom to give them to (GET); the reassignment (POST)."""
+    selection = read_selection(request)
+    if selection.errors:
+        return render(request, "threads_app/reassign.html", {"selection": selection}, status=400)
+    form = ReassignForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        owner = form.cleaned_data["owner"]
+        changed = ownership.reassign(selection.threads, owner, by=request.user, summary=selection.summary)
+        name = owner.get_username() if owner else "nobody (unassigned)"
+        messages.success(request, f"{changed:,} thread{'s' if changed != 1 else ''} now owned by {name}.")
+        return redirect(selection.back_url)
+    context = {
+        "selection": selection,
+        "count": selection.threads.count(),
+        "form": form,
+        "action": request.get_full_path(),
+    }
+    return render(request, "threads_app/reassign.html", context, status=400 if form.errors else 200)

@@ -36,6 +36,8 @@ from . import ids, retention
 from .models import Thread
 
 PAGE_SIZE = 50
+# The page sizes a person may choose (`size=`): larger pages cost more per request, not per position.
+PAGE_SIZES = (25, 50, 100, 200)
 # Up to this many matches are counted exactly; beyond it, a count would have to visit every match.
 COUNT_CAP = 1000
 
@@ -48,6 +50,7 @@ class SortKey:
     # A unique field orders rows by itself; the others need the id as a tie-breaker.
     unique: bool = False
     is_datetime: bool = False
+    is_integer: bool = False
     # Sorting by an expression rather than a column: annotated onto the rows under the name `field`,
     # and `python` computes the same value from a row that was read without it.
     expression: object = None
@@ -55,7 +58,10 @@ class SortKey:
 
 
 # Each order is served by an index read forwards or backwards: thread_activity_idx, thread_created_idx,
-# thread_added_idx, thread_title_key_idx (on the very expression below) and the unique index of remote_id.
+# thread_added_idx, thread_title_key_idx (on the very expression below), thread_owner_sort_idx,
+# thread_status_sort_idx, thread_messages_idx and the unique index of remote_id. The owner order groups
+# threads by owner (the user's row id, unassigned last): a sort by user name would join every thread to
+# its owner before the first row could be shown.
 SORTS = {
     "activity": SortKey("last_activity_at", "Last activity", nullable=True, is_datetime=True),
     "created": SortKey("remote_created_at", "Created", nullable=True, is_datetime=True),
@@ -70,6 +76,9 @@ SORTS = {
         python=lambda thread: thread.title.lower() or None,
     ),
     "id": SortKey("remote_id", "ID", unique=True),
+    "owner": SortKey("owner_id", "Owner", nullable=True, is_integer=True),
+    "status": SortKey("status", "Status"),
+    "messages": SortKey("message_count", "Messages", nullable=True, is_integer=True),
 }
 
 
@@ -139,6 +148,9 @@ def decode_cursor(sort_key: SortKey, token: str) -> tuple:
         if parsed is None:
             raise BadCursor("its position is not a date and time")
         value = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.UTC)
+    elif sort_key.is_integer:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ROW_ID:
+            raise BadCursor("its position is not a number")
     elif not isinstance(value, str) or len(value) > 300:
         raise BadCursor("its position is not text")
     return value, pk

@@ -187,6 +187,9 @@ class Thread(models.Model):
             models.Index(fields=["-remote_created_at", "-id"], name="thread_created_idx"),
             # By title: case-insensitive, untitled threads (NULL here) after the titled ones either way.
             models.Index(NullIf(Lower("title"), Value("")), F("id"), name="thread_title_key_idx"),
+            models.Index(fields=["-owner", "-id"], name="thread_owner_sort_idx"),
+            models.Index(fields=["status", "id"], name="thread_status_sort_idx"),
+            models.Index(fields=["-message_count", "-id"], name="thread_messages_idx"),
             # Team members' "my threads", filtered by status, newest activity first.
             models.Index(fields=["owner", "status", "-last_activity_at"], name="thread_owner_idx"),
             models.Index(fields=["credential", "status", "-last_activity_at"], name="thread_cred_idx"),
@@ -880,3 +883,39 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AuditRefused("Audit events cannot be deleted (only audit.purge removes expired ones).")
+
+
+class DiscoveryRun(models.Model):
+    """Listing a credential's threads in the background (`sync.run_discovery`), so that the credentials
+    page can say what the listing found once it ends, rather than only that it started.
+
+    queued → running → finished | failed (`message` says why)
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        FAILED = "failed", "Failed"
+
+    credential = models.ForeignKey(Credential, on_delete=models.CASCADE, related_name="discovery_runs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seen = models.PositiveIntegerField(default=0)
+    added = models.PositiveIntegerField(default=0)
+    message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["credential", "-created_at"], name="discovery_latest_idx")]
+
+    def __str__(self):
+        return f"Discovery {self.pk} of {self.credential_id} ({self.state})"
+
+    @property
+    def is_running(self) -> bool:
+        return self.state in (self.State.QUEUED, self.State.RUNNING)

@@ -1,4 +1,5 @@
-"""Who owns which threads: the ownership review's figures and its CSV export.
+"""Who owns which threads: the ownership review's figures, its CSV export, and `reassign`, the one way
+threads change hands in bulk (the list's selection, the ownership page, a deactivation).
 
 Built for a million threads: the figures come from one GROUP BY (owner, credential, status, last check),
 so only the groups reach Python, never the rows; the users and credentials named in the groups are then
@@ -12,9 +13,11 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from . import audit
 from .models import Credential, Thread
 
 LIVE = [Thread.Status.ACTIVE, Thread.Status.MISSING, Thread.Status.EXPIRED]
@@ -65,6 +68,43 @@ def cache_key(visibility: str) -> str:
 def forget() -> None:
     """Drop the cached figures after owners changed (a reassignment, a deactivation)."""
     cache.delete(cache_key("all"))
+
+
+class ReassignError(ValueError):
+    """A reassignment that is refused, with the reason people read."""
+
+
+@transaction.atomic
+def reassign(threads, owner, *, by=None, summary: str = "") -> int:
+    """Give every thread of the queryset `threads` to `owner` (a user, or None for unassigned); returns
+    how many changed hands. `by` must be allowed to by the roles gate (admins only; None is Threadsite
+    itself: a command, a test). One UPDATE, whatever the size of the selection: ownership is Threadsite's
+    own field, so the API is not asked. The audit log gets one event for the whole selection — who had
+    the threads, who has them now, how many, and which selection it was (`summary`) — as a deletion job
+    does, rather than one per thread of a selection that may be huge."""
+    from .permissions import check_may_reassign
+
+    if by is not None:
+        check_may_reassign(by)
+    if owner is not None and not owner.is_active:
+        raise ReassignError(f"{owner.get_username()} is deactivated: choose an active user.")
+    unchanged = {"owner__isnull": True} if owner is None else {"owner": owner}
+    # The selection may carry joins and annotations (a search, a sort): the UPDATE takes only its keys.
+    moving = Thread.objects.filter(pk__in=threads.order_by().values("pk")).exclude(**unchanged)
+    # Who had them, counted before they move: the event names each previous owner and how many.
+    before = dict(moving.order_by().values_list("owner__username").annotate(n=Count("pk")))
+    changed = moving.update(owner=owner)
+    if changed:
+        forget()
+        details = {
+            "before": {name or "": n for name, n in before.items()},
+            "after": owner.get_username() if owner is not None else "",
+            "threads": changed,
+        }
+        if summary:
+            details["selection"] = summary
+        audit.record(audit.Action.OWNER_CHANGED, actor=by, **details)
+    return changed
 
 
 def cached_review(threads, visibility: str) -> "Review":

@@ -96,9 +96,10 @@ class Access:
     manages_team: bool
     reviews_ownership: bool
     reads_audit_log: bool
+    exports_list: bool  # the thread list's CSV, of the threads `visible_threads` gives them
 
 
-ANONYMOUS = Access("", *([False] * 10))
+ANONYMOUS = Access("", *([False] * 11))
 
 
 def role_of(user) -> str:
@@ -154,6 +155,7 @@ def access(user) -> Access:
         manages_team=has("auth.change_user") and has("auth.add_user"),
         reviews_ownership=sees,
         reads_audit_log=has("threads_app.view_auditevent"),
+        exports_list=True,
     )
     user._threadsite_access = result
     return result
@@ -353,6 +355,27 @@ ownership_reviewer_required = requires(
 def can_delete_in_bulk(user) -> bool:
     """Whether the thread list offers `user` its checkboxes and the deletion jobs' pages."""
     return access(user).manages_jobs
+
+
+list_exporter_required = requires("exports_list", "Sign in to export the thread list.")
+
+
+def can_reassign_in_bulk(user) -> bool:
+    """Whether `user` may give threads to another owner in bulk: the list's "Reassign owner" of its
+    selection and the ownership page's form. Admins only (`ownership.reassign` asks `check_may_reassign`)."""
+    return access(user).acts_on_all_threads
+
+
+REASSIGN_REFUSAL = "Only admins can reassign threads."
+
+
+def check_may_reassign(user) -> None:
+    """PermissionDenied unless `user` may reassign threads in bulk."""
+    if not can_reassign_in_bulk(user):
+        raise PermissionDenied(REASSIGN_REFUSAL)
+
+
+reassigner_required = requires("acts_on_all_threads", REASSIGN_REFUSAL)
 
 
 def visible_jobs(user):

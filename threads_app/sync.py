@@ -15,7 +15,7 @@ from . import audit, engine, ids, kinds, outcomes, ratelimit
 from .client import APIError, Client, NotFound
 from .entries import Page, RemoteThread
 from .metadata import InvalidMetadata
-from .models import Credential, Thread
+from .models import Credential, DiscoveryRun, Thread
 
 logger = logging.getLogger(__name__)
 
@@ -263,10 +263,11 @@ class MessageResult:
     error: str = ""  # an Outcome kind: not_found, refused, quota, rate_limited, unavailable, failed
     message: str = ""
     retry_after: float | None = None
+    order: str = "desc"  # "asc": oldest first, and the cursor leads to newer messages
     # How many entries the pages shown so far hold, this one included; None when the pages before it
     # were not counted (a link from elsewhere).
     seen: int | None = None
-    counted: bool = False  # this page reached the start, and the thread's message count was recorded
+    counted: bool = False  # this page reached the end, and the thread's message count was recorded
     retryable: bool = False  # asking again later may succeed (a rate limit, a failing server)
 
     @property
@@ -293,10 +294,12 @@ def person_limit(by) -> outcomes.Outcome | None:
     return outcomes.person_limited(settings.THREADSITE_PAGE_API_CALLS_PER_MINUTE)
 
 
-def read_messages(thread: Thread, after: str | None, *, seen: int | None = None, by=None) -> MessageResult:
-    """One page of messages, newest first: one API request. The first page also dates the last activity.
-    `seen` is how many entries the pages newer than `after` held: the page that reaches the start of the
-    thread then knows the thread's length, and records it.
+def read_messages(
+    thread: Thread, after: str | None, *, seen: int | None = None, by=None, order: str = "desc"
+) -> MessageResult:
+    """One page of messages, newest first (or oldest first with `order="asc"`): one API request. The first
+    page newest first also dates the last activity. `seen` is how many entries the pages before `after`
+    held: the page that reaches the thread's far end then knows the thread's length, and records it.
 
     A page asks this on a GET. It writes only what the API said (activity, the message count), the same
     whoever asks and however often, and `by`'s calls are limited per minute.
@@ -306,7 +309,11 @@ def read_messages(thread: Thread, after: str | None, *, seen: int | None = None,
     if outcome is None:
         try:
             page = adapter.page(
-                web_client(thread.credential), thread.remote_id, limit=MESSAGES_PER_PAGE, after=after
+                web_client(thread.credential),
+                thread.remote_id,
+                limit=MESSAGES_PER_PAGE,
+                after=after,
+                order=order,
             )
         except APIError as error:
             outcome = outcomes.classify(error)
@@ -317,17 +324,19 @@ def read_messages(thread: Thread, after: str | None, *, seen: int | None = None,
             message=outcome.message,
             retry_after=outcome.retry_after,
             retryable=outcome.transient,
+            order=order,
         )
     if after is None:
-        record_remote(thread, stored_remote(thread), page)
+        if order == "desc":  # the newest entry comes first only then
+            record_remote(thread, stored_remote(thread), page)
         seen = 0
     total = seen + len(page.entries) if seen is not None else None
     counted = total is not None and not page.has_more
     if counted:
         record_message_count(thread, total)
     elif page.has_more and thread.message_count is not None and thread.message_count <= len(page.entries):
-        record_message_count(thread, None)  # more than it says: stale, until a reading reaches the start
-    return MessageResult(page=page, after=after or "", seen=total, counted=counted)
+        record_message_count(thread, None)  # more than it says: stale, until a reading reaches the end
+    return MessageResult(page=page, after=after or "", seen=total, counted=counted, order=order)
 
 
 def record_message_count(thread: Thread, count: int | None) -> None:
@@ -430,6 +439,38 @@ def discover(credential: Credential, *, added_by=None) -> DiscoveryReport:
         added=report.added,
     )
     return report
+
+
+def start_discovery(credential: Credential, *, by=None) -> DiscoveryRun:
+    """A discovery run of `credential`, queued for `run_discovery`; the one already queued or running if
+    there is one, so that pressing Discover twice lists the threads once."""
+    running = credential.discovery_runs.filter(
+        state__in=[DiscoveryRun.State.QUEUED, DiscoveryRun.State.RUNNING]
+    ).first()
+    return running or DiscoveryRun.objects.create(credential=credential, requested_by=by)
+
+
+def run_discovery(run_id: int) -> DiscoveryRun | None:
+    """Carry out a queued discovery run and record what it found (or why it failed) on the run."""
+    # Claimed by a conditional UPDATE: a task delivered twice runs the listing once.
+    if not DiscoveryRun.objects.filter(pk=run_id, state=DiscoveryRun.State.QUEUED).update(
+        state=DiscoveryRun.State.RUNNING
+    ):
+        return DiscoveryRun.objects.filter(pk=run_id).first()
+    run = DiscoveryRun.objects.select_related("credential", "requested_by").get(pk=run_id)
+    try:
+        report = discover(run.credential, added_by=run.requested_by)
+    except APIError as error:
+        run.state, run.message = DiscoveryRun.State.FAILED, outcomes.classify(error).message[:500]
+    except Exception:
+        # Anything else would leave the run "running" and its page polling for ever.
+        logger.exception("Discovery run %s failed", run_id)
+        run.state, run.message = DiscoveryRun.State.FAILED, "It stopped on an unexpected error (see the log)."
+    else:
+        run.state, run.seen, run.added = DiscoveryRun.State.FINISHED, report.seen, report.added
+    run.finished_at = timezone.now()
+    run.save(update_fields=["state", "seen", "added", "message", "finished_at"])
+    return run
 
 
 def _is_id_of(remote_id: str, kind: str) -> bool:

@@ -83,6 +83,14 @@ def discover_threads(credential_id: int, user_id: int | None = None) -> str:
 
 
 @shared_task
+def run_discovery(run_id: int) -> str:
+    """A discovery run started from the credentials page; its row records what the listing found. No
+    retries: a failed listing is reported on the page, where the admin can start another."""
+    run = sync.run_discovery(run_id)
+    return run.state if run else "run gone"
+
+
+@shared_task
 def discover_all() -> int:
     credential_ids = list(Credential.objects.values_list("pk", flat=True))
     for credential_id in credential_ids:

@@ -5,7 +5,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.tokens import default_token_generator
 from django.db import transaction
-from django.db.models import Count
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -91,7 +90,7 @@ def deactivate(user, *, by=None, reassign_to=None) -> int:
         raise TeamError("You cannot deactivate yourself; ask another admin.")
     if reassign_to is not None and (reassign_to.pk == user.pk or not reassign_to.is_active):
         raise TeamError("Reassign the threads to another, active user.")
-    moved = reassign_threads(Thread.objects.filter(owner=user), reassign_to, by=by) if reassign_to else 0
+    moved = ownership.reassign(Thread.objects.filter(owner=user), reassign_to, by=by) if reassign_to else 0
     if user.is_active:
         user.is_active = False
         user.save(update_fields=["is_active"])
@@ -112,28 +111,6 @@ def reactivate(user, *, by=None) -> None:
         user.save(update_fields=["is_active"])
         ownership.forget()
         audit.record(audit.Action.ROLE_CHANGED, actor=by, obj=user, reactivated=True)
-
-
-def reassign_threads(threads, to_user, *, by=None) -> int:
-    """Give every thread of the queryset `threads` to `to_user` (None: unassigned), in one UPDATE.
-    Returns how many threads changed owner."""
-    if to_user is not None and not to_user.is_active:
-        raise TeamError(f"{to_user.get_username()} is deactivated: choose an active user.")
-    threads = threads.exclude(owner=to_user) if to_user is not None else threads.exclude(owner__isnull=True)
-    # Who had them, counted before they move: the event names each previous owner and how many.
-    before = dict(threads.order_by().values_list("owner__username").annotate(n=Count("pk")))
-    moved = threads.order_by().update(owner=to_user)
-    ownership.forget()
-    if moved:
-        # One event for the reassignment, however many threads it moved (a bulk change, like a job's).
-        audit.record(
-            audit.Action.OWNER_CHANGED,
-            actor=by,
-            before={name or "": n for name, n in before.items()},
-            after=to_user.get_username() if to_user is not None else "",
-            threads=moved,
-        )
-    return moved
 
 
 def set_password_link(request, user) -> str:

@@ -4,7 +4,6 @@ who owns what; admins reassign). Decisions are `permissions`'; changes are `team
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,6 +17,7 @@ from .permissions import (
     access,
     owner_choices,
     ownership_reviewer_required,
+    reassigner_required,
     role_of,
     team_manager_required,
     visibility_key,
@@ -191,9 +191,8 @@ def ownership_page(request):
 
 @require_POST
 @ownership_reviewer_required
+@reassigner_required
 def ownership_reassign(request):
-    if not access(request.user).acts_on_all_threads:
-        raise PermissionDenied("Only admins can reassign threads; auditors read the review.")
     form = BulkReassignForm(
         request.POST, owners=owner_choices(request.user), credentials=visible_credentials(request.user)
     )
@@ -209,8 +208,8 @@ def ownership_reassign(request):
     if data["credential"]:
         threads = threads.filter(credential=data["credential"])
     try:
-        moved = team.reassign_threads(threads, data["to_owner"], by=request.user)
-    except team.TeamError as error:
+        moved = ownership.reassign(threads, data["to_owner"], by=request.user)
+    except ownership.ReassignError as error:
         messages.error(request, str(error))
     else:
         messages.success(request, f"{moved:,} threads now belong to {data['to_owner'].get_username()}.")

@@ -8,6 +8,7 @@ urlpatterns = [
     path("threads/<int:pk>/", views.thread_detail, name="thread_detail"),
     path("threads/<int:pk>/messages/", views.thread_messages, name="thread_messages"),
     path("threads/<int:pk>/facts/", views.thread_facts, name="thread_facts"),
+    path("threads/<int:pk>/header/", views.thread_panel, {"name": "header"}, name="thread_header"),
     path("threads/<int:pk>/history/", views.thread_panel, {"name": "history"}, name="thread_history"),
     path(
         "threads/<int:pk>/messages-panel/",
@@ -24,6 +25,8 @@ urlpatterns = [
     path("threads/<int:pk>/pin/", views.thread_pin, name="thread_pin"),
     path("threads/<int:pk>/rehome/", views.thread_rehome, name="thread_rehome"),
     path("threads/rehome/", job_views.rehome_new, name="rehome_new"),
+    path("threads/reassign/", job_views.reassign_new, name="reassign_new"),
+    path("threads/export.csv", views.thread_list_csv, name="thread_list_csv"),
     path("threads/rehome/<int:pk>/", job_views.rehome_run, name="rehome_run"),
     path("threads/<int:pk>/export.<str:fmt>", views.thread_export, name="thread_export"),
     path("overview/", views.overview_page, name="overview"),
@@ -33,6 +36,9 @@ urlpatterns = [
     path("credentials/<int:pk>/", credential_views.credential_form, name="credential_edit"),
     path("credentials/<int:pk>/verify/", credential_views.credential_verify, name="credential_verify"),
     path("credentials/<int:pk>/discover/", credential_views.credential_discover, name="credential_discover"),
+    path(
+        "credentials/<int:pk>/discovery/", credential_views.credential_discovery, name="credential_discovery"
+    ),
     path("credentials/<int:pk>/delete/", credential_views.credential_delete, name="credential_delete"),
     path(
         "credentials/<int:pk>/retention/", credential_views.credential_retention, name="credential_retention"

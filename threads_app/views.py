@@ -9,7 +9,7 @@ Objects come only from `permissions`, which decides who sees what.
 from urllib.parse import quote, urlsplit
 
 from django.contrib import messages
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -29,6 +29,7 @@ from . import (
     editing,
     importing,
     kinds,
+    list_export,
     listing,
     locating,
     overview,
@@ -42,9 +43,11 @@ from .permissions import (
     can_delete_in_bulk,
     can_forget,
     can_read_audit_log,
+    can_reassign_in_bulk,
     get_thread_for_action,
     get_thread_for_user,
     get_thread_to_forget,
+    list_exporter_required,
     overview_hidden_credentials,
     overview_owner,
     owner_choices,
@@ -75,10 +78,25 @@ def safe_next(request, fallback: str) -> str:
 SORTABLE = {
     "ID": ("id", ""),
     "Title": ("title", ""),
+    "Owner": ("owner", ""),
     "Created": ("created", "-"),
-    "Last activity": ("activity", "-"),
+    "Active": ("activity", "-"),
+    "Status": ("status", ""),
+    "Msgs": ("messages", "-"),
 }
-COLUMNS = ["ID", "Title", "Owner", "Credential", "Created", "Last activity", "Status", "Messages", ""]
+# (label, CSS class of the column): the class sets its width, so that every row is one line at 1280 px.
+COLUMNS = [
+    ("ID", "col-id"),
+    ("Kind", "col-kind"),
+    ("Title", "col-title"),
+    ("Owner", "col-owner"),
+    ("Credential", "col-credential"),
+    ("Active", "col-age col-active"),
+    ("Created", "col-age col-created"),
+    ("Status", "col-status"),
+    ("Msgs", "col-num"),
+    ("", "col-actions"),
+]
 
 
 def list_url(params: dict, **overrides) -> str:
@@ -88,8 +106,8 @@ def list_url(params: dict, **overrides) -> str:
 def table_columns(params: dict, sort: str) -> list[dict]:
     current_key, current_desc = sort.lstrip("-"), sort.startswith("-")
     columns = []
-    for label in COLUMNS:
-        column = {"label": label, "url": "", "sorted": ""}
+    for label, css in COLUMNS:
+        column = {"label": label, "css": css, "url": "", "sorted": ""}
         if label in SORTABLE:
             name, first = SORTABLE[label]
             if name == current_key:
@@ -116,32 +134,55 @@ def thread_list(request):
 
     data = form.cleaned_data
     threads = listing.apply_filters(visible_threads(request.user), data, request.user)
+    size = data["size"] or listing.PAGE_SIZE
     page = listing.keyset_page(
         threads.select_related(*listing.ROW_RELATIONS),
         data["sort"],
         after=data["after_position"],
         before=data["before_position"],
+        size=size,
     )
     listing.with_removals(page.threads)  # each row says when it goes, as the thread page does
     for thread in page.threads:
         thread.flags = thread_flags(request.user, thread)
     count, count_precision = listing.count_matches(threads, page, text_search=listing.is_text_search(data))
     params = form.query_params()
-    here = list_url(params, after=data["after"] or None, before=data["before"] or None)
+    # Where the page starts is carried in its links (`start`), as keyset pages have no offset to count
+    # from; it is only ever shown, so a wrong one misleads nobody for longer than a click to the start.
+    start = 1 if page.is_first else data["start"] or 1
+    end = start + len(page.threads) - 1
+    here = list_url(
+        params, after=data["after"] or None, before=data["before"] or None, start=start if start > 1 else None
+    )
+    # A bulk action takes the threads the filters match, in whatever order and page size they are shown.
+    selection_filters = {key: value for key, value in params.items() if key not in ("sort", "size")}
+    can_bulk_delete = can_delete_in_bulk(request.user)
+    can_bulk_reassign = can_reassign_in_bulk(request.user)
     context.update(
         page=page,
-        count=count,
+        count=max(count, end) if count_precision != "exact" else count,
         count_precision=count_precision,
+        start=start,
+        end=end,
         columns=table_columns(params, data["sort"]),
         sort_value=data["sort"] if data["sort"] != listing.DEFAULT_SORT else "",
         first_url=list_url(params) if not page.is_first else "",
-        next_url=list_url(params, after=page.next_cursor) if page.next_cursor else "",
-        previous_url=list_url(params, before=page.previous_cursor) if page.previous_cursor else "",
+        next_url=list_url(params, after=page.next_cursor, start=end + 1) if page.next_cursor else "",
+        previous_url=(
+            list_url(params, before=page.previous_cursor, start=max(1, start - size))
+            if page.previous_cursor
+            else ""
+        ),
+        export_url=reverse("thread_list_csv") + listing.querystring(params, sort=None, size=None),
         here=here,
         here_quoted=quote(here, safe="/"),
-        # Admins tick rows to delete them in bulk, or take every thread the filters match (all=1).
-        can_bulk_delete=can_delete_in_bulk(request.user),
-        select_all_url=reverse("job_new") + listing.querystring(params, all=1),
+        # Admins tick rows to act on them in bulk, or take every thread the filters match (all=1).
+        can_bulk_delete=can_bulk_delete,
+        can_bulk_reassign=can_bulk_reassign,
+        can_select=can_bulk_delete or can_bulk_reassign,
+        selection_params=list(selection_filters.items()),
+        select_all_url=reverse("job_new") + listing.querystring(selection_filters, all=1),
+        reassign_all_url=reverse("reassign_new") + listing.querystring(selection_filters, all=1),
         now=timezone.now(),
     )
     if fragment:
@@ -149,6 +190,23 @@ def thread_list(request):
         # The server names the URL to push: the canonical one, without the empty fields a form sends.
         return push_url(response, context["here"])
     return render(request, "threads_app/thread_list.html", context)
+
+
+@require_GET
+@list_exporter_required
+def thread_list_csv(request):
+    """Every thread the list's filters match, of those the user may see, as CSV, streamed (`list_export`)."""
+    form = ThreadFilterForm(request.GET, user=request.user)
+    if not form.is_valid():
+        errors = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        return HttpResponse(
+            f"These filters cannot be used: {errors}\n", status=400, content_type="text/plain"
+        )
+    threads = listing.apply_filters(visible_threads(request.user), form.cleaned_data, request.user)
+    response = StreamingHttpResponse(list_export.rows(threads), content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="threads-{stamp}.csv"'
+    return response
 
 
 # --- One thread -----------------------------------------------------------------------------------------
@@ -168,8 +226,24 @@ def detail_context(request, thread: Thread, **extra) -> dict:
     context.update(extra)
     result = context.get("result")
     if result is not None and result.older_cursor:
-        context["older_query"] = MessagePageForm.older_query(thread, result.older_cursor, result.seen)
+        context["older_query"] = MessagePageForm.older_query(
+            thread, result.older_cursor, result.seen, result.order
+        )
     return context
+
+
+MESSAGE_ORDER_KEY = "threadsite:message-order"
+
+
+def message_order(request, form) -> str:
+    """The reading order of messages: the one asked for, which is then remembered (in the session) for
+    every thread, else the one remembered, else newest first."""
+    order = form.cleaned_data.get("order")
+    if order:
+        if request.session.get(MESSAGE_ORDER_KEY) != order:
+            request.session[MESSAGE_ORDER_KEY] = order
+        return order
+    return request.session.get(MESSAGE_ORDER_KEY, "desc")
 
 
 # The thread page shows this many of its newest audit events; the audit log has the rest.
@@ -187,9 +261,11 @@ def thread_events(request, thread: Thread) -> dict:
     }
 
 
-def read_messages(request, thread: Thread, after: str | None, seen: int | None = None):
+def read_messages(
+    request, thread: Thread, after: str | None, *, seen: int | None = None, order: str = "desc"
+):
     """A page of the thread's messages for the person asking, recorded in the audit log when one came."""
-    result = sync.read_messages(thread, after, seen=seen, by=request.user)
+    result = sync.read_messages(thread, after, seen=seen, by=request.user, order=order)
     if result.page is not None:
         audit.record(
             audit.Action.MESSAGES_VIEWED,
@@ -214,15 +290,16 @@ def thread_detail(request, pk):
             status=400,
         )
     result = None
+    order = message_order(request, form)
     # Without JavaScript, "Show messages" and "Load older" come back here and render the page inline.
     if request.GET.get("show") == "messages":
         get_thread_for_action(request, pk, "can_read_messages")
         data = form.cleaned_data
-        result = read_messages(request, thread, data["after"] or None, seen=data["seen"])
+        result = read_messages(request, thread, data["after"] or None, seen=data["seen"], order=order)
     return render(
         request,
         "threads_app/thread_detail.html",
-        detail_context(request, thread, result=result, **thread_events(request, thread)),
+        detail_context(request, thread, result=result, order=order, **thread_events(request, thread)),
     )
 
 
@@ -243,10 +320,14 @@ def thread_messages(request, pk):
             status=400,
         )
     data = form.cleaned_data
-    result = read_messages(request, thread, data["after"] or None, seen=data["seen"])
+    after = data["after"] or None
+    order = message_order(request, form)
+    result = read_messages(request, thread, after, seen=data["seen"], order=order)
+    # The first page comes with the reading-order toggle around it; a later one joins the pages above it.
     # A page that counted the thread also puts the new count in the details panel (out of band).
-    context = detail_context(request, thread, result=result, count_oob=result.counted)
-    return render(request, "threads_app/thread_detail.html#messages", context)
+    fragment = "messages" if after else "message-list"
+    context = detail_context(request, thread, result=result, order=order, count_oob=result.counted)
+    return render(request, f"threads_app/thread_detail.html#{fragment}", context)
 
 
 @require_GET
@@ -258,15 +339,26 @@ def thread_facts(request, pk):
     return render(request, "threads_app/thread_detail.html#facts", detail_context(request, thread))
 
 
+# Sent (HX-Trigger) after an action changed a thread: the page's other panels (its header, details,
+# status history and messages) listen for it and fetch themselves again through `thread_panel`, so that
+# nothing on the page is stale and nothing reloads; the panel the action answered is swapped by the
+# answer itself.
+THREAD_CHANGED = "threadChanged"
+
+
 @require_GET
 def thread_panel(request, pk, name):
-    """One panel of the thread page as stored now (`name` comes from the URL pattern: history or
+    """One panel of the thread page as stored now (`name` comes from the URL pattern: header, history or
     messages-panel), for HTMX, when an action changed the thread (threadChanged); the page for anyone
     else."""
     thread = get_thread_for_user(request, pk)
     if not is_fragment_request(request):
         return redirect("thread_detail", pk=thread.pk)
-    return render(request, f"threads_app/thread_detail.html#{name}", detail_context(request, thread))
+    if name == "messages-panel" and request.GET.get("shown") == thread.status:
+        # The messages shown (and the pages loaded) still hold for this status: keep them, ask no API.
+        return HttpResponse(status=204)
+    extra = thread_events(request, thread) if name == "history" else {}
+    return render(request, f"threads_app/thread_detail.html#{name}", detail_context(request, thread, **extra))
 
 
 @require_POST
@@ -276,7 +368,11 @@ def thread_refresh(request, pk):
     A POST, although it only records what the API says: a GET that writes could be set off by another
     site's link (SameSite=Lax cookies go with top-level GETs)."""
     thread = get_thread_for_user(request, pk)
+    before = (thread.title, thread.status)
     outcome = sync.refresh(thread, by=request.user)
+    # The first page of messages, asked for at the same time, may have counted the thread meanwhile: the
+    # panel sent back shows that count, not the one read before the API answered.
+    thread.refresh_from_db(fields=["message_count"])
     refresh_error = ""
     if outcome is not None:
         refresh_error = (
@@ -286,11 +382,14 @@ def thread_refresh(request, pk):
         if refresh_error:
             messages.error(request, refresh_error)
         return redirect("thread_detail", pk=thread.pk)
-    return render(
+    response = render(
         request,
         "threads_app/thread_detail.html#facts",
         detail_context(request, thread, refresh_error=refresh_error),
     )
+    if (thread.title, thread.status) != before:
+        trigger_client_event(response, THREAD_CHANGED)
+    return response
 
 
 @require_POST
@@ -335,9 +434,10 @@ def saved(request, thread: Thread, message: str):
     if is_fragment_request(request):
         here = urlsplit(request.htmx.current_url_abs_path or thread_page).path
         if here == thread_page:
-            return render(
+            response = render(
                 request, "threads_app/thread_detail.html#facts", detail_context(request, thread, saved=True)
             )
+            return trigger_client_event(response, THREAD_CHANGED)
         messages.success(request, message)
         return HttpResponseClientRedirect(thread_page)
     messages.success(request, message)
@@ -374,7 +474,9 @@ def thread_metadata(request, pk):
     adapter = kinds.adapter_for(thread)
     form = MetadataForm(request.POST if request.method == "POST" else None, initial_metadata=thread.metadata)
     status, api_error = 200, ""
-    if request.method == "POST" and adapter.supports_metadata:
+    if request.method == "POST" and "add_row" in request.POST:
+        form = MetadataForm.with_another_row(request.POST)
+    elif request.method == "POST" and adapter.supports_metadata:
         if form.is_valid():
             problem = sync.update_metadata(thread, form.cleaned_data["metadata"], by=request.user)
             if problem is None:
@@ -410,7 +512,8 @@ def thread_delete(request, pk):
         "offers_item_deletion": deletion.offers_item_deletion(thread),
         "next": safe_next(request, fallback),
         "here_quoted": quote(safe_next(request, fallback), safe="/"),
-        "can_bulk_delete": can_delete_in_bulk(request.user),  # the list's row, sent back, keeps its checkbox
+        # The list's row, sent back, keeps its checkbox.
+        "can_select": can_delete_in_bulk(request.user) or can_reassign_in_bulk(request.user),
         "flags": thread.flags,
         "origin": request.POST.get("origin") or request.GET.get("origin") or "",
         "form": DeleteThreadForm(request.POST if request.method == "POST" else None),
@@ -431,10 +534,9 @@ def thread_delete(request, pk):
         context.update(outcome=outcome, failed=status != 200, now=timezone.now())
         if context["origin"] == "list":
             thread.removal = retention.removal(thread)  # the row sent back says what the list's rows say
-        context["can_forget"] = can_forget(request.user, thread)  # the header sent back offers it
         response = render(request, "threads_app/thread_delete.html#result", context, status=status)
-        # The thread page's panels (history, messages, details) ask for themselves again.
-        return trigger_client_event(response, "threadChanged") if status == 200 else response
+        # The thread page's panels (header, details, history, messages) ask for themselves again.
+        return trigger_client_event(response, THREAD_CHANGED) if status == 200 else response
     (messages.success if status == 200 else messages.error)(request, outcome)
     return redirect(context["next"])
 

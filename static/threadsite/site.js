@@ -113,13 +113,33 @@
     return Array.prototype.slice.call(document.querySelectorAll('input[name="ids"][form="selection"]'));
   }
 
+  // "Select all N matching this filter": the selection becomes the filters (all=1) instead of the ticks,
+  // whose boxes are disabled so that no ids= travel with it, until "Clear" or a change of the table.
+  function allInput() { return document.querySelector("[data-select-all-input]"); }
+  function allSelected() { var input = allInput(); return Boolean(input && !input.disabled); }
+
+  function setAll(on) {
+    var input = allInput();
+    if (!input) return;
+    input.disabled = !on;
+    selectionBoxes().forEach(function (box) { box.checked = on || box.checked; box.disabled = on; });
+    var page = document.querySelector("[data-select-page]");
+    if (page) page.disabled = on;
+    updateSelection();
+  }
+
   function updateSelection() {
     var bar = document.querySelector("[data-selection-bar]");
     if (!bar) return;
     var boxes = selectionBoxes();
     var ticked = boxes.filter(function (box) { return box.checked; }).length;
-    bar.hidden = ticked === 0;
+    var all = allSelected();
+    bar.hidden = ticked === 0 && !all;
     bar.querySelector("[data-selected-count]").textContent = String(ticked);
+    bar.querySelector("[data-selection-some]").hidden = all;
+    bar.querySelector("[data-selection-all]").hidden = !all;
+    bar.querySelector("[data-select-all]").hidden = all;
+    if (all) return;
     var page = document.querySelector("[data-select-page]");
     if (page) {
       page.checked = ticked > 0 && ticked === boxes.length;
@@ -129,7 +149,9 @@
   }
 
   function clearSelection() {
-    selectionBoxes().forEach(function (box) { box.checked = false; });
+    var input = allInput();
+    if (input) input.disabled = true;
+    selectionBoxes().forEach(function (box) { box.checked = false; box.disabled = false; });
     var page = document.querySelector("[data-select-page]");
     if (page) page.checked = false;
     updateSelection();
@@ -146,6 +168,10 @@
   });
   document.addEventListener("click", function (event) {
     if (event.target.closest("[data-clear-selection]")) clearSelection();
+    if (event.target.closest("[data-select-all]") && allInput()) {
+      event.preventDefault();
+      setAll(true);
+    }
   });
   document.addEventListener("htmx:beforeRequest", function (event) {
     var target = event.detail.target;

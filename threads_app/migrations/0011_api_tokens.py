@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('threads_app', '0009_audit_events'),
+        ('threads_app', '0010_design_list_and_discovery'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

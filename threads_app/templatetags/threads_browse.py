@@ -55,6 +55,25 @@ def age(moment, now=None):
 
 
 @register.filter
+def middle(text, length=16):
+    """Text cut in its middle to `length` characters, keeping its start (an ID's prefix) and its last four
+    characters, which is how people compare IDs: "thread_abcd…wxyz"."""
+    text, length = str(text or ""), int(length)
+    if len(text) <= length:
+        return text
+    return text[: length - 5] + "…" + text[-4:]
+
+
+KIND_SHORT = {"assistants_thread": "Asst", "conversation": "Conv", "chatkit_thread": "ChatKit"}
+
+
+@register.filter
+def kind_short(kind):
+    """A kind in the few letters of a list's badge; the full name goes in its title."""
+    return KIND_SHORT.get(kind, kind)
+
+
+@register.filter
 def days_until(moment, now=None):
     if not moment:
         return None
