@@ -132,7 +132,11 @@ if HTTPS:
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", HTTPS)
 # One year once HTTPS is on; browsers then refuse plain HTTP for the host (set 0 to try HTTPS out first).
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+# Subdomains of the dashboard's host too, and eligible for browsers' preload list, once HTTPS is on: a
+# dashboard of customers' conversations has no reason to be reached over plain HTTP under any name. Set
+# either to false if a subdomain of the host must still be served over HTTP.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", HTTPS)
 
 # How many proxies in front of the site append the client's address to X-Forwarded-For. 0 (the default):
 # the header is ignored and the connection's address is what the audit log records, since any client can
