@@ -3,21 +3,15 @@ official client streams through it, a stream's events arrive as the simulator se
 chunked encoding included), streams past THREADSITE_PROXY_MAX_STREAMS are refused with a 503 rather than
 taking the last threads, and the dashboard answers at once while streams are open."""
 
-import os
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import openai
 import pytest
 import requests
-from django.conf import settings as django_settings
-from django.db import connection
 
 from tests.test_capture_proxy import _chunked_body, _raw_stream, assert_passed_on_as_sent
-from tests.test_gunicorn import ROOT, dockerfile_command, free_port
+from tests.test_gunicorn import serve
 from threads_app import tokens
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -26,46 +20,12 @@ MAX_STREAMS = 3
 
 @pytest.fixture
 def capture_server(transactional_db, tmp_path):
-    assert connection.vendor == "postgresql", "this test needs DATABASE_URL to name a PostgreSQL database"
-    db = connection.settings_dict
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if key not in ("DEBUG", "THREADSITE_TESTING")}
-    env.update(
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        GUNICORN_BIND=f"127.0.0.1:{port}",
+    yield from serve(
+        tmp_path,
         GUNICORN_WORKERS="1",
         GUNICORN_THREADS="12",
         THREADSITE_PROXY_MAX_STREAMS=str(MAX_STREAMS),
-        SECRET_KEY=django_settings.SECRET_KEY,
-        PYTHONPATH=str(ROOT),
     )
-    env.pop("REDIS_URL", None)
-    log = (tmp_path / "gunicorn.log").open("w+")
-    command = dockerfile_command()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), *command[1:]],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{base}/accounts/login/", timeout=10)
-                break
-            except requests.RequestException:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"gunicorn did not start:\n{log.read()}")
-                time.sleep(0.1)
-        yield base
-    finally:
-        server.terminate()
-        server.wait(20)
-        log.close()
 
 
 @pytest.fixture

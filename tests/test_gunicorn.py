@@ -38,20 +38,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def gunicorn(transactional_db, tmp_path):
+def serve(tmp_path: Path, **settings):
+    """Start gunicorn as the Dockerfile does, on the test database (PostgreSQL) with `settings` in its
+    environment, yield its base URL once it answers, and stop it afterwards; fail with its log if it
+    never starts."""
     assert connection.vendor == "postgresql", "this test needs DATABASE_URL to name a PostgreSQL database"
     db = connection.settings_dict
-    port = free_port()
     env = {key: value for key, value in os.environ.items() if key not in ("DEBUG", "THREADSITE_TESTING")}
+    env.pop("REDIS_URL", None)
     env.update(
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        GUNICORN_BIND=f"127.0.0.1:{port}",
-        OPENAI_WEB_DEADLINE=str(DEADLINE),
+        GUNICORN_BIND=f"127.0.0.1:{free_port()}",
         SECRET_KEY=django_settings.SECRET_KEY,
         PYTHONPATH=str(ROOT),
+        **settings,
     )
-    env.pop("REDIS_URL", None)
     command = dockerfile_command()
     assert command[0] == "gunicorn"
     log = (tmp_path / "gunicorn.log").open("w+")
@@ -62,7 +63,7 @@ def gunicorn(transactional_db, tmp_path):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{env['GUNICORN_BIND']}"
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -79,6 +80,11 @@ def gunicorn(transactional_db, tmp_path):
         server.terminate()
         server.wait(20)
         log.close()
+
+
+@pytest.fixture
+def gunicorn(transactional_db, tmp_path):
+    yield from serve(tmp_path, OPENAI_WEB_DEADLINE=str(DEADLINE))
 
 
 def signed_in_session(base: str) -> requests.Session:
