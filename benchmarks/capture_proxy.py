@@ -24,7 +24,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +34,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from delete_jobs import benchmark_django  # noqa: E402
+from hostile_pages import start_gunicorn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,47 +43,6 @@ PROJECT = "proj_capture"
 FIRST_TOKEN_MS = 300
 TOKEN_MS = 400  # 19 words: a stream lasts about 8 s
 RAMP = 2.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_gunicorn(database_url: str, threads: int, log) -> tuple[subprocess.Popen, str]:
-    line = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
-    command = json.loads(line.removeprefix("CMD "))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "THREADSITE_TESTING", "REDIS_URL")}
-    env.update(
-        DATABASE_URL=database_url,
-        GUNICORN_BIND=f"127.0.0.1:{port}",
-        GUNICORN_WORKERS="1",
-        GUNICORN_THREADS=str(threads),
-        GUNICORN_MAX_REQUESTS="0",  # as compose's capture service: never recycled mid-stream
-        PYTHONPATH=str(ROOT),
-        LOG_LEVEL="WARNING",
-    )
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name(command[0])), *command[1:], "--access-logfile", "/dev/null"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    started = time.monotonic()
-    while True:
-        try:
-            requests.get(f"{base}/accounts/login/", timeout=10)
-            return server, base
-        except requests.RequestException:
-            if server.poll() is not None or time.monotonic() - started > 30:
-                server.kill()
-                raise RuntimeError("gunicorn did not start; see its log") from None
-            time.sleep(0.1)
 
 
 def worker_cpu_seconds(master_pid: int) -> float:
@@ -276,7 +235,16 @@ def main() -> None:
             "bench", scopes=["register", "read"], credential=credential, requests_per_minute=1_000_000
         ).secret
         try:
-            server, base = start_gunicorn(os.environ["DATABASE_URL"], args.threads, log)
+            server, base = start_gunicorn(
+                os.environ["DATABASE_URL"],
+                log,
+                "--access-logfile",
+                "/dev/null",
+                GUNICORN_WORKERS="1",
+                GUNICORN_THREADS=str(args.threads),
+                GUNICORN_MAX_REQUESTS="0",  # as compose's capture service: never recycled mid-stream
+                LOG_LEVEL="WARNING",
+            )
             proxy = f"{base}/proxy/v1"
             latency = added_latency(sim.base_url, proxy, secret, args.requests)
             cpu = cpu_per_kind(server.pid, sim.base_url, proxy, secret, args.requests)

@@ -72,22 +72,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(database_url: str, deadline: int, log) -> tuple[subprocess.Popen, str]:
+def start_gunicorn(database_url: str, log, *options: str, **settings: str) -> tuple[subprocess.Popen, str]:
+    """gunicorn as the Dockerfile starts it (plus `options` on its command line and `settings` in its
+    environment), on `database_url`; returns the process and its base URL once it answers."""
     import json
 
     line = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
     command = json.loads(line.removeprefix("CMD "))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "THREADSITE_TESTING", "REDIS_URL")}
-    env.update(
-        DATABASE_URL=database_url,
-        GUNICORN_BIND=f"127.0.0.1:{port}",
-        OPENAI_WEB_DEADLINE=str(deadline),
-        PYTHONPATH=str(ROOT),
-    )
+    env.update(DATABASE_URL=database_url, GUNICORN_BIND=f"127.0.0.1:{port}", PYTHONPATH=str(ROOT), **settings)
     env.pop("DJANGO_SETTINGS_MODULE", None)
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name(command[0])), *command[1:]],
+        [str(Path(sys.executable).with_name(command[0])), *command[1:], *options],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -154,7 +151,7 @@ def main() -> None:
         with SimulatorProcess(SimulatorConfig(seed=7)) as sim, log_path.open("w") as log:
             sim.call("add_key", API_KEY, PROJECT)
             stuck_pks = setup_database(args.database, sim.base_url)
-            server, base = start_gunicorn(args.database, args.deadline, log)
+            server, base = start_gunicorn(args.database, log, OPENAI_WEB_DEADLINE=str(args.deadline))
             session = sign_in(base)
             measure(session, base, 2)  # warm-up
             baseline = measure(session, base, args.runs)
