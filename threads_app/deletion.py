@@ -102,8 +102,11 @@ def delete_remote(
             adapter.retrieve(client, thread.remote_id)
         except NotFound:
             verified = True
-        except APIError:
-            pass  # Not confirmed, not refuted: the API's answer to the DELETE stands.
+        except (APIError, Cancelled):
+            # Not confirmed, not refuted (or the job was cancelled before the check could be sent): the
+            # API's answer to the DELETE stands. Never Cancelled past this point: the engine would
+            # release the item as unsent although its DELETE was carried out.
+            pass
         else:
             return Attempt(
                 Item.FAILED,
