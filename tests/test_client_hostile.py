@@ -47,6 +47,23 @@ def test_a_call_ends_at_its_deadline_whatever_the_server_does(hostile, behaviour
     assert time.monotonic() - started < 1.5
 
 
+def test_a_sooner_deadline_is_kept_while_a_later_one_is_being_waited_for(hostile):
+    """The one watchdog thread sleeps until the soonest deadline; a call that arrives with a sooner one
+    than every call in flight must wake it, or that call would run on to the other's deadline."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = hostile(drip)
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(client(server, deadline=4).get, "/threads/thread_a")
+        assert server.wait_for_requests(1)
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded, match=r"did not answer within 1 s"):
+            client(server, deadline=1).get("/threads/thread_b")
+        assert time.monotonic() - started < 1.5
+        with pytest.raises(DeadlineExceeded, match=r"did not answer within 4 s"):
+            slow.result(timeout=10)
+
+
 def test_an_answer_larger_than_the_limit_is_not_read(hostile):
     server = hostile(endless)
     with pytest.raises(ResponseTooLarge, match="larger than 1,048,576 bytes"):

@@ -391,7 +391,8 @@ class _Watchdog:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="threadsite-api-watchdog", daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            if self._heap[0][1] == number:  # only a deadline sooner than every other one moves its wake-up
+                self._changed.notify()
             return number
 
     def release(self, number: int) -> None:

@@ -408,13 +408,17 @@ class JobRun:
             mine.filter(pk__in=fresh, state=Item.PENDING).update(
                 state=Item.IN_FLIGHT, claimed_by=self.token, lease_until=lease, attempts=F("attempts") + 1
             )
+        # The thread's owner is read only to archive it, and its credential is the lane's: neither is joined
+        # and built for every item of a job that does not need it.
         claimed = list(
             DeletionItem.objects.filter(pk__in=stale + fresh, claimed_by=self.token, state=Item.IN_FLIGHT)
-            .select_related("thread__credential", "thread__owner")
+            .select_related("thread__owner" if self.job.archive else "thread")
             .order_by("id")
         )
         for item in claimed:
             item.recovering = item.pk in stale
+            if item.thread is not None and item.thread.credential_id == credential.pk:
+                item.thread.credential = credential
         if claimed:
             return claimed
         if mine.filter(state__in=[Item.PENDING, Item.IN_FLIGHT]).exists():
