@@ -481,6 +481,8 @@ def list_pages(rows: int) -> list:
             ),
             htmx,
         ),
+        ("list, going within 7 days", "/?" + urlencode({"expiring": "7"}), htmx),
+        ("list, past their window", "/?" + urlencode({"expiring": "past"}), htmx),
         ("list, sorted by title", "/?" + urlencode({"sort": "title"}), htmx),
         ("list, deep page (halfway down)", "/?" + urlencode({"after": deep_cursor(rows // 2)}), htmx),
         (

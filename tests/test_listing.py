@@ -186,6 +186,26 @@ def test_inactive_for_more_than_n_days_keeps_threads_quiet_for_longer(make_threa
     assert kept({"inactive_days": 0}) == {"thread_quiet00001", "thread_recent0001"}
 
 
+def test_going_within_7_days_counts_from_the_last_activity_or_else_the_creation(make_thread):
+    now = timezone.now()
+    make_thread(remote_id="thread_going00001", last_activity_at=now - timedelta(days=57))
+    make_thread(remote_id="thread_going00002", remote_created_at=now - timedelta(days=56))
+    make_thread(
+        remote_id="thread_later00001",
+        remote_created_at=now - timedelta(days=57),
+        last_activity_at=now - timedelta(days=40),
+    )
+    make_thread(remote_id="thread_past000001", last_activity_at=now - timedelta(days=61))
+    make_thread(remote_id="thread_unknown001")
+    make_thread(
+        remote_id="conv_kept00000001",
+        kind=Thread.Kind.CONVERSATION,
+        last_activity_at=now - timedelta(days=57),
+    )
+    assert kept({"expiring": "7"}) == {"thread_going00001", "thread_going00002"}
+    assert kept({"expiring": "past"}) == {"thread_past000001"}
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [

@@ -216,6 +216,22 @@ def test_column_links_keep_the_filters_and_flip_the_direction(signed_in, make_th
     assert 'href="/?status=active"' in body  # Last activity: back to the default order
 
 
+def test_threads_going_soon_are_listed_stalest_first_unless_sorted_otherwise(signed_in, make_thread, alice):
+    now = timezone.now()
+    for days in (54, 58, 56):
+        make_thread(
+            remote_id=f"thread_going000{days}", owner=alice, last_activity_at=now - timedelta(days=days)
+        )
+    going = signed_in.get(LIST, {"expiring": "7"}, headers=HTMX)
+    assert row_ids(going) == ["thread_going00058", "thread_going00056", "thread_going00054"]
+    body = going.content.decode()
+    # The order that goes with the filter is not written into its links; another one is.
+    assert '<input type="hidden" name="sort" value=""' in body
+    assert 'href="/?expiring=7&amp;sort=-activity"' in body
+    by_activity = signed_in.get(LIST, {"expiring": "7", "sort": "-activity"}, headers=HTMX)
+    assert row_ids(by_activity) == ["thread_going00054", "thread_going00056", "thread_going00058"]
+
+
 @pytest.fixture
 def many(make_thread, alice, bob):
     """125 threads with ties and unknown values in every sort column."""
@@ -246,8 +262,13 @@ def expected_order(threads, sort) -> list[str]:
     key, descending = listing.parse_sort(sort)
 
     def value(t):
-        # The title sorts case-insensitively, an empty title as unknown.
-        return (t.title.lower() or None) if key.field == "title_key" else getattr(t, key.field)
+        # The title sorts case-insensitively, an empty title as unknown; idle time is the last activity, or
+        # the creation when no activity is known.
+        if key.field == "title_key":
+            return t.title.lower() or None
+        if key.field == "idle_at":
+            return t.last_activity_at or t.remote_created_at
+        return getattr(t, key.field)
 
     known = [t for t in threads if value(t) is not None]
     unknown = sorted((t for t in threads if value(t) is None), key=lambda t: t.pk, reverse=descending)

@@ -426,9 +426,6 @@ class ThreadFilterForm(forms.Form):
             raise forms.ValidationError("Choose a credential from the list.")
         return credential
 
-    def clean_sort(self):
-        return self.cleaned_data["sort"] or listing.DEFAULT_SORT
-
     def clean(self):
         cleaned = super().clean()
         for start, end, what in (
@@ -439,7 +436,9 @@ class ThreadFilterForm(forms.Form):
                 self.add_error(end, f"“{what} to” is before “{what} from”.")
         if cleaned.get("after") and cleaned.get("before"):
             raise forms.ValidationError("A page link has either `after` or `before`, not both.")
-        sort_key, _ = listing.parse_sort(cleaned.get("sort") or listing.DEFAULT_SORT)
+        if "sort" in cleaned:
+            cleaned["sort"] = cleaned["sort"] or listing.default_sort(cleaned)
+        sort_key, _ = listing.parse_sort(cleaned.get("sort") or listing.default_sort(cleaned))
         for name in ("after", "before"):
             token = cleaned.get(name)
             cleaned[f"{name}_position"] = None
@@ -461,7 +460,7 @@ class ThreadFilterForm(forms.Form):
             if name in ("after", "before", "start"):
                 continue
             value = self.cleaned_data.get(name)
-            if value in (None, "") or (name == "sort" and value == listing.DEFAULT_SORT):
+            if value in (None, "") or (name == "sort" and value == listing.default_sort(self.cleaned_data)):
                 continue
             if name == "size" and value == listing.PAGE_SIZE:
                 continue

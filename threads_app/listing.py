@@ -33,7 +33,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from . import ids, retention
-from .models import Thread
+from .models import Thread, idle_at
 
 PAGE_SIZE = 50
 # The page sizes a person may choose (`size=`): larger pages cost more per request, not per position.
@@ -72,8 +72,18 @@ SORTS = {
         "title_key",
         "Title",
         nullable=True,
-        expression=NullIf(Lower("title"), Value("")),
+        expression=NullIf(Lower("title"), Value(""), output_field=CharField()),
         python=lambda thread: thread.title.lower() or None,
+    ),
+    # When each thread went idle (its last activity, or its creation when that is unknown): stalest first,
+    # the order of what goes first, which the "Going" filters are shown in (`default_sort`).
+    "idle": SortKey(
+        "idle_at",
+        "Idle since",
+        nullable=True,
+        is_datetime=True,
+        expression=idle_at(),
+        python=lambda thread: thread.last_activity_at or thread.remote_created_at,
     ),
     "id": SortKey("remote_id", "ID", unique=True),
     "owner": SortKey("owner_id", "Owner", nullable=True, is_integer=True),
@@ -90,6 +100,14 @@ def sortable(threads, sort_key: SortKey):
 
 
 DEFAULT_SORT = "-activity"
+
+
+def default_sort(data: dict) -> str:
+    """The order of a list that names none: the most recently active first, or, for the threads that go
+    within some days, those that go first (by when they went idle)."""
+    return "idle" if data.get("expiring") or data.get("removal_days") is not None else DEFAULT_SORT
+
+
 SORT_CHOICES = [
     (f"{prefix}{name}", f"{key.label} {arrow}")
     for name, key in SORTS.items()
@@ -97,7 +115,10 @@ SORT_CHOICES = [
 ]
 
 
-EXPRESSION_FIELDS = {key.field for key in SORTS.values() if key.expression is not None}
+# The sorts by an expression: the field that a cursor's value is read as.
+EXPRESSION_FIELDS = {
+    key.field: key.expression.output_field for key in SORTS.values() if key.expression is not None
+}
 
 
 def parse_sort(value: str, sorts: dict = SORTS) -> tuple[SortKey, bool]:
@@ -307,7 +328,7 @@ class RowComparison(Func):
     output_field = BooleanField()
 
     def __init__(self, field, value, pk, operator, *, model=Thread):
-        model_field = CharField() if field in EXPRESSION_FIELDS else model._meta.get_field(field)
+        model_field = EXPRESSION_FIELDS.get(field) or model._meta.get_field(field)
         super().__init__(
             F(field),
             F("id"),

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import F, Q, Value
-from django.db.models.functions import Lower, NullIf
+from django.db.models.functions import Coalesce, Lower, NullIf
 from django.utils import timezone
 
 from . import encryption
@@ -95,6 +95,13 @@ class Credential(models.Model):
     @property
     def scope_label(self) -> str:
         return self.project_id or self.organization_id or "default project"
+
+
+def idle_at():
+    """When a thread went idle: its last activity, or its creation when no activity is known. The one
+    expression of the index (thread_idle_idx) and of the queries (`retention.idle_since`), so that
+    PostgreSQL finds the one for the other."""
+    return Coalesce("last_activity_at", "remote_created_at", output_field=models.DateTimeField())
 
 
 class Thread(models.Model):
@@ -194,12 +201,11 @@ class Thread(models.Model):
             models.Index(fields=["owner", "status", "-last_activity_at"], name="thread_owner_idx"),
             models.Index(fields=["credential", "status", "-last_activity_at"], name="thread_cred_idx"),
             models.Index(fields=["kind", "status", "-last_activity_at"], name="thread_kind_idx"),
-            # Expiry sweeps: active threads whose last activity is past the window.
-            models.Index(
-                fields=["last_activity_at"],
-                condition=Q(status="active"),
-                name="thread_sweep_idx",
-            ),
+            # Expiry, retention, the sweeps and the list's "Going" filter: active threads of a kind idle
+            # since a moment, one range per kind (`retention.idle_since`).
+            models.Index(F("kind"), idle_at(), condition=Q(status="active"), name="thread_idle_idx"),
+            # The list sorted by idle time, stalest first (listing.SORTS["idle"]).
+            models.Index(idle_at(), F("id"), name="thread_idle_sort_idx"),
             # Background checks of freshly imported threads.
             models.Index(fields=["id"], condition=Q(last_check=""), name="thread_unchecked_idx"),
             # The overview's threads entered through API tokens per day (overview.captured_per_day).

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.lookups import Exact
+from django.db.models.lookups import Exact, GreaterThan, LessThanOrEqual
 from django.utils import timezone
 
 from . import audit, kinds
-from .models import Credential, DeletionJob, RetentionPolicy, Thread
+from .models import Credential, DeletionJob, RetentionPolicy, Thread, idle_at
 
 Mode = RetentionPolicy.Mode
 
@@ -100,14 +100,9 @@ def removal(thread: Thread, policy: RetentionPolicy | None = None) -> Removal | 
 
 def idle_since(moment, after=None) -> Q:
     """Threads last active (or created, when no activity is known) at or before `moment`, and after
-    `after` if given: a range of the activity index, which a page sorted by activity reads in order."""
-    if after is None:
-        return Q(last_activity_at__lte=moment) | Q(
-            last_activity_at__isnull=True, remote_created_at__lte=moment
-        )
-    return Q(last_activity_at__gt=after, last_activity_at__lte=moment) | Q(
-        last_activity_at__isnull=True, remote_created_at__gt=after, remote_created_at__lte=moment
-    )
+    `after` if given: one range of the idle index (thread_idle_idx) for each kind."""
+    condition = Q(LessThanOrEqual(idle_at(), moment))
+    return condition if after is None else condition & Q(GreaterThan(idle_at(), after))
 
 
 def exempt_condition(policy: RetentionPolicy) -> Q:
@@ -134,7 +129,7 @@ def metadata_exemption(policy: RetentionPolicy) -> Q | None:
 def removed_by(moment, *, modes=(Mode.DELETE, Mode.FLAG), expiry: bool = True, after=None) -> Q:
     """The condition "active, and gone by `moment`": by the API's expiry (unless `expiry=False`) or by a
     policy in one of `modes`, exemptions excluded. Built per kind and per policy, so that each part is an
-    index range on last activity (thread_sweep_idx). With `after`: gone by `moment` but not by `after`,
+    index range on when it went idle (thread_idle_idx). With `after`: gone by `moment` but not by `after`,
     each part then a range bounded on both sides."""
     if after is not None:
         since = removed_by(moment, modes=modes, expiry=expiry, after=None)

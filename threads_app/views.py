@@ -103,7 +103,7 @@ def list_url(params: dict, **overrides) -> str:
     return reverse("thread_list") + listing.querystring(params, **overrides)
 
 
-def table_columns(params: dict, sort: str) -> list[dict]:
+def table_columns(params: dict, sort: str, default_sort: str) -> list[dict]:
     current_key, current_desc = sort.lstrip("-"), sort.startswith("-")
     columns = []
     for label, css in COLUMNS:
@@ -115,7 +115,7 @@ def table_columns(params: dict, sort: str) -> list[dict]:
                 new_sort = name if current_desc else f"-{name}"
             else:
                 new_sort = f"{first}{name}"
-            column["url"] = list_url(params, sort=None if new_sort == listing.DEFAULT_SORT else new_sort)
+            column["url"] = list_url(params, sort=None if new_sort == default_sort else new_sort)
         columns.append(column)
     return columns
 
@@ -164,8 +164,8 @@ def thread_list(request):
         count_precision=count_precision,
         start=start,
         end=end,
-        columns=table_columns(params, data["sort"]),
-        sort_value=data["sort"] if data["sort"] != listing.DEFAULT_SORT else "",
+        columns=table_columns(params, data["sort"], listing.default_sort(data)),
+        sort_value=data["sort"] if data["sort"] != listing.default_sort(data) else "",
         first_url=list_url(params) if not page.is_first else "",
         next_url=list_url(params, after=page.next_cursor, start=end + 1) if page.next_cursor else "",
         previous_url=(
