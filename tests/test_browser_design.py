@@ -161,6 +161,16 @@ def test_on_a_phone_each_thread_is_a_card_with_id_title_status_and_age(page, wor
         assert row.locator(cell).is_hidden(), cell
     box = row.bounding_box()
     assert box["width"] <= PHONE["width"] and box["height"] < 120
+    # No ID is cut short by the words beside it on when the thread goes ("Expires in ~59 d").
+    assert page.locator("#thread-table td.col-status .removal-compact").count() > 0
+    clipped = page.evaluate(
+        """[...document.querySelectorAll('#thread-table tbody td.col-id')].filter(cell => {
+            const copy = cell.querySelector('button.copy');
+            return cell.scrollWidth > cell.clientWidth
+                || copy.getBoundingClientRect().right > cell.getBoundingClientRect().right;
+        }).map(cell => cell.querySelector('code').textContent)"""
+    )
+    assert clipped == []
     # Sorting stays at hand: the column headers become a row of sort links.
     page.click("#thread-table thead a:has-text('Msgs')")
     page.wait_for_url("**/?sort=-messages")
