@@ -105,6 +105,10 @@ class Going:
         for policy in self.policies.values():
             policy.exempt_ids = {user.pk for user in policy.exempt_owners.all()}
         self.openai = {c.pk for c in Credential.objects.only("base_url") if kinds.is_openai(c.base_url)}
+        # The end of each horizon's day, asked for by every tally row.
+        self.ends = {
+            horizon: retention.end_of_day(today + timedelta(days=horizon)) for horizon in self.HORIZONS
+        }
 
     def cuts(self) -> list[int]:
         windows = {a.expires_after.days for a in kinds.ADAPTERS.values() if a.expires_after is not None}
@@ -119,7 +123,7 @@ class Going:
         policy spares them (pinned, exempt owner or metadata)."""
         _, credential, kind, pinned, basis, group, _ = row
         adapter = kinds.ADAPTERS[kind]
-        moment = retention.end_of_day(self.today + timedelta(days=horizon))
+        moment = self.ends[horizon]
         windows = []
         if expiry:
             if adapter.sunset is not None and moment >= adapter.sunset and credential in self.openai:
