@@ -206,6 +206,23 @@ def test_going_within_7_days_counts_from_the_last_activity_or_else_the_creation(
     assert kept({"expiring": "past"}) == {"thread_past000001"}
 
 
+@pytest.mark.parametrize(("cap", "by_id"), [(3, True), (2, False)])
+def test_exact_matches_up_to_the_cap_are_read_by_id_and_more_by_the_condition(
+    make_thread, monkeypatch, cap, by_id
+):
+    """A customer's label matched exactly by up to EXACT_CAP threads becomes `id IN (…)`, which the planner
+    cannot misjudge; more stay the condition. The same threads are found either way, and never those that
+    only contain the label in a longer word."""
+    for n in range(3):
+        make_thread(remote_id=f"thread_acme00000{n}", end_user="acme-corp")
+    make_thread(remote_id="thread_other00001", end_user="acme-corp-eu")
+    monkeypatch.setattr(listing, "EXACT_CAP", cap)
+    condition = listing.search_condition("ACME-corp", Thread.objects.all())
+    assert ("pk__in" in str(condition)) == by_id
+    found = set(Thread.objects.filter(condition).values_list("remote_id", flat=True))
+    assert found == {"thread_acme000000", "thread_acme000001", "thread_acme000002"}
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
