@@ -12,7 +12,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from threads_app import importing, listing, locating, overview, retention, tallies
+from threads_app import importing, listing, locating, overview, ownership, retention, tallies
 from threads_app.forms import ThreadFilterForm
 from threads_app.models import (
     Credential,
@@ -83,6 +83,23 @@ def assert_figures_match_lists(owner, user):
         assert n == listed(listing.querystring({"status": "active", "expiring": choice}, **scope), user), (
             label
         )
+    # The ownership review reads the same tallies: each owner's and each credential's threads, and how
+    # many of them are not deleted.
+    review = ownership.review(threads, owner.pk if owner else None)
+    live = threads.exclude(status=Thread.Status.DELETED)
+    assert review.total == threads.count()
+    assert {row.pk: (row.total, row.live) for row in review.owners} == {
+        pk: (threads.filter(owner_id=pk).count(), live.filter(owner_id=pk).count())
+        for pk in threads.exclude(owner=None).values_list("owner_id", flat=True).distinct()
+    }
+    assert (review.unassigned, review.unassigned_live) == (
+        threads.filter(owner=None).count(),
+        live.filter(owner=None).count(),
+    )
+    assert {row.pk: (row.total, row.live) for row in review.credentials} == {
+        pk: (threads.filter(credential_id=pk).count(), live.filter(credential_id=pk).count())
+        for pk in threads.values_list("credential_id", flat=True).distinct()
+    }
     return figures
 
 

@@ -206,6 +206,12 @@ class Thread(models.Model):
             models.Index(F("kind"), idle_at(), condition=Q(status="active"), name="thread_idle_idx"),
             # The list sorted by idle time, stalest first (listing.SORTS["idle"]).
             models.Index(idle_at(), F("id"), name="thread_idle_sort_idx"),
+            # The ownership review's threads whose last check the key refused (`ownership.review`).
+            models.Index(
+                fields=["credential"],
+                condition=Q(last_check__in=["bad_key", "forbidden"]),
+                name="thread_refused_idx",
+            ),
             # Background checks of freshly imported threads.
             models.Index(fields=["id"], condition=Q(last_check=""), name="thread_unchecked_idx"),
             # The overview's threads entered through API tokens per day (overview.captured_per_day).

@@ -20,8 +20,6 @@ from django.utils import timezone
 from . import kinds, listing, retention, tallies
 from .models import (
     Credential,
-    OverviewCount,
-    OverviewCountChange,
     OverviewDay,
     OverviewDayChange,
     RetentionPolicy,
@@ -226,32 +224,18 @@ def summary(owner, now, hidden=()) -> dict:
     today = timezone.localdate(now)
     d = tallies.day_number(today)
     scope = -1 if owner is None else owner
-    # The tallies, and the changes appended to them since the last fold (`tallies.py`).
-    tables = (OverviewCount, OverviewCountChange)
     by_status, by_kind, by_credential = defaultdict(int), defaultdict(int), defaultdict(int)
-    for model in tables:
-        for credential, kind, status, n in (
-            model.objects.filter(owner_key=scope)
-            .exclude(credential_id__in=hidden)
-            .values_list("credential_id", "kind", "status")
-            .annotate(total=Sum("n"))
-            .order_by()
-        ):
-            by_status[status] += n
-            by_kind[kind] += n
-            by_credential[credential] += n
+    for (credential, kind, status), n in tallies.counts(
+        "credential_id", "kind", "status", owner_key=scope, hidden=hidden
+    ).items():
+        by_status[status] += n
+        by_kind[kind] += n
+        by_credential[credential] += n
     total = sum(by_status.values())
-    by_owner = defaultdict(int)
     if owner is None:
-        for model in tables:
-            for pk, n in (
-                model.objects.filter(owner_key__gte=0).values_list("owner_key").annotate(Sum("n")).order_by()
-            ):
-                by_owner[pk] += n
+        by_owner = {pk: n for (pk,), n in tallies.counts("owner_key", owner_key__gte=0).items()}
     else:
-        by_owner[owner] = total
-    by_owner = {pk: n for pk, n in by_owner.items() if n}
-    by_credential = {pk: n for pk, n in by_credential.items() if n}
+        by_owner = {owner: total} if total else {}
 
     going = Going(today)
     going.hidden = set(hidden)

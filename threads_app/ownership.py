@@ -1,23 +1,20 @@
 """Who owns which threads: the ownership review's figures, its CSV export, and `reassign`, the one way
 threads change hands in bulk (the list's selection, the ownership page, a deactivation).
 
-Built for a million threads: the figures come from one GROUP BY (owner, credential, status, last check),
-so only the groups reach Python, never the rows; the users and credentials named in the groups are then
-read by primary key. Counting every row is one sequential scan (about a second for a million rows on a
-busy machine), so the figures are cached for a minute per visibility key, as the overview's are, and
-dropped when owners change. The export streams its rows.
+Built for ten million threads: the figures are read from the overview's tallies (`tallies.counts`, by
+owner, credential and status), which never touch the thread table; only the threads whose last check the
+key failed are counted there, through an index that holds those alone. The users and credentials named
+in the figures are then read by primary key. The export streams its rows.
 """
 
 import csv
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count
-from django.utils import timezone
 
-from . import audit
+from . import audit, tallies
 from .models import Credential, Thread
 
 LIVE = [Thread.Status.ACTIVE, Thread.Status.MISSING, Thread.Status.EXPIRED]
@@ -55,19 +52,6 @@ class Review:
     departed: list[OwnerRow] = field(default_factory=list)
     failing_credentials: list[CredentialRow] = field(default_factory=list)
     total: int = 0
-    computed_at: object = None
-
-
-CACHE_SECONDS = 60
-
-
-def cache_key(visibility: str) -> str:
-    return f"threadsite:ownership:{visibility}"
-
-
-def forget() -> None:
-    """Drop the cached figures after owners changed (a reassignment, a deactivation)."""
-    cache.delete(cache_key("all"))
 
 
 class ReassignError(ValueError):
@@ -95,7 +79,6 @@ def reassign(threads, owner, *, by=None, summary: str = "") -> int:
     before = dict(moving.order_by().values_list("owner__username").annotate(n=Count("pk")))
     changed = moving.update(owner=owner)
     if changed:
-        forget()
         details = {
             "before": {name or "": n for name, n in before.items()},
             "after": owner.get_username() if owner is not None else "",
@@ -107,36 +90,26 @@ def reassign(threads, owner, *, by=None, summary: str = "") -> int:
     return changed
 
 
-def cached_review(threads, visibility: str) -> "Review":
-    """The review of `threads`, shared for a minute by the users with the same visibility key (as the
-    overview is): a million rows take one sequential scan, not one per page view."""
-    key = cache_key(visibility)
-    result = cache.get(key)
-    if result is None:
-        result = review(threads)
-        cache.set(key, result, CACHE_SECONDS)
-    return result
-
-
-def review(threads) -> Review:
-    """The figures of the ownership review over the queryset `threads` (what the user may see): one GROUP
-    BY over owner, credential, status and last check, whose groups (a few thousand at most, never rows)
-    are then summed both ways."""
+def review(threads, owner=None, hidden=()) -> Review:
+    """The figures of the ownership review of what a user may see: `threads` (their visible threads),
+    which are everyone's (`owner` None) or one owner's, under the credentials not in `hidden`
+    (`permissions.overview_owner` and `overview_hidden_credentials` say which)."""
     from .permissions import role_of
 
-    result = Review(computed_at=timezone.now())
-    groups = (
-        threads.order_by()
-        .values_list("owner_id", "credential_id", "status", "last_check")
-        .annotate(n=Count("pk"))
-    )
+    result = Review()
+    scope = {"owner_key__gte": 0} if owner is None else {"owner_key": owner}
     by_owner, by_credential = {}, {}
-    for owner_id, credential_id, status, last_check, n in groups:
+    for (owner_key, credential_id, status), n in tallies.counts(
+        "owner_key", "credential_id", "status", hidden=hidden, **scope
+    ).items():
         live = n if status in LIVE else 0
-        refused = n if last_check in FAILING_CHECKS else 0
-        for table, key in ((by_owner, owner_id), (by_credential, credential_id)):
-            total, live_sum, refused_sum = table.get(key, (0, 0, 0))
-            table[key] = (total + n, live_sum + live, refused_sum + refused)
+        for table, key in ((by_owner, owner_key or None), (by_credential, credential_id)):
+            total, live_sum, refused = table.get(key, (0, 0, 0))
+            table[key] = (total + n, live_sum + live, refused)
+    refused = threads.filter(last_check__in=FAILING_CHECKS).order_by().values_list("credential_id")
+    for credential_id, n in refused.annotate(n=Count("pk")):
+        total, live, _ = by_credential.get(credential_id, (0, 0, 0))
+        by_credential[credential_id] = (total, live, n)
 
     users = get_user_model().objects.filter(pk__in=[pk for pk in by_owner if pk]).prefetch_related("groups")
     users = {user.pk: user for user in users}

@@ -202,11 +202,6 @@ def visible_threads(user):
     return threads.exclude(credential_id__in=closed) if closed else threads
 
 
-def visibility_key(user) -> str:
-    """Users with the same key see the same threads, so caches of what they see may be shared."""
-    return "all" if access(user).sees_all_threads else f"user:{user.pk}"
-
-
 def overview_owner(user):
     """Whose threads the overview counts for `user`: None for every thread, else one owner's pk (the
     overview then reads that owner's tallies). With `overview_hidden_credentials`, says what

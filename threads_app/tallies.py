@@ -26,10 +26,12 @@ and in UTC on SQLite.
 # interpolated (the zone name is quoted as a literal by day_function_sql).
 # ruff: noqa: S608
 
+from collections import defaultdict
 from datetime import date
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Sum
 
 EPOCH = date(1970, 1, 1)
 
@@ -249,3 +251,20 @@ def fold(conn=None) -> bool:
         for statement in PG_FOLD:
             cursor.execute(statement)
     return True
+
+
+# --- Reading -------------------------------------------------------------------------------------------
+
+
+def counts(*fields, hidden=(), **filters) -> dict:
+    """Threads counted by the tallies plus the changes not folded yet, summed by `fields` of OverviewCount
+    (a tuple of their values → n), over the rows `filters` select (`owner_key=-1`: everyone), leaving out
+    the credentials in `hidden`. Never reads the thread table."""
+    from .models import OverviewCount, OverviewCountChange
+
+    summed = defaultdict(int)
+    for model in (OverviewCount, OverviewCountChange):
+        rows = model.objects.filter(**filters).exclude(credential_id__in=hidden)
+        for *key, n in rows.values_list(*fields).annotate(total=Sum("n")).order_by():
+            summed[tuple(key)] += n
+    return {key: n for key, n in summed.items() if n}

@@ -94,7 +94,6 @@ def deactivate(user, *, by=None, reassign_to=None) -> int:
     if user.is_active:
         user.is_active = False
         user.save(update_fields=["is_active"])
-        ownership.forget()
         audit.record(
             audit.Action.USER_DEACTIVATED,
             actor=by,
@@ -109,7 +108,6 @@ def reactivate(user, *, by=None) -> None:
     if not user.is_active:
         user.is_active = True
         user.save(update_fields=["is_active"])
-        ownership.forget()
         audit.record(audit.Action.ROLE_CHANGED, actor=by, obj=user, reactivated=True)
 
 

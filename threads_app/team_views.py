@@ -15,12 +15,13 @@ from .forms import BulkReassignForm, DeactivateForm, TeamAddForm, TeamMemberForm
 from .models import Thread
 from .permissions import (
     access,
+    overview_hidden_credentials,
+    overview_owner,
     owner_choices,
     ownership_reviewer_required,
     reassigner_required,
     role_of,
     team_manager_required,
-    visibility_key,
     visible_credentials,
     visible_threads,
 )
@@ -176,12 +177,14 @@ def team_link(request, pk):
 # --- The ownership review -------------------------------------------------------------------------------
 
 
+def user_review(user) -> ownership.Review:
+    return ownership.review(visible_threads(user), overview_owner(user), overview_hidden_credentials(user))
+
+
 @require_GET
 @ownership_reviewer_required
 def ownership_page(request):
-    threads = visible_threads(request.user)
-    review = ownership.cached_review(threads, visibility_key(request.user))
-    context = {"review": review, "list_url": reverse("thread_list")}
+    context = {"review": user_review(request.user), "list_url": reverse("thread_list")}
     if access(request.user).acts_on_all_threads:
         context["reassign_form"] = BulkReassignForm(
             owners=owner_choices(request.user), credentials=visible_credentials(request.user)
@@ -198,7 +201,7 @@ def ownership_reassign(request):
     )
     if not form.is_valid():
         context = {
-            "review": ownership.cached_review(visible_threads(request.user), visibility_key(request.user)),
+            "review": user_review(request.user),
             "list_url": reverse("thread_list"),
             "reassign_form": form,
         }
