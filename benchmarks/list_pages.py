@@ -499,6 +499,7 @@ def list_pages(rows: int) -> list:
         ("list, search: value found nowhere", "/?" + urlencode({"q": "ZD-004217x"}), htmx),
         ("list, search: common word", "/?" + urlencode({"q": "refund"}), htmx),
         ("overview (nothing cached)", "/overview/", {}),
+        ("ownership review", "/ownership/", {}),
     ]
 
 
