@@ -67,6 +67,14 @@ def test_row_ids_from_one_to_the_largest_64_bit_number_are_accepted(pk):
     assert decode_cursor(SORTS["title"], cursor("x", pk)) == ("x", pk)
 
 
+@pytest.mark.parametrize("sort", ["owner", "messages"])
+def test_a_number_position_is_a_whole_number_from_zero_to_the_largest_of_64_bits(sort):
+    for position in (0, 7, 2**63 - 1):
+        assert decode_cursor(SORTS[sort], cursor(position, 5)) == (position, 5)
+    for position in (-1, 2**63, True, False, "5", 5.0, [5]):
+        assert refusal(sort, cursor(position, 5)) == "its position is not a number", position
+
+
 @pytest.mark.parametrize("pk", [0, -1, 2**63, True, False, "5", 5.0, None, [5]])
 def test_a_row_id_that_is_not_a_positive_64_bit_number_is_refused(pk):
     assert refusal("title", cursor("x", pk)) == "its row id is not a positive number of 64 bits"
