@@ -18,7 +18,7 @@ from django.utils import timezone
 from tests.browsers import DESKTOP, PHONE
 from tests.conftest import make_user
 from threads_app import views
-from threads_app.models import Thread
+from threads_app.models import Credential, Thread
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.usefixtures("no_retries")]
 VIEWPORT = DESKTOP
@@ -38,6 +38,17 @@ def world(simulator, sim_credential, make_thread, admin, bob):
     long titles and end users: the rows that would wrap if anything could."""
     state = simulator.state
     now = timezone.now()
+    # Names as long as real ones, which the pages must wrap on a phone (the ownership review's tables).
+    sim_credential.name = "research-assistant-production-eu-west"
+    sim_credential.save()
+    long_named = Credential(
+        name="customer_support_production_eu_west",
+        base_url=sim_credential.base_url,
+        project_id="proj_customer_support_production_eu",
+    )
+    long_named.api_key = "sk-test-long-named-0001"
+    long_named.save()
+    make_thread(credential=long_named, owner=bob, title="A thread of the long-named credential")
     assistants = state.create_thread(
         "proj_alpha", messages=[("user", "How do I reset my password?"), ("assistant", "Open Settings.")]
     )
@@ -104,6 +115,11 @@ def pages_of(world) -> dict:
         "import": "/threads/import/",
         "add": "/threads/add/",
         "reassign": f"/threads/reassign/?ids={world['assistants'].pk}",
+        "ownership": "/ownership/",
+        "team": "/team/",
+        "audit-log": "/audit/",
+        "jobs": "/jobs/",
+        "tokens": "/tokens/",
     }
 
 
