@@ -48,7 +48,7 @@ def world(simulator, sim_credential, make_thread, admin, bob):
     )
     long_named.api_key = "sk-test-long-named-0001"
     long_named.save()
-    make_thread(credential=long_named, owner=bob, title="A thread of the long-named credential")
+    make_thread(credential=long_named, title="A thread of the long-named credential")
     assistants = state.create_thread(
         "proj_alpha", messages=[("user", "How do I reset my password?"), ("assistant", "Open Settings.")]
     )
