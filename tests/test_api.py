@@ -74,6 +74,15 @@ def test_the_description_is_served_and_is_valid_openapi(served_spec):
     validate(yaml.safe_load(served_spec.content))
 
 
+def test_the_description_names_every_sort_the_list_takes(served_spec):
+    from threads_app import listing
+
+    listed = yaml.safe_load(served_spec.content)["paths"]["/threads"]["get"]["parameters"]
+    sort = next(parameter for parameter in listed if parameter.get("name") == "sort")
+    assert sort["schema"]["enum"] == [choice for choice, _ in listing.SORT_CHOICES]
+    assert sort["schema"]["default"] == listing.DEFAULT_SORT
+
+
 def test_registering_is_idempotent_and_updates_labels(api, full, alice):
     created = api.call(
         "POST", "/api/v1/threads", body={"id": CONV, "end_user": "cust-42", "title": "Refund"}, expect=201
