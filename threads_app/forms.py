@@ -436,9 +436,10 @@ class ThreadFilterForm(forms.Form):
                 self.add_error(end, f"“{what} to” is before “{what} from”.")
         if cleaned.get("after") and cleaned.get("before"):
             raise forms.ValidationError("A page link has either `after` or `before`, not both.")
+        sort = cleaned.get("sort") or listing.default_sort(cleaned)
         if "sort" in cleaned:
-            cleaned["sort"] = cleaned["sort"] or listing.default_sort(cleaned)
-        sort_key, _ = listing.parse_sort(cleaned.get("sort") or listing.default_sort(cleaned))
+            cleaned["sort"] = sort
+        sort_key, _ = listing.parse_sort(sort)
         for name in ("after", "before"):
             token = cleaned.get(name)
             cleaned[f"{name}_position"] = None
