@@ -209,6 +209,21 @@ def test_the_rebuild_command_counts_every_thread_again(make_thread, capsys):
     assert tallied(*COUNTS) == direct_counts()
 
 
+def test_the_tallies_are_read_only_by_their_own_fields_and_owner_lookups(make_thread):
+    # The reader writes the field names into its SQL: anything but a tally's own is refused, not run.
+    make_thread()
+    assert sum(tallies.counts("status", owner_key=-1).values()) == 1
+    for fields, filters in (
+        (("status; DROP TABLE threads_app_thread",), {"owner_key": -1}),
+        (("title",), {"owner_key": -1}),
+        ((), {"owner_key": -1}),
+        (("status",), {"owner_key__lt": 0}),
+    ):
+        with pytest.raises(ValueError, match="not a tally's fields"):
+            tallies.counts(*fields, **filters)
+    assert Thread.objects.count() == 1
+
+
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_keep_the_tallies_exact_and_never_deadlock(credential, beta, alice, bob):

@@ -677,8 +677,10 @@ class OverviewDay(models.Model):
 
     class Meta:
         constraints = [
+            # With `n` in the index (PostgreSQL), the overview sums the tallies from the index alone.
             models.UniqueConstraint(
                 fields=["owner_key", "credential_id", "kind", "pinned", "basis", "day"],
+                include=["n"],
                 name="overviewday_key",
             )
         ]

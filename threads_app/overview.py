@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.db.models import Case, Count, IntegerField, Sum, Value, When
+from django.db.models import Case, Count, IntegerField, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -21,7 +21,6 @@ from . import kinds, listing, retention, tallies
 from .models import (
     Credential,
     OverviewDay,
-    OverviewDayChange,
     RetentionPolicy,
     Thread,
 )
@@ -62,23 +61,9 @@ class DayRows:
     """Day tallies summed by (owner, credential, kind, pinned, basis) and by which of the `cuts` (day
     numbers) they fall under: group i holds the days after cuts[i-1] up to cuts[i]."""
 
-    def __init__(self, querysets, cuts: list[int]):
+    def __init__(self, owner_keys, cuts: list[int], hidden=()):
         self.cuts = sorted(set(cuts))
-        group = Case(
-            *(When(day__lte=cut, then=Value(i)) for i, cut in enumerate(self.cuts)),
-            default=Value(len(self.cuts)),
-            output_field=IntegerField(),
-        )
-        summed = defaultdict(int)
-        for queryset in querysets:
-            for *key, total in (
-                queryset.annotate(g=group)
-                .values_list("owner_key", "credential_id", "kind", "pinned", "basis", "g")
-                .annotate(total=Sum("n"))
-                .order_by()
-            ):
-                summed[tuple(key)] += total
-        self.rows = [(*key, n) for key, n in summed.items() if n]
+        self.rows = tallies.day_groups(owner_keys, self.cuts, hidden)
 
     def upto(self, cut: int) -> int:
         """The largest group whose days are all at most `cut` (a cut)."""
@@ -242,13 +227,7 @@ def summary(owner, now, hidden=()) -> dict:
     # The day numbers a figure is cut at: each age bucket's edges, each window before each horizon.
     cuts = [d - days - 1 for _, newer, older in AGE_BUCKETS for days in (newer, older) if days is not None]
     keys = [scope, *going.exempt_owners()] if owner is None else [scope]
-    days = DayRows(
-        [
-            model.objects.filter(owner_key__in=keys).exclude(credential_id__in=hidden)
-            for model in (OverviewDay, OverviewDayChange)
-        ],
-        cuts + going.cuts(),
-    )
+    days = DayRows(keys, cuts + going.cuts(), hidden)
 
     activity = [row for row in days.rows if row[0] == scope and row[4] == OverviewDay.Basis.ACTIVITY]
 
