@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import wraps
 
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 from django.shortcuts import get_object_or_404
 from django.utils.functional import SimpleLazyObject
@@ -116,15 +117,34 @@ def role_of(user) -> str:
 
 
 def user_permissions(user) -> frozenset:
-    """Every "app_label.codename" the user holds, through a role's group or granted alone: one query."""
-    from django.contrib.auth.models import Permission
+    """Every "app_label.codename" the user holds, through a role's group or granted alone: one query, on
+    every page. Written in SQL: the ORM spent several times the query's own time building its joins."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group, Permission
+    from django.contrib.contenttypes.models import ContentType
 
-    rows = (
-        Permission.objects.filter(Q(user=user) | Q(group__user=user))
-        .values_list("content_type__app_label", "codename")
-        .distinct()
+    def table(model):
+        return connection.ops.quote_name(model._meta.db_table)
+
+    def column(model, field):
+        return connection.ops.quote_name(model._meta.get_field(field).column)
+
+    direct = get_user_model().user_permissions.through
+    granted = Group.permissions.through
+    member = get_user_model().groups.through
+    # Only table and column names from the models' own metadata are written into the text.
+    sql = (
+        f"SELECT ct.app_label, p.codename FROM {table(Permission)} AS p "  # noqa: S608
+        f"JOIN {table(ContentType)} AS ct ON ct.id = p.content_type_id "
+        f"WHERE p.id IN (SELECT {column(direct, 'permission')} FROM {table(direct)} "
+        f"WHERE {column(direct, 'user')} = %s) "
+        f"OR p.id IN (SELECT g.{column(granted, 'permission')} FROM {table(granted)} AS g "
+        f"JOIN {table(member)} AS m ON m.{column(member, 'group')} = g.{column(granted, 'group')} "
+        f"WHERE m.{column(member, 'user')} = %s)"
     )
-    return frozenset(f"{app_label}.{codename}" for app_label, codename in rows)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user.pk, user.pk])
+        return frozenset(f"{app_label}.{codename}" for app_label, codename in cursor.fetchall())
 
 
 def access(user) -> Access:
