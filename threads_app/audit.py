@@ -137,20 +137,26 @@ SORT = "-time"
 PAGE_SIZE = 50
 
 
+# The most jobs that the log and the thread page name as having held one thread.
+JOBS_SHOWN = 50
+
+
+def items_holding(remote_id: str):
+    """The deletion items of the thread `remote_id`, newest job first (through the unique remote ID and the
+    items' thread index)."""
+    return DeletionItem.objects.filter(thread__remote_id=remote_id).order_by("-job_id")
+
+
 def jobs_holding(remote_id: str) -> list:
-    """The deletion items of the thread `remote_id`, newest job first, with their jobs: how an auditor finds
-    which job deleted a thread (one query through the unique remote ID and the items' thread index)."""
-    return list(
-        DeletionItem.objects.filter(thread__remote_id=remote_id)
-        .select_related("job")
-        .order_by("-job_id")[:50]
-    )
+    """The deletion items of the thread `remote_id` with their jobs: how an auditor finds which job deleted
+    a thread."""
+    return list(items_holding(remote_id).select_related("job")[:JOBS_SHOWN])
 
 
 def events_for(events, remote_id: str, job_ids=None):
     """The events about the thread `remote_id`: its own, and those of the deletion jobs that held it."""
     if job_ids is None:
-        job_ids = [item.job_id for item in jobs_holding(remote_id)]
+        job_ids = list(items_holding(remote_id).values_list("job_id", flat=True)[:JOBS_SHOWN])
     condition = Q(remote_id=remote_id)
     if job_ids:
         condition |= Q(object_type=ObjectType.JOB, object_pk__in=job_ids)
