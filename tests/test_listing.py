@@ -281,3 +281,61 @@ def test_an_id_search_is_counted_exactly_and_a_text_search_estimated_on_postgres
         assert how == exactness, data
         if how == "exact":
             assert number == 7
+
+
+# --- What a deletion job records of its selection ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({}, "Every thread"),
+        ({"owner": "none"}, "Owner: unassigned"),
+        ({"owner": "999999"}, "Owner: #999999"),  # someone since removed: their number
+        ({"credential": "999999"}, "Credential: #999999"),
+        ({"project": "proj_billing"}, "Project: proj_billing"),
+        ({"kind": "conversation"}, "Kind: Conversation"),
+        ({"status": "missing"}, "Status: Missing"),
+        ({"created_from": date(2026, 1, 2)}, "Created: 2026-01-02 to …"),
+        ({"created_to": date(2026, 2, 3)}, "Created: … to 2026-02-03"),
+        (
+            {"active_from": date(2026, 3, 4), "active_to": date(2026, 4, 5)},
+            "Active: 2026-03-04 to 2026-04-05",
+        ),
+        ({"active_to": date(2026, 4, 5)}, "Active: … to 2026-04-05"),
+        ({"inactive_days": 0}, "Inactive for more than 0 days"),  # zero is a filter, not its absence
+        ({"inactive_days": 60}, "Inactive for more than 60 days"),
+        ({"removal_days": 0}, "Removed within 0 days"),
+        ({"expiring": "past"}, "Going: past their window"),
+        ({"expiring": "7"}, "Going: within 7 days"),
+        ({"q": "refund"}, "Search: “refund”"),
+        ({"owner": "", "credential": "", "q": "", "inactive_days": None}, "Every thread"),
+    ],
+)
+def test_a_selection_is_described_in_the_words_of_its_filters(db, data, words):
+    assert listing.describe(data) == words
+
+
+def test_a_selection_names_its_owner_and_credential_and_lists_every_filter_in_order(alice, credential):
+    assert listing.describe({"owner": "me"}, alice) == "Owner: alice"
+    assert listing.describe({"owner": "me"}) == "Owner: me"
+    assert listing.describe({"owner": str(alice.pk)}) == "Owner: alice"
+    assert listing.describe({"credential": str(credential.pk)}) == "Credential: alpha"
+    everything = {
+        "q": "refund",
+        "expiring": "30",
+        "removal_days": 5,
+        "inactive_days": 61,
+        "active_from": date(2026, 1, 1),
+        "created_to": date(2026, 2, 1),
+        "status": "active",
+        "kind": "chatkit_thread",
+        "project": "proj_alpha",
+        "credential": str(credential.pk),
+        "owner": "none",
+    }
+    assert listing.describe(everything) == (
+        "Owner: unassigned · Credential: alpha · Project: proj_alpha · Kind: ChatKit thread · "
+        "Status: Active · Created: … to 2026-02-01 · Active: 2026-01-01 to … · "
+        "Inactive for more than 61 days · Removed within 5 days · Going: within 30 days · Search: “refund”"
+    )
