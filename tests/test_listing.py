@@ -283,6 +283,24 @@ def test_an_id_search_is_counted_exactly_and_a_text_search_estimated_on_postgres
             assert number == 7
 
 
+def test_a_word_inside_a_metadata_value_is_found(make_thread):
+    make_thread(remote_id="thread_note0000001", metadata={"note": "Customer asked for a Refund twice"})
+    make_thread(remote_id="thread_other000001", title="Other", metadata={"note": "billing"})
+    assert kept({"q": "refund"}) == {"thread_note0000001"}
+
+
+def test_an_exact_end_user_or_metadata_value_is_found_alone_before_values_that_contain_it(make_thread):
+    make_thread(remote_id="thread_ticket00001", metadata={"ticket": "ZD-1"})
+    make_thread(remote_id="thread_ticket00010", metadata={"ticket": "ZD-10"})
+    make_thread(remote_id="thread_customer007", end_user="cust-7")
+    make_thread(remote_id="thread_customer077", end_user="cust-77")
+    assert kept({"q": "ZD-1"}) == kept({"q": "zd-1"}) == {"thread_ticket00001"}
+    assert kept({"q": "cust-7"}) == {"thread_customer007"}
+    # No thread has the term as a whole value: every one that contains it.
+    assert kept({"q": "zd-"}) == {"thread_ticket00001", "thread_ticket00010"}
+    assert kept({"q": "cust"}) == {"thread_customer007", "thread_customer077"}
+
+
 # --- What a deletion job records of its selection ----------------------------------------------------
 
 
