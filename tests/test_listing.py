@@ -157,6 +157,19 @@ def test_the_credential_filter_keeps_the_threads_of_that_credential_alone(
     assert kept({"credential": ""}) == {"thread_alpha00001", "thread_beta000001", "thread_beta000002"}
 
 
+def test_the_project_kind_and_status_filters_keep_their_threads_alone(make_thread, credential, beta):
+    make_thread(remote_id="thread_alpha00001")
+    make_thread(remote_id="conv_beta00000001", credential=beta, kind=Thread.Kind.CONVERSATION)
+    make_thread(remote_id="cthr_beta00000001", credential=beta, kind=Thread.Kind.CHATKIT, status="missing")
+    assert kept({"project": "proj_beta"}) == {"conv_beta00000001", "cthr_beta00000001"}
+    assert kept({"project": "proj_alpha"}) == {"thread_alpha00001"}
+    assert kept({"kind": "conversation"}) == {"conv_beta00000001"}
+    assert kept({"kind": "chatkit_thread"}) == {"cthr_beta00000001"}
+    assert kept({"status": "missing"}) == {"cthr_beta00000001"}
+    assert kept({"status": "active"}) == {"thread_alpha00001", "conv_beta00000001"}
+    assert kept({"project": "proj_beta", "status": "active"}) == {"conv_beta00000001"}
+
+
 def test_the_owner_filter_takes_an_owners_id(make_thread, alice, bob):
     make_thread(remote_id="thread_alice00001", owner=alice)
     make_thread(remote_id="thread_bob0000001", owner=bob)
@@ -322,6 +335,17 @@ def test_paging_by_title_visits_every_thread_once_whatever_its_script(make_threa
     ids = walk(sort, size=1)
     assert sorted(ids) == sorted(Thread.objects.values_list("remote_id", flat=True))
     assert len(ids) == len(set(ids)) == 10
+
+
+@pytest.mark.parametrize("sort", ["status", "-status", "activity", "-activity", "owner", "-owner", "created"])
+def test_threads_that_share_a_sort_value_are_each_on_one_page(make_thread, alice, sort):
+    # Ties are split by id: a page may end in the middle of them, and the next starts right after.
+    moment = timezone.now() - timedelta(days=3)
+    for n in range(7):
+        make_thread(status="active" if n % 3 else "missing", last_activity_at=moment, owner=alice)
+    make_thread(last_activity_at=moment + timedelta(hours=1))  # and one that sorts apart, unowned
+    ids = walk(sort, size=2)
+    assert len(ids) == len(set(ids)) == 8
 
 
 def test_every_cursor_gives_back_the_row_it_was_made_from(make_thread):
