@@ -413,3 +413,108 @@ def test_a_selection_names_its_owner_and_credential_and_lists_every_filter_in_or
         "Status: Active · Created: … to 2026-02-01 · Active: 2026-01-01 to … · "
         "Inactive for more than 61 days · Removed within 5 days · Going: within 30 days · Search: “refund”"
     )
+
+
+# --- The pieces of a list page ------------------------------------------------------------------------
+
+
+def test_a_list_that_names_no_order_shows_the_threads_that_go_first_when_it_asks_what_goes():
+    assert listing.default_sort({}) == listing.DEFAULT_SORT == "-activity"
+    assert listing.default_sort({"expiring": "", "removal_days": None}) == "-activity"
+    assert listing.default_sort({"expiring": "7"}) == "idle"
+    assert listing.default_sort({"removal_days": 0}) == "idle"  # zero days is a filter too
+    assert listing.default_sort({"removal_days": 30, "expiring": "past"}) == "idle"
+
+
+def test_a_sort_parameter_names_its_order_and_direction():
+    assert listing.parse_sort("-activity") == (SORTS["activity"], True)
+    assert listing.parse_sort("title") == (SORTS["title"], False)
+
+
+@pytest.mark.parametrize(
+    ("sort", "first"), [("-activity", "thread_newest0001"), ("activity", "thread_oldest0001")]
+)
+def test_the_direction_of_a_sort_decides_which_thread_comes_first(make_thread, sort, first):
+    now = timezone.now()
+    make_thread(remote_id="thread_oldest0001", last_activity_at=now - timedelta(days=9))
+    make_thread(remote_id="thread_middle0001", last_activity_at=now - timedelta(days=5))
+    make_thread(remote_id="thread_newest0001", last_activity_at=now - timedelta(days=1))
+    page = listing.keyset_page(Thread.objects.all(), sort, size=2)
+    assert page.threads[0].remote_id == first
+    assert [t.remote_id for t in page.threads] + walk(sort, 1)[2:] == walk(sort, 1)
+
+
+def test_a_query_string_keeps_the_filters_that_have_a_value_and_applies_overrides():
+    assert listing.querystring({}) == ""
+    assert listing.querystring({"q": "", "owner": None}) == ""
+    assert listing.querystring({"q": "refund later", "owner": "", "kind": "conversation"}) == (
+        "?q=refund+later&kind=conversation"
+    )
+    assert (
+        listing.querystring({"q": "refund", "after": "abc"}, after=None, sort="title")
+        == "?q=refund&sort=title"
+    )
+    assert listing.querystring({"inactive_days": 0}) == "?inactive_days=0"  # zero is a value
+
+
+def test_a_list_counts_its_matches_exactly_up_to_its_cap_and_says_more_than_beyond(make_thread, monkeypatch):
+    for n in range(5):
+        make_thread(title=f"refund {n}")
+    threads = Thread.objects.all()
+    whole = listing.keyset_page(threads, "title", size=10)
+    assert listing.count_matches(threads, whole, text_search=False) == (5, "exact")  # the page holds all
+    first = listing.keyset_page(threads, "title", size=2)
+    assert listing.count_matches(threads, first, text_search=False) == (5, "exact")
+    assert listing.count_matches(threads, first, text_search=True) == (5, "exact")  # SQLite counts words too
+    last = listing.keyset_page(
+        threads, "title", size=2, after=decode_cursor(SORTS["title"], first.next_cursor)
+    )
+    last = listing.keyset_page(
+        threads, "title", size=2, after=decode_cursor(SORTS["title"], last.next_cursor)
+    )
+    assert len(last.threads) == 1 and not last.next_cursor
+    assert listing.count_matches(threads, last, text_search=False) == (5, "exact")  # not its one row
+    monkeypatch.setattr(listing, "COUNT_CAP", 5)
+    assert listing.count_matches(threads, first, text_search=False) == (5, "exact")
+    monkeypatch.setattr(listing, "COUNT_CAP", 4)
+    assert listing.count_matches(threads, first, text_search=False) == (4, "more_than")
+
+
+def test_each_row_of_a_page_says_when_it_goes_and_what_spares_it(
+    make_thread, credential, beta, alice, bob, django_assert_num_queries
+):
+    from threads_app.models import RetentionPolicy
+
+    policy = RetentionPolicy.objects.create(credential=credential, mode="delete", window_days=30)
+    policy.exempt_owners.add(alice)
+    flagging = RetentionPolicy.objects.create(credential=beta, mode="flag", window_days=20)
+    flagging.exempt_owners.add(bob)
+    last = timezone.now() - timedelta(days=10)
+    make_thread(remote_id="conv_flagged00001", kind="conversation", credential=beta, last_activity_at=last)
+    make_thread(
+        remote_id="conv_bobs00000001", kind="conversation", credential=beta, owner=bob, last_activity_at=last
+    )
+    make_thread(remote_id="conv_goes00000001", kind="conversation", owner=bob, last_activity_at=last)
+    make_thread(remote_id="conv_spared000001", kind="conversation", owner=alice, last_activity_at=last)
+    make_thread(remote_id="conv_pinned000001", kind="conversation", pinned=True, last_activity_at=last)
+    make_thread(remote_id="conv_deleted00001", kind="conversation", status="deleted", last_activity_at=last)
+    make_thread(remote_id="thread_expires001", last_activity_at=last)  # the API's 60 days; policy not for it
+    page = listing.keyset_page(Thread.objects.select_related(*listing.ROW_RELATIONS), "id", size=10)
+    with django_assert_num_queries(1):  # the exempt owners of both policies, once for the page
+        rows = {thread.remote_id: thread.removal for thread in listing.with_removals(page.threads)}
+    assert (rows["conv_goes00000001"].how, rows["conv_goes00000001"].at) == (
+        "deleted",
+        last + timedelta(days=30),
+    )
+    assert (rows["conv_spared000001"].exempt, rows["conv_spared000001"].how) == ("owner alice", "deleted")
+    assert rows["conv_pinned000001"].exempt == "pinned"
+    assert rows["conv_deleted00001"] is None
+    assert (rows["conv_flagged00001"].how, rows["conv_flagged00001"].at) == (
+        "flagged",
+        last + timedelta(days=20),
+    )
+    assert rows["conv_bobs00000001"].exempt == "owner bob"
+    assert (rows["thread_expires001"].how, rows["thread_expires001"].at) == (
+        "expires",
+        last + timedelta(days=60),
+    )
