@@ -170,6 +170,21 @@ def test_the_project_kind_and_status_filters_keep_their_threads_alone(make_threa
     assert kept({"project": "proj_beta", "status": "active"}) == {"conv_beta00000001"}
 
 
+def test_the_removed_within_filter_keeps_the_threads_a_policy_or_expiry_removes_by_then(
+    make_thread, credential
+):
+    from threads_app.models import RetentionPolicy
+
+    RetentionPolicy.objects.create(credential=credential, mode="delete", window_days=30)
+    now = timezone.now()
+    make_thread(remote_id="conv_in0005days01", kind="conversation", last_activity_at=now - timedelta(days=25))
+    make_thread(remote_id="conv_in0025days01", kind="conversation", last_activity_at=now - timedelta(days=5))
+    make_thread(remote_id="thread_in10days01", last_activity_at=now - timedelta(days=50))  # the API's 60 days
+    assert kept({"removal_days": 0}) == set()
+    assert kept({"removal_days": 10}) == {"conv_in0005days01", "thread_in10days01"}
+    assert kept({"removal_days": 26}) == {"conv_in0005days01", "conv_in0025days01", "thread_in10days01"}
+
+
 def test_the_owner_filter_takes_an_owners_id(make_thread, alice, bob):
     make_thread(remote_id="thread_alice00001", owner=alice)
     make_thread(remote_id="thread_bob0000001", owner=bob)
@@ -346,6 +361,43 @@ def test_threads_that_share_a_sort_value_are_each_on_one_page(make_thread, alice
     make_thread(last_activity_at=moment + timedelta(hours=1))  # and one that sorts apart, unowned
     ids = walk(sort, size=2)
     assert len(ids) == len(set(ids)) == 8
+
+
+def pages(sort: str, size: int) -> tuple[list, list]:
+    """Every page in `sort` order read forward, then the same pages read back from the last by their
+    "newer" links: the two lists must be the same."""
+    key, forward = SORTS[sort.lstrip("-")], []
+    page = listing.keyset_page(Thread.objects.all(), sort, size=size)
+    while True:
+        forward.append([thread.remote_id for thread in page.threads])
+        if not page.next_cursor or len(forward) > Thread.objects.count():
+            break
+        page = listing.keyset_page(
+            Thread.objects.all(), sort, after=decode_cursor(key, page.next_cursor), size=size
+        )
+    backward = [forward[-1]]
+    while page.previous_cursor and len(backward) <= len(forward):
+        before = decode_cursor(key, page.previous_cursor)
+        page = listing.keyset_page(Thread.objects.all(), sort, before=before, size=size)
+        backward.insert(0, [thread.remote_id for thread in page.threads])
+    return forward, backward
+
+
+@pytest.mark.parametrize("sort", ["activity", "-activity", "id", "-id", "title", "-messages"])
+def test_pages_read_back_by_their_newer_links_are_the_pages_read_forward(make_thread, sort):
+    # Threads with a known and an unknown activity, title and count: the pages cross from one group to the
+    # other, forward and back; the "id" order is unique and needs no tie-breaker.
+    now = timezone.now()
+    for n in range(9):
+        make_thread(
+            remote_id=f"thread_page{n:07d}",
+            title=f"Title {n % 4}" if n % 3 else "",
+            message_count=n % 2 or None,
+            last_activity_at=now - timedelta(days=n % 4) if n % 3 else None,
+        )
+    forward, backward = pages(sort, size=2)
+    assert sorted(sum(forward, [])) == sorted(Thread.objects.values_list("remote_id", flat=True))
+    assert len(forward) == 5 and backward == forward
 
 
 def test_every_cursor_gives_back_the_row_it_was_made_from(make_thread):
