@@ -561,6 +561,14 @@ def test_each_row_of_a_page_says_when_it_goes_and_what_spares_it(
     assert (rows["conv_spared000001"].exempt, rows["conv_spared000001"].how) == ("owner alice", "deleted")
     assert rows["conv_pinned000001"].exempt == "pinned"
     assert rows["conv_deleted00001"] is None
+    # A page whose rows no policy governs (pinned, or no longer active) reads no exempt owners at all.
+    spared = list(
+        Thread.objects.select_related(*listing.ROW_RELATIONS).filter(
+            remote_id__in=["conv_pinned000001", "conv_deleted00001"]
+        )
+    )
+    with django_assert_num_queries(0):
+        listing.with_removals(spared)
     assert (rows["conv_flagged00001"].how, rows["conv_flagged00001"].at) == (
         "flagged",
         last + timedelta(days=20),
