@@ -380,6 +380,8 @@ def pages(sort: str, size: int) -> tuple[list, list]:
         before = decode_cursor(key, page.previous_cursor)
         page = listing.keyset_page(Thread.objects.all(), sort, before=before, size=size)
         backward.insert(0, [thread.remote_id for thread in page.threads])
+        assert page.next_cursor and page.sort == sort  # a page reached backward always has one after it
+    assert page.is_first is True and not page.previous_cursor
     return forward, backward
 
 
@@ -398,6 +400,54 @@ def test_pages_read_back_by_their_newer_links_are_the_pages_read_forward(make_th
     forward, backward = pages(sort, size=2)
     assert sorted(sum(forward, [])) == sorted(Thread.objects.values_list("remote_id", flat=True))
     assert len(forward) == 5 and backward == forward
+
+
+def test_a_page_that_ends_with_the_last_thread_offers_no_next_page(make_thread):
+    for _ in range(4):
+        make_thread()
+    first = listing.keyset_page(Thread.objects.all(), "-activity", size=4)
+    assert len(first.threads) == 4 and not first.next_cursor and first.is_first is True
+    assert first.sort == "-activity"
+    half = listing.keyset_page(Thread.objects.all(), "-activity", size=2)
+    second = listing.keyset_page(
+        Thread.objects.all(), "-activity", size=2, after=decode_cursor(SORTS["activity"], half.next_cursor)
+    )
+    assert len(second.threads) == 2 and not second.next_cursor and second.is_first is False
+
+
+def test_the_audit_log_pages_by_its_own_sorts_through_events_at_the_same_moment(db):
+    # keyset_page serves any model with its own sorts: the log's "time", ties split by id, both ways.
+    from threads_app import audit
+    from threads_app.models import AuditEvent
+
+    moment = timezone.now()
+    events = [
+        AuditEvent.objects.create(at=moment, action=audit.Action.SIGN_IN, actor_name=f"u{n}")
+        for n in range(5)
+    ]
+    seen, after, read = [], None, []
+    for _ in range(5):
+        page = listing.keyset_page(AuditEvent.objects.all(), "-time", after=after, size=2, sorts=audit.SORTS)
+        read.append(page)
+        seen += [event.pk for event in page.rows]
+        if not page.next_cursor:
+            break
+        after = decode_cursor(audit.SORTS["time"], page.next_cursor)
+    assert seen == sorted((event.pk for event in events), reverse=True)
+    for number in (2, 1):  # back from the third page, then from the second: the first page again
+        before = decode_cursor(audit.SORTS["time"], read[number].previous_cursor)
+        back = listing.keyset_page(
+            AuditEvent.objects.all(), "-time", before=before, size=2, sorts=audit.SORTS
+        )
+        assert [event.pk for event in back.rows] == [event.pk for event in read[number - 1].rows]
+    assert back.is_first
+
+
+def test_an_id_prefix_finds_the_threads_whose_id_starts_with_it(make_thread):
+    make_thread(remote_id="thread_abc0000001")
+    make_thread(remote_id="thread_abc0000002")
+    make_thread(remote_id="thread_abd0000001", title="thread_abc in its title is not its ID")
+    assert kept({"q": "thread_abc"}) == {"thread_abc0000001", "thread_abc0000002"}
 
 
 def test_every_cursor_gives_back_the_row_it_was_made_from(make_thread):
