@@ -567,7 +567,6 @@ def test_a_list_counts_its_matches_exactly_up_to_its_cap_and_says_more_than_beyo
     assert listing.count_matches(threads, whole, text_search=False) == (5, "exact")  # the page holds all
     first = listing.keyset_page(threads, "title", size=2)
     assert listing.count_matches(threads, first, text_search=False) == (5, "exact")
-    assert listing.count_matches(threads, first, text_search=True) == (5, "exact")  # SQLite counts words too
     last = listing.keyset_page(
         threads, "title", size=2, after=decode_cursor(SORTS["title"], first.next_cursor)
     )
@@ -579,7 +578,14 @@ def test_a_list_counts_its_matches_exactly_up_to_its_cap_and_says_more_than_beyo
     monkeypatch.setattr(listing, "COUNT_CAP", 5)
     assert listing.count_matches(threads, first, text_search=False) == (5, "exact")
     monkeypatch.setattr(listing, "COUNT_CAP", 4)
-    assert listing.count_matches(threads, first, text_search=False) == (4, "more_than")
+    number, how = listing.count_matches(threads, first, text_search=False)
+    if connection.vendor == "postgresql":  # beyond the cap, the planner's estimate, never below what is seen
+        assert how == "about" and number >= len(first.threads) + 1
+    else:
+        assert (number, how) == (4, "more_than")
+    # A text search is counted like any other on SQLite; PostgreSQL estimates it at once (its own test).
+    if connection.vendor != "postgresql":
+        assert listing.count_matches(threads, first, text_search=True) == (4, "more_than")
 
 
 def test_each_row_of_a_page_says_when_it_goes_and_what_spares_it(
