@@ -14,7 +14,7 @@ not take on an object they can see is a 403 with a message that says why.
 """
 
 from dataclasses import dataclass
-from functools import wraps
+from functools import cache, wraps
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection
@@ -116,9 +116,10 @@ def role_of(user) -> str:
     return MEMBER
 
 
-def user_permissions(user) -> frozenset:
-    """Every "app_label.codename" the user holds, through a role's group or granted alone: one query, on
-    every page. Written in SQL: the ORM spent several times the query's own time building its joins."""
+@cache
+def permissions_sql() -> str:
+    """The query of `user_permissions`, written once per process from the models' table and column names
+    (only those are written into the text; the user's id is a parameter)."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group, Permission
     from django.contrib.contenttypes.models import ContentType
@@ -129,21 +130,28 @@ def user_permissions(user) -> frozenset:
     def column(model, field):
         return connection.ops.quote_name(model._meta.get_field(field).column)
 
-    direct = get_user_model().user_permissions.through
-    granted = Group.permissions.through
-    member = get_user_model().groups.through
-    # Only table and column names from the models' own metadata are written into the text.
-    sql = (
+    user_model = get_user_model()
+    direct, granted, member = (
+        user_model.user_permissions.through,
+        Group.permissions.through,
+        user_model.groups.through,
+    )
+    return (
         f"SELECT ct.app_label, p.codename FROM {table(Permission)} AS p "  # noqa: S608
-        f"JOIN {table(ContentType)} AS ct ON ct.id = p.content_type_id "
+        f"JOIN {table(ContentType)} AS ct ON ct.id = p.{column(Permission, 'content_type')} "
         f"WHERE p.id IN (SELECT {column(direct, 'permission')} FROM {table(direct)} "
         f"WHERE {column(direct, 'user')} = %s) "
         f"OR p.id IN (SELECT g.{column(granted, 'permission')} FROM {table(granted)} AS g "
         f"JOIN {table(member)} AS m ON m.{column(member, 'group')} = g.{column(granted, 'group')} "
         f"WHERE m.{column(member, 'user')} = %s)"
     )
+
+
+def user_permissions(user) -> frozenset:
+    """Every "app_label.codename" the user holds, through a role's group or granted alone: one query, on
+    every page. Written in SQL: the ORM spent several times the query's own time building its joins."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, [user.pk, user.pk])
+        cursor.execute(permissions_sql(), [user.pk, user.pk])
         return frozenset(f"{app_label}.{codename}" for app_label, codename in cursor.fetchall())
 
 
