@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from tests.browsers import DESKTOP, PHONE
 from tests.conftest import make_user
-from threads_app import views
+from threads_app import audit, views
 from threads_app.models import Credential, Thread
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.usefixtures("no_retries")]
@@ -191,6 +191,38 @@ def test_on_a_phone_each_thread_is_a_card_with_id_title_status_and_age(page, wor
     page.click("#thread-table thead a:has-text('Msgs')")
     page.wait_for_url("**/?sort=-messages")
     assert overflow(page) <= 0
+
+
+def test_on_a_phone_each_audit_event_is_a_card_with_its_details_on_the_screen(page, world):
+    for owner in ("alice", "bob", "carol"):
+        audit.record(
+            audit.Action.THREADS_IMPORTED,
+            actor=None,
+            credential="research-assistant-simulated",
+            owner=owner,
+            added=25,
+            already_tracked=0,
+            tracked_elsewhere=0,
+            duplicates=0,
+            refused=0,
+        )
+    page.set_viewport_size(PHONE)
+    sign_in(page)
+    page.goto("/audit/")
+    events = page.locator("#audit-events tbody tr")
+    assert events.count() >= 4
+    # The box of events never scrolls sideways: the details are on the screen, not past its edge.
+    box = page.evaluate(
+        "(() => { const b = document.querySelector('#audit-events .table-scroll');"
+        " return b.scrollWidth - b.clientWidth; })()"
+    )
+    assert box <= 0, f"the audit log's events are {box} px wider than their box"
+    card = events.filter(has_text="carol")
+    shown = card.locator("td.audit-details").bounding_box()
+    assert shown["x"] >= 0 and shown["x"] + shown["width"] <= PHONE["width"]
+    # A card a few lines tall, not a narrow column many lines tall.
+    assert card.bounding_box()["height"] < 160
+    shoot(page, "audit-log-390")
 
 
 def assert_accessible(page, label):
