@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from threads_app import deletion, kinds
-from threads_app.models import DeletionItem, DeletionJob, StatusChange, Thread
+from threads_app import deletion, kinds, outcomes
+from threads_app.models import AuditEvent, DeletionItem, DeletionJob, StatusChange, Thread
 
 Item = DeletionItem.State
 
@@ -286,6 +286,112 @@ def test_the_thread_pages_delete_goes_through_the_same_function(simulator, world
     assert deletion.delete_thread(thread, by=alice).state == "not_sent"
 
 
+def deleted_event(thread) -> AuditEvent:
+    return AuditEvent.objects.get(action=AuditEvent.Action.THREAD_DELETED, object_pk=thread.pk)
+
+
+def test_a_conversation_deleted_from_its_page_goes_with_its_items_and_is_recorded(simulator, world, alice):
+    thread = Thread.objects.get(remote_id=world[1])
+    result = deletion.delete_thread(thread, by=alice)
+    assert (result.state, result.message) == ("deleted", f"Deleted {world[1]} with its items.")
+    assert not on_server(simulator, world[1]) and simulator.state.stored_items(world[1]) == []
+    assert thread.status == Thread.Status.DELETED
+    change = StatusChange.objects.get(thread=thread)
+    assert (change.changed_by, change.reason) == (alice, "Deleted with its items through the API by alice")
+    event = deleted_event(thread)
+    assert (event.actor, event.actor_name, event.remote_id) == (alice, "alice", world[1])
+    assert event.details == {
+        "outcome": "deleted",
+        "with_items": True,
+        "status": "deleted",
+        "message": "",
+    }
+
+
+def test_a_conversations_items_stay_when_asked_and_only_conversations_have_items(simulator, world, alice):
+    kept = Thread.objects.get(remote_id=world[1])
+    result = deletion.delete_thread(kept, by=alice, delete_items=False)
+    assert (result.state, result.message) == ("deleted", f"Deleted {world[1]}.")
+    assert len(simulator.state.stored_items(world[1])) == 2
+    assert deleted_event(kept).details["with_items"] is False
+    assistants = Thread.objects.get(remote_id=world[0])
+    assert deletion.delete_thread(assistants, by=alice).message == f"Deleted {world[0]}."
+    assert deleted_event(assistants).details["with_items"] is False
+    assert StatusChange.objects.get(thread=assistants).reason == "Deleted through the API by alice"
+
+
+def test_a_thread_no_longer_active_is_not_sent_again(simulator, world, alice):
+    thread = Thread.objects.get(remote_id=world[0])
+    Thread.objects.filter(pk=thread.pk).update(status=Thread.Status.EXPIRED)
+    thread.refresh_from_db()
+    result = deletion.delete_thread(thread, by=alice)
+    assert (result.state, result.message) == ("not_sent", f"{world[0]} is already expired; nothing was sent.")
+    assert deletes(simulator) == [] and not AuditEvent.objects.filter(action="thread_deleted").exists()
+
+
+def test_a_thread_the_api_no_longer_has_is_marked_missing_and_said_so(simulator, world, alice):
+    thread = Thread.objects.get(remote_id=world[2])
+    simulator.state.chatkit_threads.pop(world[2])
+    result = deletion.delete_thread(thread, by=alice)
+    assert (result.state, result.message) == (
+        "already_gone",
+        f"The API no longer had {world[2]}; it is now marked missing.",
+    )
+    assert thread.status == Thread.Status.MISSING
+    assert StatusChange.objects.get(thread=thread).reason.endswith(": the API answered 404")
+    assert deleted_event(thread).details["outcome"] == "already_gone"
+
+
+def test_a_deletion_the_api_refuses_changes_nothing_and_says_why(simulator, world, alice, sim_credential):
+    sim_credential.api_key = "sk-a-key-the-api-refuses"
+    sim_credential.save()
+    thread = Thread.objects.select_related("credential").get(remote_id=world[0])
+    result = deletion.delete_thread(thread, by=alice)
+    assert result.state == "failed"
+    assert result.message.startswith(f"{world[0]} was not deleted. The API refused the credential’s key:")
+    thread.refresh_from_db()
+    assert thread.status == Thread.Status.ACTIVE and not StatusChange.objects.exists()
+    assert on_server(simulator, world[0])
+    event = deleted_event(thread)
+    assert (event.details["outcome"], event.details["status"]) == ("failed", "active")
+    assert event.details["message"] == result.message.removeprefix(f"{world[0]} was not deleted. ")
+
+
+def test_a_key_that_cannot_be_decrypted_sends_nothing_and_says_so(simulator, world, alice, sim_credential):
+    from threads_app.models import Credential
+
+    Credential.objects.filter(pk=sim_credential.pk).update(api_key_encrypted="not a token")
+    thread = Thread.objects.select_related("credential").get(remote_id=world[0])
+    result = deletion.delete_thread(thread, by=alice)
+    assert result.state == "failed"
+    assert result.message.startswith(f"{world[0]} was not deleted. The credential’s key cannot be used:")
+    assert deletes(simulator) == [] and Thread.objects.get(pk=thread.pk).status == Thread.Status.ACTIVE
+
+
+def test_a_deletion_uses_the_main_key_where_a_read_only_key_is_set(simulator, world, alice, sim_credential):
+    sim_credential.read_key = "sk-a-read-only-key-the-api-does-not-know"
+    sim_credential.save()
+    thread = Thread.objects.select_related("credential").get(remote_id=world[0])
+    assert deletion.delete_thread(thread, by=alice).state == "deleted"
+
+
+def test_a_deletion_by_an_api_token_names_it(simulator, world, alice):
+    unowned = Thread.objects.get(remote_id=world[0])
+    deletion.delete_thread(unowned, by=None, actor="token ci-cleanup")
+    event = deleted_event(unowned)
+    assert (event.actor, event.actor_name, event.details["via"]) == (
+        None,
+        "token ci-cleanup",
+        "token ci-cleanup",
+    )
+    assert StatusChange.objects.get(thread=unowned).reason == "Deleted through the API by token ci-cleanup"
+    owned = Thread.objects.get(remote_id=world[3])
+    deletion.delete_thread(owned, by=alice, actor="token alice-script")
+    event = deleted_event(owned)
+    assert (event.actor, event.actor_name, event.details["via"]) == (alice, "alice", "token alice-script")
+    assert StatusChange.objects.get(thread=owned).changed_by == alice
+
+
 def test_status_history_outlives_its_thread(world, alice):
     thread = Thread.objects.get(remote_id=world[0])
     assert thread.set_status(Thread.Status.MISSING, by=alice, reason="test")
@@ -312,3 +418,304 @@ def test_a_status_changed_meanwhile_is_not_overwritten(world):
     assert not thread.set_status(Thread.Status.DELETED)
     assert Thread.objects.get(pk=thread.pk).status == Thread.Status.EXPIRED
     assert not StatusChange.objects.exists()
+
+
+# --- A job's actions: each on the job named, recorded with who asked --------------------------------------
+
+
+Job = DeletionJob.State
+
+
+def two_jobs(world, **options):
+    """Two jobs of three threads each, neither started."""
+    return [
+        deletion.create_job(
+            Thread.objects.filter(remote_id__in=ids), summary=f"job of {ids[0]}", start=False, **options
+        )
+        for ids in (world[:3], world[3:6])
+    ]
+
+
+def events(action) -> list:
+    return [
+        (e.actor, e.object_pk, e.details) for e in AuditEvent.objects.filter(action=action).order_by("id")
+    ]
+
+
+def test_cancelling_a_job_not_started_ends_it_alone_at_once(world, alice):
+    first, second = two_jobs(world)
+    job = deletion.cancel_job(first, by=alice)
+    assert (job.state, job.reason) == (Job.CANCELLED, "Cancelled before it started; nothing was sent.")
+    assert job.finished_at is not None
+    assert DeletionJob.objects.get(pk=second.pk).state == Job.QUEUED
+    cancelled = {"before_start": True, "deleted_so_far": 0, "pending": 3}
+    assert events("job_cancelled") == [(alice, first.pk, cancelled)]
+    deletion.cancel_job(first, by=alice)  # a job that has ended: nothing to do, nothing recorded
+    assert len(events("job_cancelled")) == 1
+
+
+def test_cancelling_a_running_job_asks_its_worker_or_ends_it_when_no_worker_is_alive(world, alice):
+    first, second = two_jobs(world)
+    now = timezone.now()
+    DeletionJob.objects.update(state=Job.RUNNING, started_at=now, heartbeat_at=now)
+    job = deletion.cancel_job(first, by=alice)
+    assert job.state == Job.CANCELLING and job.finished_at is None  # its worker ends it
+    assert DeletionJob.objects.get(pk=second.pk).state == Job.RUNNING
+    assert events("job_cancelled") == [
+        (alice, first.pk, {"before_start": False, "deleted_so_far": 0, "pending": 3})
+    ]
+    # The second job's worker stopped beating a lease ago: nobody would end it, so cancelling does.
+    DeletionJob.objects.filter(pk=second.pk).update(
+        heartbeat_at=now - timedelta(seconds=deletion.lease_seconds() + 5)
+    )
+    job = deletion.cancel_job(second, by=alice)
+    assert (job.state, job.reason) == (
+        Job.CANCELLED,
+        "Cancelled: 0 deleted, 0 already gone, 0 failed; 3 left untouched.",
+    )
+    assert DeletionJob.objects.get(pk=first.pk).state == Job.CANCELLING
+
+
+def test_confirming_a_sweeps_job_starts_it_alone_and_confirms_its_policy_once(
+    world, alice, bob, sim_credential, monkeypatch
+):
+    from threads_app.models import Credential, RetentionPolicy
+
+    started = []
+    monkeypatch.setattr(deletion, "start_job", lambda job: started.append(job.pk))
+    policy = RetentionPolicy.objects.create(credential=sim_credential, mode="delete")
+    other = RetentionPolicy.objects.create(
+        credential=Credential.objects.create(name="beta", api_key_encrypted="x"), mode="delete"
+    )
+    first, second = (
+        deletion.create_job(
+            Thread.objects.filter(remote_id__in=ids), summary="sweep", awaiting=True, policy=chosen
+        )
+        for ids, chosen in ((world[:3], policy), (world[3:6], other))
+    )
+    assert deletion.confirm_job(first, by=alice)
+    assert started == [first.pk] and first.state == Job.QUEUED
+    assert DeletionJob.objects.get(pk=second.pk).state == Job.AWAITING
+    policy.refresh_from_db()
+    confirmed_at = policy.confirmed_at
+    assert confirmed_at is not None and policy.confirmed_by == alice
+    assert RetentionPolicy.objects.get(pk=other.pk).confirmed_at is None
+    assert events("job_confirmed") == [(alice, first.pk, {"threads": 3})]
+    assert not deletion.confirm_job(first, by=alice)  # no longer awaiting: nothing started twice
+    assert started == [first.pk] and len(events("job_confirmed")) == 1
+    # A later job of a confirmed policy keeps the first confirmation: who and when.
+    later = deletion.create_job(
+        Thread.objects.filter(remote_id__in=world[6:]), summary="sweep", awaiting=True, policy=policy
+    )
+    assert deletion.confirm_job(later, by=bob)
+    policy.refresh_from_db()
+    assert (policy.confirmed_at, policy.confirmed_by) == (confirmed_at, alice)
+
+
+def test_retrying_puts_a_jobs_failed_items_back_as_new_and_leaves_other_jobs_alone(world, alice, monkeypatch):
+    started = []
+    monkeypatch.setattr(deletion, "start_job", lambda job: started.append(job.pk))
+    first, second = two_jobs(world)
+    now = timezone.now()
+    DeletionItem.objects.update(state=Item.FAILED, attempts=8, not_before=now, finished_at=now, message="no")
+    DeletionJob.objects.update(
+        state=Job.FAILED, finished_at=now, reason="3 of 3 threads could not be deleted."
+    )
+    assert deletion.retry_job(first, by=alice) == 3
+    assert started == [first.pk]
+    assert (first.state, first.finished_at, first.reason, first.pending, first.failed) == (
+        Job.QUEUED,
+        None,
+        "",
+        3,
+        0,
+    )
+    assert set(first.items.values_list("state", "attempts", "not_before", "finished_at")) == {
+        (Item.PENDING, 0, None, None)
+    }
+    assert events("job_retried") == [(alice, first.pk, {"threads": 3, "failed_only": True})]
+    assert DeletionJob.objects.get(pk=second.pk).state == Job.FAILED
+    assert set(second.items.values_list("state", flat=True)) == {Item.FAILED}
+    # A job that has not ended is not retried: nothing moves, nothing is recorded.
+    assert deletion.retry_job(first, by=alice) == 0
+    assert started == [first.pk] and len(events("job_retried")) == 1
+
+
+# --- A worker's bookkeeping -------------------------------------------------------------------------------
+
+
+def test_a_workers_tick_beats_renews_only_its_own_leases_and_sees_a_cancellation(world, sim_credential):
+    first, second = two_jobs(world)
+    DeletionJob.objects.update(state=Job.RUNNING)
+    mine, other_worker = deletion.JobRun(first), deletion.JobRun(second)
+    claimed = mine.claim(sim_credential, 2)
+    other_worker.claim(sim_credential, 2)
+    almost_over = timezone.now() + timedelta(seconds=1)
+    DeletionItem.objects.filter(state=Item.IN_FLIGHT).update(lease_until=almost_over)
+    assert mine.tick()
+    renewed = timezone.now() + timedelta(seconds=deletion.lease_seconds() - 5)
+    assert all(item.lease_until > renewed for item in first.items.filter(pk__in=[i.pk for i in claimed]))
+    assert set(second.items.filter(state=Item.IN_FLIGHT).values_list("lease_until", flat=True)) == {
+        almost_over
+    }
+    first.refresh_from_db()
+    assert first.heartbeat_at is not None and DeletionJob.objects.get(pk=second.pk).heartbeat_at is None
+    assert first.pending == 3  # the counts are refreshed too: in flight counts as not done
+    deletion.cancel_job(first)
+    assert not mine.tick()
+
+
+def test_items_claimed_but_never_sent_are_released_as_if_never_claimed(world, sim_credential):
+    (job, _) = two_jobs(world)
+    DeletionJob.objects.filter(pk=job.pk).update(state=Job.RUNNING)
+    run = deletion.JobRun(job)
+    claimed = run.claim(sim_credential, 3)
+    run.release(sim_credential, claimed)
+    assert set(job.items.values_list("state", "claimed_by", "lease_until", "attempts")) == {
+        (Item.PENDING, "", None, 0)
+    }
+
+
+def test_a_refused_credential_fails_only_its_own_pending_items_in_this_job(world, sim_credential):
+    from threads_app.models import Credential
+
+    other_credential = Credential.objects.create(name="beta", api_key_encrypted="x")
+    Thread.objects.filter(remote_id=world[2]).update(credential=other_credential)
+    first, second = two_jobs(world)
+    run = deletion.JobRun(first)
+    refused = outcomes.Outcome("quota", Thread.Check.ERROR, "The credential’s project is out of quota", "")
+    run.stop_credential(sim_credential, refused)
+    assert run.stopped_credentials == {sim_credential.pk}
+    stopped = first.items.filter(credential=sim_credential)
+    assert {(i.state, i.message) for i in stopped} == {
+        (Item.FAILED, "Not attempted: The credential’s project is out of quota")
+    }
+    assert all(item.finished_at is not None for item in stopped)
+    assert first.items.get(credential=other_credential).state == Item.PENDING
+    assert set(second.items.values_list("state", flat=True)) == {Item.PENDING}
+
+
+# --- Receipts ---------------------------------------------------------------------------------------------
+
+
+def test_a_receipt_states_the_job_and_keeps_each_words_own_characters(world, alice):
+    import json
+
+    job = deletion.create_job(
+        Thread.objects.filter(remote_id__in=world[:2]),
+        requested_by=alice,
+        summary="Kündigung: “alt”",
+        start=False,
+    )
+    now = timezone.now()
+    job.items.filter(remote_id=world[0]).update(state=Item.DELETED, finished_at=now, attempts=1)
+    DeletionJob.objects.filter(pk=job.pk).update(state=Job.CANCELLED, finished_at=now)
+    job = deletion.refresh_counts(DeletionJob.objects.get(pk=job.pk))
+    text = "".join(deletion.receipt_json(job))
+    assert "Kündigung: “alt”" in text  # not \u escapes: the receipt reads as it was written
+    receipt = json.loads(text)
+    assert {key: value for key, value in receipt.items() if key != "items"} == {
+        "job": job.pk,
+        "requested_by": "alice",
+        "source": "browser",
+        "selection": "Kündigung: “alt”",
+        "created_at": job.created_at.isoformat(),
+        "finished_at": now.isoformat(),
+        "state": "cancelled",
+        "counts": {"total": 2, "deleted": 1, "already_gone": 0, "failed": 0, "left": 1},
+    }
+    done, left = receipt["items"]
+    assert (done["outcome"], done["finished_at"], done["attempts"]) == ("deleted", now.isoformat(), 1)
+    assert (left["outcome"], left["finished_at"], left["attempts"]) == ("pending", None, 0)
+
+
+def test_a_long_receipt_is_sent_in_chunks_that_join_into_one_csv(world, sim_credential):
+    import csv
+    import io
+
+    Thread.objects.bulk_create(
+        Thread(remote_id=f"thread_bulk{n:05d}", kind=Thread.Kind.ASSISTANTS, credential=sim_credential)
+        for n in range(2_400)
+    )
+    job = deletion.create_job(
+        Thread.objects.filter(remote_id__startswith="thread_bulk"), summary="bulk", start=False
+    )
+    chunks = list(deletion.receipt_csv(job))
+    assert len(chunks) == 3  # a thousand rows at a time, then the rest
+    assert chunks[1].startswith("thread_bulk01000,") and chunks[2].startswith("thread_bulk02000,")
+    rows = list(csv.DictReader(io.StringIO("".join(chunks))))
+    assert [row["id"] for row in rows] == [f"thread_bulk{n:05d}" for n in range(2_400)]
+
+
+# --- Before and while a job runs --------------------------------------------------------------------------
+
+
+def test_the_preview_reads_largest_group_first_and_shows_the_latest_threads(
+    world, alice, bob, sim_credential
+):
+    now = timezone.now()
+    for n, remote_id in enumerate(world):
+        Thread.objects.filter(remote_id=remote_id).update(
+            owner=[alice, bob, None][n % 3] if n < 6 else None,
+            title=f"Chat {n}" if n != 8 else "",
+            last_activity_at=now - timedelta(days=n % 4),
+        )
+    preview = deletion.preview(Thread.objects.all())
+    assert preview.lines()[:4] == [
+        "9 threads would be deleted",
+        "  by credential: alpha 9",
+        "  by owner: unassigned 5, alice 2, bob 2",
+        "  by kind: Assistants thread 3, ChatKit thread 3, Conversation 3",
+    ]
+    # Newest activity first; on the same day, the latest tracked first.
+    assert preview.lines()[4:7] == [
+        f"  e.g. {world[8]}",
+        f"  e.g. {world[4]}  Chat 4",
+        f"  e.g. {world[0]}  Chat 0",
+    ]
+    assert deletion.preview(Thread.objects.none()).lines()[1:] == [
+        "  by credential: —",
+        "  by owner: —",
+        "  by kind: —",
+    ]
+
+
+def test_a_worker_claims_only_its_jobs_items_of_the_credential_it_serves_under_a_lease(world, sim_credential):
+    from threads_app.models import Credential
+
+    other_credential = Credential.objects.create(name="beta", api_key_encrypted="x")
+    Thread.objects.filter(remote_id=world[1]).update(credential=other_credential)
+    first, second = two_jobs(world)
+    claimed = deletion.JobRun(first).claim(sim_credential, 10)
+    assert [item.remote_id for item in claimed] == [world[0], world[2]]
+    soon = timezone.now() + timedelta(seconds=deletion.lease_seconds() - 5)
+    assert all(item.lease_until > soon and item.attempts == 1 for item in claimed)
+    assert set(second.items.values_list("state", flat=True)) == {Item.PENDING}
+    assert first.items.get(remote_id=world[1]).state == Item.PENDING
+
+
+def test_unfinished_jobs_are_started_again_when_the_process_starts(world, monkeypatch):
+    started = []
+    monkeypatch.setattr(deletion, "start_job", lambda job: started.append(job.pk))
+    first, second = two_jobs(world)
+    DeletionJob.objects.filter(pk=second.pk).update(state=Job.FINISHED)
+    assert deletion.resume_unfinished() == [first.pk]
+    assert started == [first.pk]
+
+
+def test_the_progress_says_how_far_how_fast_and_how_long_still(world):
+    job, _ = two_jobs(world)
+    now = timezone.now()
+    job.total, job.deleted, job.already_gone, job.failed, job.pending = 100, 20, 5, 5, 70
+    job.state, job.started_at = Job.RUNNING, now - timedelta(seconds=10)
+    shown = deletion.progress(job)
+    assert shown.percent == 30
+    assert shown.rate == pytest.approx(3.0, rel=0.05)
+    assert shown.seconds_left == pytest.approx(70 / 3.0, rel=0.05)
+    assert shown.limits == [("alpha", None)]
+    # Ended: the rate of its whole run, and no time left, whatever was left untouched.
+    job.state, job.finished_at = Job.CANCELLED, job.started_at + timedelta(seconds=60)
+    shown = deletion.progress(job)
+    assert (shown.rate, shown.seconds_left) == (pytest.approx(0.5), None)
+    job.total = job.deleted = job.already_gone = job.failed = job.pending = 0
+    assert deletion.progress(job).percent == 100
