@@ -365,7 +365,9 @@ def test_a_key_that_cannot_be_decrypted_sends_nothing_and_says_so(simulator, wor
     result = deletion.delete_thread(thread, by=alice)
     assert result.state == "failed"
     assert result.message.startswith(f"{world[0]} was not deleted. The credential’s key cannot be used:")
+    assert "The stored API key cannot be decrypted" in result.message
     assert deletes(simulator) == [] and Thread.objects.get(pk=thread.pk).status == Thread.Status.ACTIVE
+    assert deleted_event(thread).details["outcome"] == "failed"
 
 
 def test_a_deletion_uses_the_main_key_where_a_read_only_key_is_set(simulator, world, alice, sim_credential):
@@ -608,11 +610,15 @@ def test_a_receipt_states_the_job_and_keeps_each_words_own_characters(world, ali
         start=False,
     )
     now = timezone.now()
-    job.items.filter(remote_id=world[0]).update(state=Item.DELETED, finished_at=now, attempts=1)
+    job.items.filter(remote_id=world[0]).update(
+        state=Item.DELETED, finished_at=now, attempts=1, message="Gelöscht"
+    )
+    unfinished = json.loads("".join(deletion.receipt_json(job)))
+    assert (unfinished["state"], unfinished["finished_at"]) == ("queued", None)
     DeletionJob.objects.filter(pk=job.pk).update(state=Job.CANCELLED, finished_at=now)
     job = deletion.refresh_counts(DeletionJob.objects.get(pk=job.pk))
     text = "".join(deletion.receipt_json(job))
-    assert "Kündigung: “alt”" in text  # not \u escapes: the receipt reads as it was written
+    assert "Kündigung: “alt”" in text and "Gelöscht" in text  # not \u escapes: it reads as written
     receipt = json.loads(text)
     assert {key: value for key, value in receipt.items() if key != "items"} == {
         "job": job.pk,
@@ -651,12 +657,12 @@ def test_a_long_receipt_is_sent_in_chunks_that_join_into_one_csv(world, sim_cred
 
 
 def test_the_preview_reads_largest_group_first_and_shows_the_latest_threads(
-    world, alice, bob, sim_credential
+    world, alice, bob, sim_credential, django_assert_num_queries
 ):
     now = timezone.now()
     for n, remote_id in enumerate(world):
         Thread.objects.filter(remote_id=remote_id).update(
-            owner=[alice, bob, None][n % 3] if n < 6 else None,
+            owner=[bob, alice, bob][n % 3] if n < 6 else None,
             title=f"Chat {n}" if n != 8 else "",
             last_activity_at=now - timedelta(days=n % 4),
         )
@@ -664,7 +670,7 @@ def test_the_preview_reads_largest_group_first_and_shows_the_latest_threads(
     assert preview.lines()[:4] == [
         "9 threads would be deleted",
         "  by credential: alpha 9",
-        "  by owner: unassigned 5, alice 2, bob 2",
+        "  by owner: bob 4, unassigned 3, alice 2",
         "  by kind: Assistants thread 3, ChatKit thread 3, Conversation 3",
     ]
     # Newest activity first; on the same day, the latest tracked first.
@@ -673,6 +679,8 @@ def test_the_preview_reads_largest_group_first_and_shows_the_latest_threads(
         f"  e.g. {world[4]}  Chat 4",
         f"  e.g. {world[0]}  Chat 0",
     ]
+    with django_assert_num_queries(0):
+        assert {thread.credential.name for thread in preview.sample} == {"alpha"}
     assert deletion.preview(Thread.objects.none()).lines()[1:] == [
         "  by credential: —",
         "  by owner: —",
@@ -719,3 +727,93 @@ def test_the_progress_says_how_far_how_fast_and_how_long_still(world):
     assert (shown.rate, shown.seconds_left) == (pytest.approx(0.5), None)
     job.total = job.deleted = job.already_gone = job.failed = job.pending = 0
     assert deletion.progress(job).percent == 100
+
+
+def test_an_item_whose_thread_was_removed_from_the_registry_fails_with_the_reason(simulator, world):
+    job = make_job()
+    Thread.objects.filter(remote_id=world[0]).delete()
+    deletion.run_job(job.pk)
+    item = job.items.get(remote_id=world[0])
+    assert (item.state, item.message) == (Item.FAILED, "The thread's record was removed from the registry.")
+    assert not any(world[0] in path for path in deletes(simulator))
+
+
+def test_one_deletion_in_twenty_is_confirmed_by_a_retrieve(simulator, sim_credential):
+    for _ in range(45):
+        remote_id = simulator.state.create_chatkit_thread("proj_alpha", user="u")["id"]
+        Thread.objects.create(remote_id=remote_id, kind=Thread.Kind.CHATKIT, credential=sim_credential)
+    job = make_job()
+    deletion.run_job(job.pk)
+    verified = set(job.items.filter(verified=True).values_list("pk", flat=True))
+    assert verified == {
+        pk for pk in job.items.values_list("pk", flat=True) if pk % deletion.VERIFY_EVERY == 0
+    }
+    assert len(verified) in (2, 3)
+    assert set(job.items.exclude(pk__in=verified).values_list("verified", flat=True)) == {None}
+
+
+def test_a_defect_while_deleting_is_logged_retried_then_given_up_with_its_name(
+    simulator, world, monkeypatch, caplog
+):
+    def defect(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(deletion, "delete_remote", defect)
+    job = deletion.create_job(Thread.objects.filter(remote_id=world[0]), summary="one", start=False)
+    assert deletion.run_job(job.pk) == Job.FAILED
+    item = job.items.get()
+    assert (item.state, item.attempts) == (Item.FAILED, deletion.MAX_ATTEMPTS)
+    assert item.message == f"Gave up after {deletion.MAX_ATTEMPTS} attempts. Unexpected error: RuntimeError"
+    assert f"Deleting {world[0]} failed unexpectedly" in caplog.text
+    assert Thread.objects.get(remote_id=world[0]).status == Thread.Status.ACTIVE
+
+
+def test_a_passing_failure_is_tried_again_after_the_wait_the_api_named_else_after_a_backoff(
+    world, sim_credential, monkeypatch
+):
+    monkeypatch.setattr(deletion, "backoff", lambda attempt: 10.0 * attempt)
+    job = deletion.create_job(Thread.objects.filter(remote_id__in=world[:2]), summary="two", start=False)
+    run = deletion.JobRun(job)
+    named, unnamed = run.claim(sim_credential, 2)
+    limited = outcomes.Outcome("rate_limited", Thread.Check.ERROR, "Slow down", "", retry_after=30.0)
+    before = timezone.now()
+    run.record(
+        sim_credential,
+        [
+            (named, deletion.Attempt(Item.PENDING, "x" * 600, outcome=limited)),
+            (unnamed, deletion.Attempt(Item.PENDING, "The server had an error")),
+        ],
+    )
+    named, unnamed = job.items.order_by("id")
+    assert (named.state, named.claimed_by, named.lease_until, len(named.message)) == (
+        Item.PENDING,
+        "",
+        None,
+        500,
+    )
+    assert before + timedelta(seconds=30) <= named.not_before <= timezone.now() + timedelta(seconds=30)
+    assert before + timedelta(seconds=10) <= unnamed.not_before <= timezone.now() + timedelta(seconds=10)
+
+
+def test_an_outcome_recorded_frees_its_item_and_says_when(world, sim_credential):
+    job = deletion.create_job(Thread.objects.filter(remote_id=world[0]), summary="one", start=False)
+    run = deletion.JobRun(job)
+    (item,) = run.claim(sim_credential, 1)
+    before = timezone.now()
+    run.record(sim_credential, [(item, deletion.Attempt(Item.FAILED, "y" * 600))])
+    item.refresh_from_db()
+    assert (item.state, item.claimed_by, item.lease_until, len(item.message)) == (Item.FAILED, "", None, 500)
+    assert before <= item.finished_at <= timezone.now()
+
+
+def test_a_workers_tick_leaves_the_leases_of_another_worker_on_the_same_job(world, sim_credential):
+    job = make_job()
+    DeletionJob.objects.filter(pk=job.pk).update(state=Job.RUNNING)
+    mine, theirs = deletion.JobRun(job), deletion.JobRun(job)
+    mine.claim(sim_credential, 2)
+    theirs.claim(sim_credential, 2)
+    almost_over = timezone.now() + timedelta(seconds=1)
+    job.items.filter(state=Item.IN_FLIGHT).update(lease_until=almost_over)
+    mine.tick()
+    leases = dict(job.items.filter(state=Item.IN_FLIGHT).values_list("claimed_by", "lease_until").distinct())
+    assert leases[theirs.token] == almost_over and leases[mine.token] > almost_over
