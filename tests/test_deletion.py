@@ -817,3 +817,52 @@ def test_a_workers_tick_leaves_the_leases_of_another_worker_on_the_same_job(worl
     mine.tick()
     leases = dict(job.items.filter(state=Item.IN_FLIGHT).values_list("claimed_by", "lease_until").distinct())
     assert leases[theirs.token] == almost_over and leases[mine.token] > almost_over
+
+
+def test_a_worker_takes_over_at_most_the_stale_items_it_asked_for_under_a_new_lease(world, sim_credential):
+    job = make_job()
+    expired = timezone.now() - timedelta(minutes=5)
+    stale = list(job.items.order_by("id")[:3].values_list("pk", flat=True))
+    job.items.filter(pk__in=stale).update(
+        state=Item.IN_FLIGHT, claimed_by="dead", lease_until=expired, attempts=1
+    )
+    run = deletion.JobRun(job)
+    taken = run.claim(sim_credential, 2)
+    assert len(taken) == 2 and all(item.recovering for item in taken)
+    soon = timezone.now() + timedelta(seconds=deletion.lease_seconds() - 5)
+    assert all(item.lease_until > soon and item.attempts == 2 for item in taken)
+    left = job.items.get(pk=stale[2])
+    assert (left.claimed_by, left.lease_until) == ("dead", expired)  # for the next claim, not lost
+
+
+def test_a_worker_that_lost_its_lease_does_not_overwrite_the_new_holders_outcome(world, sim_credential):
+    job = make_job()
+    slow, quick = deletion.JobRun(job), deletion.JobRun(job)
+    (item,) = slow.claim(sim_credential, 1)
+    job.items.filter(pk=item.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    (taken,) = quick.claim(sim_credential, 1)
+    assert taken.pk == item.pk
+    slow.record(sim_credential, [(item, deletion.Attempt(Item.FAILED, "late answer"))])
+    item.refresh_from_db()
+    assert (item.state, item.claimed_by, item.message) == (Item.IN_FLIGHT, quick.token, "")
+
+
+def test_the_end_of_a_job_is_recorded_with_its_counts_and_who_asked(simulator, world, alice):
+    simulator.state.threads.pop(world[0])
+    job = make_job(requested_by=alice, verify_all=True)
+    deletion.run_job(job.pk)
+    event = AuditEvent.objects.get(action="job_finished")
+    assert (event.actor, event.actor_name, event.object_pk) == (alice, "alice", job.pk)
+    assert event.details == {
+        "state": "finished",
+        "total": 9,
+        "deleted": 8,
+        "already_gone": 1,
+        "failed": 0,
+        "left": 0,
+        "verified": 8,
+    }
+    unasked = make_job()  # nobody asked (a sweep's job): the one thread left, the one the API had no more
+    assert deletion.run_job(unasked.pk) == Job.FINISHED
+    event = AuditEvent.objects.filter(action="job_finished").latest("id")
+    assert (event.actor, event.actor_name) == (None, "(system)")
