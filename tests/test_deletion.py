@@ -866,3 +866,17 @@ def test_the_end_of_a_job_is_recorded_with_its_counts_and_who_asked(simulator, w
     assert deletion.run_job(unasked.pk) == Job.FINISHED
     event = AuditEvent.objects.filter(action="job_finished").latest("id")
     assert (event.actor, event.actor_name) == (None, "(system)")
+
+
+def test_items_whose_credential_was_removed_fail_with_the_reason_and_the_job_ends(simulator, world, alice):
+    from threads_app.models import Credential
+
+    job = make_job(requested_by=alice)
+    Thread.objects.all().delete()  # forgotten, then their credential removed
+    Credential.objects.all().delete()
+    assert deletion.run_job(job.pk) == Job.FAILED
+    assert set(job.items.values_list("state", "message")) == {(Item.FAILED, "The credential was removed.")}
+    job.refresh_from_db()
+    assert (job.failed, job.reason) == (9, "9 of 9 threads could not be deleted.")
+    assert all(item.finished_at is not None for item in job.items.all())
+    assert deletes(simulator) == []
