@@ -210,7 +210,7 @@ def test_a_deletion_the_api_claims_but_did_not_do_fails_verification(simulator, 
     liar = job.items.filter(kind="chatkit_thread")
     assert liar.count() == 3
     assert all(item.state == Item.FAILED and item.verified is False for item in liar)
-    assert "still serves it" in liar[0].message
+    assert liar[0].message == "The API answered that it deleted this thread, but still serves it."
     assert job.verified == 6
     assert Thread.objects.filter(kind="chatkit_thread", status=Thread.Status.ACTIVE).count() == 3
 
@@ -315,7 +315,12 @@ def test_a_conversations_items_stay_when_asked_and_only_conversations_have_items
     assert len(simulator.state.stored_items(world[1])) == 2
     assert deleted_event(kept).details["with_items"] is False
     assistants = Thread.objects.get(remote_id=world[0])
+    simulator.state.request_log.clear()
     assert deletion.delete_thread(assistants, by=alice).message == f"Deleted {world[0]}."
+    # One DELETE and nothing else: no lookup first, no transcript, no retrieve after.
+    assert [(method, path) for method, path, _ in simulator.state.request_log] == [
+        ("DELETE", f"/v1/threads/{world[0]}")
+    ]
     assert deleted_event(assistants).details["with_items"] is False
     assert StatusChange.objects.get(thread=assistants).reason == "Deleted through the API by alice"
 
@@ -585,12 +590,14 @@ def test_a_refused_credential_fails_only_its_own_pending_items_in_this_job(world
     Thread.objects.filter(remote_id=world[2]).update(credential=other_credential)
     first, second = two_jobs(world)
     run = deletion.JobRun(first)
-    refused = outcomes.Outcome("quota", Thread.Check.ERROR, "The credential’s project is out of quota", "")
+    refused = outcomes.Outcome(
+        "quota", Thread.Check.ERROR, "The credential’s project is out of quota" + "!" * 600, ""
+    )
     run.stop_credential(sim_credential, refused)
     assert run.stopped_credentials == {sim_credential.pk}
     stopped = first.items.filter(credential=sim_credential)
     assert {(i.state, i.message) for i in stopped} == {
-        (Item.FAILED, "Not attempted: The credential’s project is out of quota")
+        (Item.FAILED, ("Not attempted: The credential’s project is out of quota" + "!" * 600)[:500])
     }
     assert all(item.finished_at is not None for item in stopped)
     assert first.items.get(credential=other_credential).state == Item.PENDING
@@ -880,3 +887,24 @@ def test_items_whose_credential_was_removed_fail_with_the_reason_and_the_job_end
     assert (job.failed, job.reason) == (9, "9 of 9 threads could not be deleted.")
     assert all(item.finished_at is not None for item in job.items.all())
     assert deletes(simulator) == []
+
+
+def test_a_job_not_asked_to_archive_stores_no_transcript(simulator, world):
+    from threads_app.models import DeletionArchive
+
+    job = make_job()
+    deletion.run_job(job.pk)
+    assert job.items.filter(state=Item.DELETED).count() == 9
+    assert not DeletionArchive.objects.exists() and list(deletion.archive_lines(job)) == []
+
+
+def test_a_jobs_end_names_who_asked_after_their_account_is_removed(simulator, world):
+    from django.contrib.auth.models import User
+
+    leaver = User.objects.create_user("leaver")
+    job = make_job(requested_by=leaver)
+    leaver.delete()
+    deletion.run_job(job.pk)
+    assert {
+        (event.actor, event.actor_name) for event in AuditEvent.objects.filter(action__startswith="job_")
+    } == {(None, "leaver")}
