@@ -480,6 +480,7 @@ def test_cancelling_a_running_job_asks_its_worker_or_ends_it_when_no_worker_is_a
         Job.CANCELLED,
         "Cancelled: 0 deleted, 0 already gone, 0 failed; 3 left untouched.",
     )
+    assert job.finished_at is not None
     assert DeletionJob.objects.get(pk=first.pk).state == Job.CANCELLING
 
 
@@ -858,6 +859,8 @@ def test_the_end_of_a_job_is_recorded_with_its_counts_and_who_asked(simulator, w
     simulator.state.threads.pop(world[0])
     job = make_job(requested_by=alice, verify_all=True)
     deletion.run_job(job.pk)
+    started = AuditEvent.objects.get(action="job_started")
+    assert (started.actor, started.object_pk, started.details) == (alice, job.pk, {"pending": 9})
     event = AuditEvent.objects.get(action="job_finished")
     assert (event.actor, event.actor_name, event.object_pk) == (alice, "alice", job.pk)
     assert event.details == {
@@ -879,13 +882,18 @@ def test_items_whose_credential_was_removed_fail_with_the_reason_and_the_job_end
     from threads_app.models import Credential
 
     job = make_job(requested_by=alice)
+    done = list(job.items.order_by("id")[:3].values_list("pk", flat=True))
+    job.items.filter(pk__in=done).update(state=Item.DELETED)  # before the worker died
     Thread.objects.all().delete()  # forgotten, then their credential removed
     Credential.objects.all().delete()
     assert deletion.run_job(job.pk) == Job.FAILED
-    assert set(job.items.values_list("state", "message")) == {(Item.FAILED, "The credential was removed.")}
+    assert set(job.items.exclude(pk__in=done).values_list("state", "message")) == {
+        (Item.FAILED, "The credential was removed.")
+    }
+    assert set(job.items.filter(pk__in=done).values_list("state", flat=True)) == {Item.DELETED}
     job.refresh_from_db()
-    assert (job.failed, job.reason) == (9, "9 of 9 threads could not be deleted.")
-    assert all(item.finished_at is not None for item in job.items.all())
+    assert (job.failed, job.reason) == (6, "6 of 9 threads could not be deleted.")
+    assert all(item.finished_at is not None for item in job.items.exclude(pk__in=done))
     assert deletes(simulator) == []
 
 
@@ -908,3 +916,51 @@ def test_a_jobs_end_names_who_asked_after_their_account_is_removed(simulator, wo
     assert {
         (event.actor, event.actor_name) for event in AuditEvent.objects.filter(action__startswith="job_")
     } == {(None, "leaver")}
+
+
+def test_a_worker_starts_and_ends_only_the_job_it_was_given(simulator, world):
+    first, second = two_jobs(world)
+    assert deletion.run_job(first.pk) == Job.FINISHED
+    assert DeletionJob.objects.get(pk=second.pk).state == Job.QUEUED
+    assert second.items.filter(state=Item.PENDING).count() == 3
+    now = timezone.now()
+    DeletionJob.objects.filter(pk=second.pk).update(state=Job.RUNNING, started_at=now, heartbeat_at=now)
+    third = deletion.create_job(Thread.objects.filter(remote_id__in=world[6:]), summary="third", start=False)
+    DeletionJob.objects.filter(pk=third.pk).update(state=Job.RUNNING)
+    third.items.update(state=Item.DELETED)
+    assert deletion.finish(third).state == Job.FINISHED
+    assert DeletionJob.objects.get(pk=second.pk).state == Job.RUNNING
+    assert deletion.run_job(10_000) == "job gone"
+
+
+def test_a_job_with_an_item_in_flight_is_not_ended(world, sim_credential):
+    job = make_job()
+    DeletionJob.objects.filter(pk=job.pk).update(state=Job.RUNNING)
+    job.items.update(state=Item.DELETED)
+    job.items.filter(pk=job.items.earliest("id").pk).update(state=Item.IN_FLIGHT, claimed_by="alive")
+    assert deletion.finish(job).state == Job.RUNNING
+    job.items.update(state=Item.DELETED)
+    ended = deletion.finish(job)
+    assert (ended.state, ended.reason) == (Job.FINISHED, "") and ended.finished_at is not None
+    assert deletion.finish(job).state == Job.FINISHED
+    assert AuditEvent.objects.filter(action="job_finished").count() == 1  # ended once
+
+
+def test_a_job_deletes_with_the_main_key_where_a_read_only_key_is_set(simulator, world, sim_credential):
+    sim_credential.read_key = "sk-a-read-only-key-the-api-does-not-know"
+    sim_credential.save()
+    job = make_job()
+    assert deletion.run_job(job.pk) == Job.FINISHED
+    job.refresh_from_db()
+    assert job.deleted == 9
+
+
+def test_a_transcript_archived_by_an_earlier_try_is_kept(simulator, world):
+    from threads_app.models import DeletionArchive
+
+    job = make_job(archive=True)
+    first = job.items.earliest("id")
+    DeletionArchive.objects.create(item=first, content='{"stored": "by the worker that died"}')
+    assert deletion.run_job(job.pk) == Job.FINISHED
+    assert DeletionArchive.objects.get(item=first).content == '{"stored": "by the worker that died"}'
+    assert DeletionArchive.objects.count() == 9
