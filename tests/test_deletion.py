@@ -964,3 +964,50 @@ def test_a_transcript_archived_by_an_earlier_try_is_kept(simulator, world):
     assert deletion.run_job(job.pk) == Job.FINISHED
     assert DeletionArchive.objects.get(item=first).content == '{"stored": "by the worker that died"}'
     assert DeletionArchive.objects.count() == 9
+
+
+def test_a_jobs_creation_records_what_was_selected_and_how_it_will_be_deleted(world, alice, sim_credential):
+    from threads_app.models import RetentionPolicy
+
+    policy = RetentionPolicy.objects.create(credential=sim_credential, mode="delete")
+    job = deletion.create_job(
+        Thread.objects.filter(kind=Thread.Kind.CONVERSATION),
+        requested_by=alice,
+        summary="Kind: Conversation " + "x" * 1200,
+        filters={"kind": "conversation"},
+        source=DeletionJob.Source.COMMAND,
+        delete_items=False,
+        archive=True,
+        verify_all=True,
+        policy=policy,
+        awaiting=True,
+    )
+    assert (job.state, job.requested_by_name, job.total, job.pending, len(job.summary)) == (
+        Job.AWAITING,
+        "alice",
+        3,
+        3,
+        1000,
+    )
+    assert (job.filters, job.source, job.delete_items, job.archive, job.verify_all) == (
+        {"kind": "conversation"},
+        "command",
+        False,
+        True,
+        True,
+    )
+    event = AuditEvent.objects.get(action="job_created")
+    assert (event.actor, event.object_pk) == (alice, job.pk)
+    assert event.details == {
+        "threads": 3,
+        "source": "command",
+        "selection": job.summary,
+        "delete_items": False,
+        "archive": True,
+        "verify_all": True,
+        "awaiting_confirmation": True,
+        "policy": policy.pk,
+    }
+    assert set(job.items.values_list("kind", "credential_name", "state", "attempts")) == {
+        ("conversation", "alpha", Item.PENDING, 0)
+    }
