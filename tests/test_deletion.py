@@ -1011,3 +1011,20 @@ def test_a_jobs_creation_records_what_was_selected_and_how_it_will_be_deleted(wo
     assert set(job.items.values_list("kind", "credential_name", "state", "attempts")) == {
         ("conversation", "alpha", Item.PENDING, 0)
     }
+
+
+def test_a_thread_waits_in_one_job_at_a_time_and_is_free_again_once_it_no_longer_waits(world):
+    first = deletion.create_job(Thread.objects.filter(remote_id__in=world[:3]), summary="first", start=False)
+    assert deletion.create_job(Thread.objects.all(), summary="the rest", start=False).total == 6
+    with pytest.raises(deletion.NothingToDelete):
+        deletion.create_job(Thread.objects.all(), summary="nothing left", start=False)
+    # An item that failed in a job still running waits no more: its thread may go in a new job.
+    DeletionJob.objects.filter(pk=first.pk).update(state=Job.RUNNING)
+    first.items.filter(remote_id=world[0]).update(state=Item.FAILED)
+    assert deletion.create_job(Thread.objects.all(), summary="retry one", start=False).total == 1
+    # A thread forgotten while its job waits leaves that job an item without a thread (which must not
+    # make every thread look taken); cancelled, a job's pending threads are free again.
+    Thread.objects.filter(remote_id=world[3]).delete()
+    DeletionJob.objects.filter(pk=first.pk).update(state=Job.QUEUED)
+    deletion.cancel_job(first)
+    assert deletion.create_job(Thread.objects.all(), summary="again", start=False).total == 2
