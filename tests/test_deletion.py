@@ -1028,3 +1028,15 @@ def test_a_thread_waits_in_one_job_at_a_time_and_is_free_again_once_it_no_longer
     DeletionJob.objects.filter(pk=first.pk).update(state=Job.QUEUED)
     deletion.cancel_job(first)
     assert deletion.create_job(Thread.objects.all(), summary="again", start=False).total == 2
+
+
+def test_an_item_waiting_for_its_retry_is_not_claimed_before_its_time(world, sim_credential):
+    job = deletion.create_job(Thread.objects.filter(remote_id=world[0]), summary="one", start=False)
+    job.items.update(not_before=timezone.now() + timedelta(minutes=1), attempts=1)
+    run = deletion.JobRun(job)
+    assert run.claim(sim_credential, 5) == []  # not yet: wait, do not finish
+    job.items.update(not_before=timezone.now() - timedelta(seconds=1))
+    assert [item.remote_id for item in run.claim(sim_credential, 5)] == [world[0]]
+    assert run.claim(sim_credential, 5) == []  # held by this run
+    job.items.update(state=Item.DELETED)
+    assert run.claim(sim_credential, 5) is None  # nothing left for this credential
