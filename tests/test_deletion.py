@@ -103,11 +103,18 @@ def test_the_job_is_fixed_when_made_and_skips_deleted_threads(simulator, world, 
     assert Thread.objects.get(remote_id="thread_addedlater0001").status == Thread.Status.ACTIVE
 
 
-def test_a_job_refuses_a_count_that_no_longer_matches(world):
-    with pytest.raises(deletion.NothingToDelete, match="not the 5 you confirmed"):
+def test_a_job_refuses_a_count_that_no_longer_matches_or_a_selection_with_nothing_left(world):
+    nothing_left = "^No thread of the selection is left to delete\\.$"
+    with pytest.raises(deletion.NothingToDelete) as refused:
         make_job(expected_count=5)
-    with pytest.raises(deletion.NothingToDelete, match="No thread"):
+    assert str(refused.value) == (
+        "The selection now holds 9 threads, not the 5 you confirmed: look at the preview again."
+    )
+    with pytest.raises(deletion.NothingToDelete, match=nothing_left):
         deletion.create_job(Thread.objects.none(), summary="nothing", start=False)
+    Thread.objects.update(status=Thread.Status.DELETED)  # a selection whose threads are all gone already
+    with pytest.raises(deletion.NothingToDelete, match=nothing_left):
+        make_job()
     assert not DeletionJob.objects.exists() and not DeletionItem.objects.exists()
 
 
