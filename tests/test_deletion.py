@@ -1047,3 +1047,32 @@ def test_an_item_waiting_for_its_retry_is_not_claimed_before_its_time(world, sim
     assert run.claim(sim_credential, 5) == []  # held by this run
     job.items.update(state=Item.DELETED)
     assert run.claim(sim_credential, 5) is None  # nothing left for this credential
+
+
+def test_in_one_batch_a_failure_does_not_keep_the_others_from_their_new_status(world, sim_credential, alice):
+    job = deletion.create_job(Thread.objects.filter(remote_id__in=world[:3]), summary="three", start=False)
+    run = deletion.JobRun(job)
+    failed, deleted, gone = run.claim(sim_credential, 3)
+    run.record(
+        sim_credential,
+        [
+            (failed, deletion.Attempt(Item.FAILED, "refused")),
+            (deleted, deletion.Attempt(Item.DELETED)),
+            (gone, deletion.Attempt(Item.ALREADY_GONE, "No thread found")),
+        ],
+    )
+    statuses = dict(Thread.objects.filter(remote_id__in=world[:3]).values_list("remote_id", "status"))
+    assert statuses == {
+        world[0]: Thread.Status.ACTIVE,
+        world[1]: Thread.Status.DELETED,
+        world[2]: Thread.Status.MISSING,
+    }
+
+
+def test_a_cancelled_job_is_not_ended_while_an_item_is_in_flight(world):
+    job = make_job()
+    DeletionJob.objects.filter(pk=job.pk).update(state=Job.CANCELLING)
+    job.items.filter(pk=job.items.earliest("id").pk).update(state=Item.IN_FLIGHT, claimed_by="alive")
+    assert deletion.finish(job).state == Job.CANCELLING  # its DELETE may be under way
+    job.items.update(state=Item.PENDING, claimed_by="")
+    assert deletion.finish(job).state == Job.CANCELLED
