@@ -1,14 +1,28 @@
 """Deleting threads: one from its page's function, many in a job, against the simulator (fast layer)."""
 
+import csv
+import io
+import json
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from threads_app import deletion, kinds, outcomes
-from threads_app.models import AuditEvent, DeletionItem, DeletionJob, StatusChange, Thread
+from threads_app.models import (
+    AuditEvent,
+    Credential,
+    DeletionArchive,
+    DeletionItem,
+    DeletionJob,
+    RetentionPolicy,
+    StatusChange,
+    Thread,
+)
 
 Item = DeletionItem.State
+Job = DeletionJob.State
 
 
 @pytest.fixture(autouse=True)
@@ -227,8 +241,6 @@ def test_archive_stores_each_transcript_before_deleting(simulator, world):
     deletion.run_job(job.pk)
     lines = "".join(deletion.archive_lines(job)).splitlines()
     assert len(lines) == 9
-    import json
-
     first = json.loads(lines[0])
     assert first["thread"]["id"] == world[0]
     assert first["entries"][0]["parts"][0]["text"] == "hello 0"
@@ -242,8 +254,6 @@ def test_receipts_list_every_item_with_its_outcome(simulator, world, alice):
     lines = csv_text.strip().splitlines()
     assert lines[0] == "id,kind,credential,outcome,finished_at,attempts,message,requested_by"
     assert len(lines) == 10 and lines[1].startswith(f"{world[0]},assistants_thread,alpha,deleted,")
-    import json
-
     receipt = json.loads("".join(deletion.receipt_json(job)))
     assert receipt["counts"] == {"total": 9, "deleted": 9, "already_gone": 0, "failed": 0, "left": 0}
     assert [item["id"] for item in receipt["items"]] == world
@@ -370,8 +380,6 @@ def test_a_deletion_the_api_refuses_changes_nothing_and_says_why(simulator, worl
 
 
 def test_a_key_that_cannot_be_decrypted_sends_nothing_and_says_so(simulator, world, alice, sim_credential):
-    from threads_app.models import Credential
-
     Credential.objects.filter(pk=sim_credential.pk).update(api_key_encrypted="not a token")
     thread = Thread.objects.select_related("credential").get(remote_id=world[0])
     result = deletion.delete_thread(thread, by=alice)
@@ -437,9 +445,6 @@ def test_a_status_changed_meanwhile_is_not_overwritten(world):
 # --- A job's actions: each on the job named, recorded with who asked --------------------------------------
 
 
-Job = DeletionJob.State
-
-
 def two_jobs(world, **options):
     """Two jobs of three threads each, neither started."""
     return [
@@ -494,8 +499,6 @@ def test_cancelling_a_running_job_asks_its_worker_or_ends_it_when_no_worker_is_a
 def test_confirming_a_sweeps_job_starts_it_alone_and_confirms_its_policy_once(
     world, alice, bob, sim_credential, monkeypatch
 ):
-    from threads_app.models import Credential, RetentionPolicy
-
     started = []
     monkeypatch.setattr(deletion, "start_job", lambda job: started.append(job.pk))
     policy = RetentionPolicy.objects.create(credential=sim_credential, mode="delete")
@@ -592,8 +595,6 @@ def test_items_claimed_but_never_sent_are_released_as_if_never_claimed(world, si
 
 
 def test_a_refused_credential_fails_only_its_own_pending_items_in_this_job(world, sim_credential):
-    from threads_app.models import Credential
-
     other_credential = Credential.objects.create(name="beta", api_key_encrypted="x")
     Thread.objects.filter(remote_id=world[2]).update(credential=other_credential)
     first, second = two_jobs(world)
@@ -616,8 +617,6 @@ def test_a_refused_credential_fails_only_its_own_pending_items_in_this_job(world
 
 
 def test_a_receipt_states_the_job_and_keeps_each_words_own_characters(world, alice):
-    import json
-
     job = deletion.create_job(
         Thread.objects.filter(remote_id__in=world[:2]),
         requested_by=alice,
@@ -651,9 +650,6 @@ def test_a_receipt_states_the_job_and_keeps_each_words_own_characters(world, ali
 
 
 def test_a_long_receipt_is_sent_in_chunks_that_join_into_one_csv(world, sim_credential):
-    import csv
-    import io
-
     Thread.objects.bulk_create(
         Thread(remote_id=f"thread_bulk{n:05d}", kind=Thread.Kind.ASSISTANTS, credential=sim_credential)
         for n in range(2_400)
@@ -704,8 +700,6 @@ def test_the_preview_reads_largest_group_first_and_shows_the_latest_threads(
 
 
 def test_a_worker_claims_only_its_jobs_items_of_the_credential_it_serves_under_a_lease(world, sim_credential):
-    from threads_app.models import Credential
-
     other_credential = Credential.objects.create(name="beta", api_key_encrypted="x")
     Thread.objects.filter(remote_id=world[1]).update(credential=other_credential)
     first, second = two_jobs(world)
@@ -886,8 +880,6 @@ def test_the_end_of_a_job_is_recorded_with_its_counts_and_who_asked(simulator, w
 
 
 def test_items_whose_credential_was_removed_fail_with_the_reason_and_the_job_ends(simulator, world, alice):
-    from threads_app.models import Credential
-
     job = make_job(requested_by=alice)
     done = list(job.items.order_by("id")[:3].values_list("pk", flat=True))
     job.items.filter(pk__in=done).update(state=Item.DELETED)  # before the worker died
@@ -905,8 +897,6 @@ def test_items_whose_credential_was_removed_fail_with_the_reason_and_the_job_end
 
 
 def test_a_job_not_asked_to_archive_stores_no_transcript(simulator, world):
-    from threads_app.models import DeletionArchive
-
     job = make_job()
     deletion.run_job(job.pk)
     assert job.items.filter(state=Item.DELETED).count() == 9
@@ -914,8 +904,6 @@ def test_a_job_not_asked_to_archive_stores_no_transcript(simulator, world):
 
 
 def test_a_jobs_end_names_who_asked_after_their_account_is_removed(simulator, world):
-    from django.contrib.auth.models import User
-
     leaver = User.objects.create_user("leaver")
     job = make_job(requested_by=leaver)
     leaver.delete()
@@ -963,8 +951,6 @@ def test_a_job_deletes_with_the_main_key_where_a_read_only_key_is_set(simulator,
 
 
 def test_a_transcript_archived_by_an_earlier_try_is_kept(simulator, world):
-    from threads_app.models import DeletionArchive
-
     job = make_job(archive=True)
     first = job.items.earliest("id")
     DeletionArchive.objects.create(item=first, content='{"stored": "by the worker that died"}')
@@ -974,8 +960,6 @@ def test_a_transcript_archived_by_an_earlier_try_is_kept(simulator, world):
 
 
 def test_a_jobs_creation_records_what_was_selected_and_how_it_will_be_deleted(world, alice, sim_credential):
-    from threads_app.models import RetentionPolicy
-
     policy = RetentionPolicy.objects.create(credential=sim_credential, mode="delete")
     job = deletion.create_job(
         Thread.objects.filter(kind=Thread.Kind.CONVERSATION),
