@@ -76,7 +76,8 @@ class Going:
 
     HORIZONS = sorted({end for _, _, end in retention.EXPIRING.values()})
 
-    def __init__(self, today):
+    def __init__(self, today, credentials):
+        """`credentials`: every credential, by pk."""
         self.today = today
         self.d = tallies.day_number(today)
         self.policies = {
@@ -87,7 +88,7 @@ class Going:
         }
         for policy in self.policies.values():
             policy.exempt_ids = {user.pk for user in policy.exempt_owners.all()}
-        self.openai = {c.pk for c in Credential.objects.only("base_url") if kinds.is_openai(c.base_url)}
+        self.openai = {pk for pk, c in credentials.items() if kinds.is_openai(c.base_url)}
         # The end of each horizon's day, asked for by every tally row.
         self.ends = {
             horizon: retention.end_of_day(today + timedelta(days=horizon)) for horizon in self.HORIZONS
@@ -222,7 +223,9 @@ def summary(owner, now, hidden=()) -> dict:
     else:
         by_owner = {owner: total} if total else {}
 
-    going = Going(today)
+    # Every credential, once: few, and both the expiry rule (OpenAI's or not) and the labels need them.
+    credentials = Credential.objects.in_bulk()
+    going = Going(today, credentials)
     going.hidden = set(hidden)
     # The day numbers a figure is cut at: each age bucket's edges, each window before each horizon.
     cuts = [d - days - 1 for _, newer, older in AGE_BUCKETS for days in (newer, older) if days is not None]
@@ -237,7 +240,6 @@ def summary(owner, now, hidden=()) -> dict:
             return sum(row[-1] for row in activity)
         return sum(row[-1] for row in activity if row[5] <= days.upto(d - idle - 1))
 
-    credentials = {c.pk: c for c in Credential.objects.filter(pk__in=list(by_credential))}
     return {
         "total": total,
         "by_status": [(status, label, by_status[status]) for status, label in Thread.Status.choices],

@@ -304,7 +304,8 @@ def thread_flags(user, thread: Thread) -> ThreadFlags:
 
 def get_thread_for_user(request, pk) -> Thread:
     """The thread `pk` if the user may see it, else 404 (not 403: don't confirm that it exists)."""
-    queryset = visible_threads(request.user).select_related("credential", "owner")
+    # The credential's retention policy comes in the same query: the page says when the thread goes.
+    queryset = visible_threads(request.user).select_related("credential__retention", "owner")
     return get_object_or_404(queryset, pk=pk)
 
 
