@@ -329,6 +329,23 @@ def test_api_failures_are_shown_with_a_retry_and_the_page_stays_usable(
     assert Thread.objects.get(pk=assistants_thread.pk).status == Thread.Status.ACTIVE
 
 
+def test_a_failed_older_page_offers_one_retry_link_that_keeps_its_place_and_order(
+    signed_in, simulator, assistants_thread
+):
+    url = reverse("thread_messages", args=[assistants_thread.pk])
+    _, older = older_link(signed_in.get(url + "?order=asc", headers=HTMX))
+    cursor = re.search(r"after=([^&]+)", older).group(1)
+    simulator.state.enqueue_faults("500")
+    body = signed_in.get(older, headers=HTMX).content.decode()
+    retry = re.findall(r'<a class="button" href="([^"]+)"\s+hx-get="([^"]+)"[^>]*>Retry</a>', body)
+    # One link (a stale copy of its opening tag once swallowed the "order" of its plain-page address).
+    assert body.count('<a class="button"') == 1
+    href, hx_get = (unescape(part) for part in retry[0])
+    detail = reverse("thread_detail", args=[assistants_thread.pk])
+    assert href == f"{detail}?show=messages&after={cursor}&order=asc#messages"
+    assert hx_get == f"{url}?after={cursor}&order=asc"
+
+
 def test_a_refused_key_is_shown_as_such(signed_in, simulator, assistants_thread):
     assistants_thread.credential.api_key = "sk-wrong-key-0000"
     assistants_thread.credential.save()
