@@ -546,11 +546,14 @@ def test_the_thread_page_shows_its_events_to_those_who_may_read_the_log(
     thread = make_thread(owner=bob)
     retention.set_pinned(thread, True, by=alice)
     client.force_login(auditor)
-    body = client.get(reverse("thread_detail", args=[thread.pk])).content.decode()
-    assert "Audit trail" in body and "Pinned or unpinned" in body
-    assert f"{LOG}?object={thread.remote_id}" in body
+    # The history panel, as it loads itself on the page, and inline on the page without JavaScript.
+    page = reverse("thread_detail", args=[thread.pk])
+    for url, query in ((reverse("thread_history", args=[thread.pk]), {}), (page, {"show": "history"})):
+        body = client.get(url, query, headers={} if query else HTMX).content.decode()
+        assert "Audit trail" in body and "Pinned or unpinned" in body
+        assert f"{LOG}?object={thread.remote_id}" in body
     client.force_login(bob)  # a member who owns it: no audit trail
-    assert "Audit trail" not in client.get(reverse("thread_detail", args=[thread.pk])).content.decode()
+    assert "Audit trail" not in client.get(page, {"show": "history"}).content.decode()
 
 
 def test_the_csv_streams_the_filtered_events_and_is_recorded(as_auditor, alice, bob):

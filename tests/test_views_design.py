@@ -307,9 +307,12 @@ def test_an_action_tells_the_other_panels_to_refresh_themselves(member_client, t
     response = member_client.post(reverse("thread_pin", args=[talk.pk]), {"pinned": "1"}, headers=HTMX)
     assert json.loads(response.headers["HX-Trigger"]) == {"threadChanged": {}}
     page = member_client.get(reverse("thread_detail", args=[talk.pk])).content.decode()
-    for name in ("thread_header", "thread_history"):
+    for name, trigger in (
+        ("thread_header", "threadChanged from:body"),
+        ("thread_history", "load, threadChanged from:body"),
+    ):
         url = reverse(name, args=[talk.pk])
-        assert f'hx-get="{url}" hx-trigger="threadChanged from:body"' in page
+        assert f'hx-get="{url}" hx-trigger="{trigger}"' in page
         fragment = member_client.get(url, headers=HTMX)
         assert fragment.status_code == 200 and "<html" not in fragment.content.decode()
     assert member_client.get(reverse("thread_history", args=[999999]), headers=HTMX).status_code == 404

@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -122,7 +124,10 @@ def test_the_thread_page_renders_at_once_and_leaves_the_api_to_fragments(
     assert 'href="?show=messages#messages"' in body  # the same, without JavaScript
     assert f'hx-post="/threads/{assistants_thread.pk}/refresh/" hx-trigger="load"' in body
     assert "sk-…1234" in body and "sk-test-alpha-key-1234" not in body
-    assert "found" in body  # the status history
+    # The status history also loads itself, from the registry (no API request either).
+    assert f'hx-get="/threads/{assistants_thread.pk}/history/" hx-trigger="load, threadChanged' in body
+    history = signed_in.get(reverse("thread_history", args=[assistants_thread.pk]), headers=HTMX)
+    assert "found" in history.content.decode() and api_requests(simulator) == []
 
 
 def test_messages_come_newest_first_twenty_at_a_time_one_request_per_page(
@@ -739,6 +744,31 @@ def test_a_panel_of_the_thread_page_renders_alone_for_htmx_and_redirects_otherwi
     assert fragment.status_code == 200 and shown in fragment.content.decode()
     assert "<html" not in fragment.content.decode()
     assert signed_in.get(url).status_code == 302
+
+
+def test_the_history_loads_itself_after_the_page_and_renders_inline_without_javascript(
+    client, alice, make_thread
+):
+    thread = make_thread(status=Thread.Status.ACTIVE)
+    thread.set_status(Thread.Status.MISSING, by=alice, reason="the API answered 404")
+    client.force_login(alice)
+    detail, history = reverse("thread_detail", args=[thread.pk]), reverse("thread_history", args=[thread.pk])
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(detail).content.decode()
+    # The page reads neither the status changes nor the audit log: the panel asks for itself on load.
+    assert not [q for q in queries if "statuschange" in q["sql"] or "auditevent" in q["sql"]]
+    assert f'hx-get="{history}" hx-trigger="load, threadChanged from:body"' in page
+    assert "the API answered 404" not in page
+    assert 'href="?show=history#thread-history">Show the status history and the audit trail</a>' in page
+    # What it loads, and what the link shows without JavaScript (also beside messages shown inline).
+    loaded = client.get(history, headers=HTMX).content.decode()
+    for body in (
+        loaded,
+        client.get(detail, {"show": "history"}).content.decode(),
+        client.get(detail, {"show": "messages"}).content.decode(),
+    ):
+        assert "the API answered 404" in body and "Audit trail" in body and "?show=history" not in body
+        assert f'hx-get="{history}" hx-trigger="threadChanged from:body"' in body
 
 
 def test_the_messages_panel_stays_as_it_is_while_the_status_it_was_shown_for_holds(signed_in, make_thread):

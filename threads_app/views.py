@@ -250,12 +250,14 @@ def message_order(request, form) -> str:
 THREAD_EVENTS = 20
 
 
-def thread_events(request, thread: Thread) -> dict:
-    """The thread's newest audit events (its own and its deletion jobs'), for those who may read the log."""
+def history_context(request, thread: Thread) -> dict:
+    """The history panel's own context: its status changes (in `detail_context`, read when rendered) and
+    the thread's newest audit events (its own and its deletion jobs'), for those who may read the log."""
     if not can_read_audit_log(request.user):
-        return {}
+        return {"history_shown": True}
     events = audit.events_for(AuditEvent.objects.all(), thread.remote_id)
     return {
+        "history_shown": True,
         "audit_events": list(events.order_by("-at", "-id")[:THREAD_EVENTS]),
         "audit_url": reverse("audit_log") + listing.querystring({"object": thread.remote_id}),
     }
@@ -291,15 +293,19 @@ def thread_detail(request, pk):
         )
     result = None
     order = message_order(request, form)
-    # Without JavaScript, "Show messages" and "Load older" come back here and render the page inline.
-    if request.GET.get("show") == "messages":
+    # The history panel asks for itself once the page is shown (`thread_panel`), as the messages do.
+    # Without JavaScript, "Show the history", "Show messages" and "Load older" come back here and render
+    # the page inline, history included.
+    show = request.GET.get("show")
+    if show == "messages":
         get_thread_for_action(request, pk, "can_read_messages")
         data = form.cleaned_data
         result = read_messages(request, thread, data["after"] or None, seen=data["seen"], order=order)
+    history = history_context(request, thread) if show in ("messages", "history") else {}
     return render(
         request,
         "threads_app/thread_detail.html",
-        detail_context(request, thread, result=result, order=order, **thread_events(request, thread)),
+        detail_context(request, thread, result=result, order=order, **history),
     )
 
 
@@ -357,7 +363,7 @@ def thread_panel(request, pk, name):
     if name == "messages-panel" and request.GET.get("shown") == thread.status:
         # The messages shown (and the pages loaded) still hold for this status: keep them, ask no API.
         return HttpResponse(status=204)
-    extra = thread_events(request, thread) if name == "history" else {}
+    extra = history_context(request, thread) if name == "history" else {}
     return render(request, f"threads_app/thread_detail.html#{name}", detail_context(request, thread, **extra))
 
 
