@@ -14,7 +14,10 @@ end users and metadata like real ones. The tallies' triggers are off during the 
 counted once after it, as the indexes are built once.
 
 When both the 1M and the 10M databases are loaded, every page is measured on both in the same run,
-alternating, and printed side by side with their ratio. Each page is requested in-process through
+alternating, and printed side by side with their ratio. The searches look for the same end user and
+ticket number in both (taken from the first), which the 10M database holds as often as the 1M one (see
+`replicate`), so that a search's figure is its cost, not that of showing ten times as many threads; the
+number each search finds in each database is printed first. Each page is requested in-process through
 Django's test client as a signed-in user, `--runs` times after two warm-ups; the figure is the median time
 from request to response (server time, no network) and the number of SQL queries of one request. The
 overview is measured as is (nothing is cached). The thread page's fragments ask the offline simulator,
@@ -32,7 +35,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/threadsite_bench"
@@ -233,10 +236,16 @@ def ensure_indexes() -> None:
 
 
 def replicate(raw, source_url: str, copies: int) -> None:
-    """Fill the thread table with `copies` copies of the million threads of the database at `source_url`
-    (its IDs given a suffix): the same distribution as the 1M database, loaded by the server itself, where
-    generating ten million rows in Python would take an hour on a busy machine. The rows go through COPY
-    (binary) into a temporary table, by credential and owner name, then one INSERT … SELECT per copy."""
+    """Fill the thread table with `copies` copies of the million threads of the database at `source_url`:
+    the same distribution as the 1M database, loaded by the server itself, where generating ten million
+    rows in Python would take an hour on a busy machine. The rows go through COPY (binary) into a
+    temporary table, by credential and owner name, then one INSERT … SELECT per copy.
+
+    The first copy is the 1M database as it is. The others are other threads of other people, as at ten
+    times the size: the random part of each ID is translated through a rotation of its alphabet (so an ID
+    prefix is as rare as at 1M, not shared by ten copies), and end users and ticket numbers get the copy's
+    suffix (so a customer or a ticket has as many threads as at 1M, not ten times as many). Titles, words
+    and everything else are copied as they are."""
     import psycopg
 
     columns = [c.strip() for c in COLUMNS.split(",")]
@@ -272,8 +281,14 @@ def replicate(raw, source_url: str, copies: int) -> None:
         if c == "credential_id"
         else "u.id"
         if c == "owner_id"
-        else "s.remote_id || %(suffix)s"
+        else "split_part(s.remote_id, '_', 1) || '_' || translate(split_part(s.remote_id, '_', 2), "
+        "%(alphabet)s, %(rotated)s) || %(suffix)s"
         if c == "remote_id"
+        else "CASE WHEN s.end_user = '' THEN '' ELSE s.end_user || %(suffix)s END"
+        if c == "end_user"
+        else "CASE WHEN s.metadata ? 'ticket' THEN jsonb_set(s.metadata, '{ticket}', "
+        "to_jsonb((s.metadata ->> 'ticket') || %(suffix)s)) ELSE s.metadata END"
+        if c == "metadata"
         else f"s.{c}"
         for c in columns
     ]
@@ -283,7 +298,11 @@ def replicate(raw, source_url: str, copies: int) -> None:
                 f"INSERT INTO threads_app_thread ({COLUMNS}) SELECT {', '.join(values)} FROM seed s "
                 "JOIN threads_app_credential c ON c.name = s.credential_name "
                 "LEFT JOIN auth_user u ON u.username = s.owner_name",
-                {"suffix": f"r{copy}" if copy else ""},
+                {
+                    "suffix": f"r{copy}" if copy else "",
+                    "alphabet": ALPHABET,
+                    "rotated": ALPHABET[copy:] + ALPHABET[:copy],
+                },
             )
         raw.commit()
         print(f"  copied {copy + 1} × the 1M rows", flush=True)
@@ -446,7 +465,33 @@ def use_database(url: str) -> None:
     connection.settings_dict["NAME"] = url.rsplit("/", 1)[1]
 
 
-def list_pages(rows: int) -> list:
+def search_terms() -> tuple[str, str]:
+    """An end user and a ticket number of the database in use, searched for in every database: each has
+    as many threads at 10M as at 1M (see `replicate`), so that their searches compare like with like."""
+    from threads_app.models import Thread
+
+    user_label = Thread.objects.exclude(end_user="").order_by("id").values_list("end_user", flat=True)[777]
+    with_ticket = Thread.objects.filter(metadata__has_key="ticket").order_by("id")
+    return user_label, with_ticket.values_list("metadata", flat=True)[777]["ticket"]
+
+
+def matches(pages: list) -> str:
+    """How many threads each search of `pages` finds in the database in use (the exact ones, counted)."""
+    from threads_app import listing
+    from threads_app.models import Thread
+
+    found = []
+    for label, url, _ in pages:
+        if "search:" in label and "common word" not in label:
+            term = url.split("q=", 1)[1]
+            threads = Thread.objects.filter(
+                listing.search_condition(unquote_plus(term), Thread.objects.all())
+            )
+            found.append(f"{label.split(': ', 1)[1]} {threads[:1001].count()}")
+    return ", ".join(found)
+
+
+def list_pages(rows: int, terms: tuple[str, str]) -> list:
     """(label, url, headers) of the list pages, with IDs and cursors from the database in use."""
     from django.contrib.auth.models import User
 
@@ -456,9 +501,7 @@ def list_pages(rows: int) -> list:
     htmx = {"HX-Request": "true"}
     owner = User.objects.get(username="owner07")
     sample = listing.sortable(Thread.objects.order_by("id"), listing.SORTS["title"])[rows // 2]
-    user_label = Thread.objects.exclude(end_user="").order_by("id").values_list("end_user", flat=True)[777]
-    with_ticket = Thread.objects.filter(metadata__has_key="ticket").order_by("id")
-    ticket = with_ticket.values_list("metadata", flat=True)[777]["ticket"]
+    user_label, ticket = terms
     return [
         ("list, first page (full page)", "/", {}),
         ("list, first page (HTMX table)", "/", htmx),
@@ -535,6 +578,7 @@ def thread_pages(client, sim, latency_ms: int) -> list:
     assert "/messages/?after=" in older, older
     return [
         ("thread page shell (no API call)", f"/threads/{thread.pk}/", {}),
+        ("history panel (HTMX, on load)", f"/threads/{thread.pk}/history/", htmx),
         ("messages, first page (HTMX, on load)", f"/threads/{thread.pk}/messages/", htmx),
         ("messages, older page (HTMX, load older)", older, htmx),
         ("thread page with messages inline (no JS)", f"/threads/{thread.pk}/?show=messages", {}),
@@ -644,10 +688,12 @@ def main():
             User.objects.get_or_create(username=BENCH_IMPORTER)
 
     client = Client()
-    pages = {}
+    pages, terms = {}, None
     for label, url in databases.items():
         use_database(url)
-        pages[label] = list_pages(int(label[:-1]) * 1_000_000)
+        terms = terms or search_terms()
+        pages[label] = list_pages(int(label[:-1]) * 1_000_000, terms)
+        print(f"{label}: threads found by each search: {matches(pages[label])}")
     print(
         f"\n{' and '.join(databases)} threads; {args.runs} runs per page; median server time in ms, queries\n"
     )
