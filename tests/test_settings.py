@@ -61,10 +61,6 @@ def test_database_url_selects_postgresql():
         5433,
         "threads",
     )
-    # Parameters are bound by the server, not quoted into the query's text by Python (cheaper per query);
-    # without prepared statements, which connection poolers in transaction mode cannot follow.
-    assert config["OPTIONS"]["server_side_binding"] is True
-    assert "prepare_threshold" not in config["OPTIONS"]
 
 
 def test_a_bad_database_url_is_refused():

@@ -81,10 +81,7 @@ def database_settings(url: str, base_dir: Path) -> dict:
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
     if config["ENGINE"] == "django.db.backends.postgresql":
-        # Parameters travel apart from the query (PostgreSQL's extended protocol), instead of being quoted
-        # into its text by Python: a third of the overview's server time went to that quoting. Statements
-        # stay unnamed (Django's prepare_threshold is None), so each is still planned for its values.
-        config.setdefault("OPTIONS", {}).setdefault("server_side_binding", True)
+        config.setdefault("OPTIONS", {})
     return config
 
 
