@@ -253,14 +253,12 @@ THREAD_EVENTS = 20
 def history_context(request, thread: Thread) -> dict:
     """The history panel's own context: its status changes (in `detail_context`, read when rendered) and
     the thread's newest audit events (its own and its deletion jobs'), for those who may read the log."""
-    if not can_read_audit_log(request.user):
-        return {"history_shown": True}
-    events = audit.events_for(AuditEvent.objects.all(), thread.remote_id)
-    return {
-        "history_shown": True,
-        "audit_events": list(events.order_by("-at", "-id")[:THREAD_EVENTS]),
-        "audit_url": reverse("audit_log") + listing.querystring({"object": thread.remote_id}),
-    }
+    context = {"history_shown": True}
+    if can_read_audit_log(request.user):
+        events = audit.events_for(AuditEvent.objects.all(), thread.remote_id)
+        context["audit_events"] = list(events.order_by("-at", "-id")[:THREAD_EVENTS])
+        context["audit_url"] = reverse("audit_log") + listing.querystring({"object": thread.remote_id})
+    return context
 
 
 def read_messages(
