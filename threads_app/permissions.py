@@ -324,13 +324,17 @@ REFUSALS = {
 }
 
 
+def require(user, thread: Thread, action: str) -> Thread:
+    """`thread` if `user` may take `action` on it, a ThreadFlags field (else 403 with the reason)."""
+    if not getattr(thread_flags(user, thread), action):
+        raise PermissionDenied(REFUSALS[action])
+    return thread
+
+
 def get_thread_for_action(request, pk, action: str) -> Thread:
     """The thread `pk` if the user may see it (else 404) and take `action`, a ThreadFlags field (else
     403 with the reason)."""
-    thread = get_thread_for_user(request, pk)
-    if not getattr(thread_flags(request.user, thread), action):
-        raise PermissionDenied(REFUSALS[action])
-    return thread
+    return require(request.user, get_thread_for_user(request, pk), action)
 
 
 def can_forget(user, thread: Thread) -> bool:

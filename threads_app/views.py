@@ -51,6 +51,7 @@ from .permissions import (
     overview_hidden_credentials,
     overview_owner,
     owner_choices,
+    require,
     thread_flags,
     usable_credentials,
     visible_threads,
@@ -296,7 +297,7 @@ def thread_detail(request, pk):
     # the page inline, history included.
     show = request.GET.get("show")
     if show == "messages":
-        get_thread_for_action(request, pk, "can_read_messages")
+        require(request.user, thread, "can_read_messages")
         data = form.cleaned_data
         result = read_messages(request, thread, data["after"] or None, seen=data["seen"], order=order)
     history = history_context(request, thread) if show in ("messages", "history") else {}
