@@ -656,7 +656,7 @@ def main():
     from django.db import connection
     from django.test import Client
 
-    from threads_app import team
+    from threads_app import tallies, team
     from threads_app.models import Thread
     from threads_app.simulator import SimulatorConfig, running_simulator
 
@@ -726,9 +726,13 @@ def main():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
             size = cursor.fetchone()[0]
-            cursor.execute("SELECT count(*) FROM threads_app_overviewday WHERE n <> 0")
-            day_rows = cursor.fetchone()[0]
-        print(f"  {label}: {size} (tallies: {day_rows:,} day rows)")
+            cursor.execute(
+                "SELECT count(*) FILTER (WHERE day <> %s), count(*) FILTER (WHERE day = %s) "
+                "FROM threads_app_overviewday WHERE n <> 0",
+                [tallies.EVERY_DAY] * 2,
+            )
+            day_rows, every_day_rows = cursor.fetchone()
+        print(f"  {label}: {size} (tallies: {day_rows:,} day rows, {every_day_rows:,} of every day)")
     if args.import_ids:
         print(f"\nimport of {args.import_ids:,} new IDs (manage.py import_threads --no-check)")
         for label, url in reversed(databases.items()):  # the largest first: the figure that matters most

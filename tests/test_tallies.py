@@ -44,17 +44,31 @@ def direct_days() -> Counter:
     return counts
 
 
-COUNTS = ((OverviewCount, OverviewCountChange), ["owner_key", "credential_id", "kind", "status"])
-DAYS = ((OverviewDay, OverviewDayChange), ["owner_key", "credential_id", "kind", "pinned", "basis", "day"])
+COUNTS = (
+    (OverviewCount.objects, OverviewCountChange.objects),
+    ["owner_key", "credential_id", "kind", "status"],
+)
+DAY_GROUP = ["owner_key", "credential_id", "kind", "pinned", "basis"]
+DAYS = (
+    (OverviewDay.objects.exclude(day=tallies.EVERY_DAY), OverviewDayChange.objects),
+    [*DAY_GROUP, "day"],
+)
 
 
-def tallied(models, fields) -> Counter:
+def tallied(tables, fields) -> Counter:
     """The tallies with the changes not folded into them yet: what the overview reads."""
     total = Counter()
-    for model in models:
-        for *key, n in model.objects.values_list(*fields, "n"):
+    for rows in tables:
+        for *key, n in rows.values_list(*fields, "n"):
             total[tuple(key)] += n
     return Counter({key: n for key, n in total.items() if n})
+
+
+def assert_every_day_rows_sum_the_days():
+    """Each day tally's row of every day (tallies.EVERY_DAY) holds the sum of its days (of the rows folded
+    into the tallies: the changes not folded yet are in neither)."""
+    every_day = tallied([OverviewDay.objects.filter(day=tallies.EVERY_DAY)], DAY_GROUP)
+    assert every_day == tallied([OverviewDay.objects.exclude(day=tallies.EVERY_DAY)], DAY_GROUP)
 
 
 def listed(query: str, user) -> int:
@@ -157,6 +171,7 @@ def test_the_tallies_and_figures_agree_with_direct_counts_after_a_mixed_workload
 
     assert tallied(*COUNTS) == direct_counts()
     assert tallied(*DAYS) == direct_days()
+    assert_every_day_rows_sum_the_days()
     figures = assert_figures_match_lists(None, alice)
     assert figures["flagged"] > 0 and all(n >= 0 for _, _, n in figures["going"])
     assert_figures_match_lists(bob, bob)
@@ -166,8 +181,10 @@ def test_the_tallies_and_figures_agree_with_direct_counts_after_a_mixed_workload
     assert tallies.fold()
     assert not OverviewCountChange.objects.exists() and not OverviewDayChange.objects.exists()
     assert (tallied(*DAYS), tallied(*COUNTS)) == before
+    assert_every_day_rows_sum_the_days()
     tallies.rebuild()
     assert (tallied(*DAYS), tallied(*COUNTS)) == before
+    assert_every_day_rows_sum_the_days()
     assert_figures_match_lists(None, alice)
 
 
@@ -280,3 +297,4 @@ def test_concurrent_writers_keep_the_tallies_exact_and_never_deadlock(credential
     assert tallies.fold()
     assert tallied(*COUNTS) == direct_counts()
     assert tallied(*DAYS) == direct_days()
+    assert_every_day_rows_sum_the_days()

@@ -660,6 +660,7 @@ class OverviewDay(models.Model):
 
     `day` counts days since 1970-01-01 in TIME_ZONE, of the last activity (`basis` ACTIVITY), else of the
     creation (`basis` CREATED: the rule `retention` applies when no activity is known); NONE: neither known.
+    A row whose `day` is `tallies.EVERY_DAY` sums every day of its owner, credential, kind, pin and basis.
     """
 
     class Basis(models.IntegerChoices):
@@ -677,9 +678,10 @@ class OverviewDay(models.Model):
 
     class Meta:
         constraints = [
-            # With `n` in the index (PostgreSQL), the overview sums the tallies from the index alone.
+            # With `n` in the index (PostgreSQL), the overview sums the tallies from the index alone; with
+            # `day` second, it reads one owner key's recent days as one range.
             models.UniqueConstraint(
-                fields=["owner_key", "credential_id", "kind", "pinned", "basis", "day"],
+                fields=["owner_key", "day", "credential_id", "kind", "pinned", "basis"],
                 include=["n"],
                 name="overviewday_key",
             )

@@ -40,6 +40,14 @@ COUNT_CHANGE = "threads_app_overviewcountchange"
 DAY_CHANGE = "threads_app_overviewdaychange"
 COUNT_KEY = "owner_key, credential_id, kind, status"
 DAY_KEY = "owner_key, credential_id, kind, pinned, basis, day"
+DAY_GROUP = "owner_key, credential_id, kind, pinned, basis"  # a day tally's key but its day
+
+# The `day` of the rows that sum every day of their key (no real day is that far back: PostgreSQL's dates
+# start in 4713 BC, day -2,440,588). They let the overview read only the days its cuts divide: the days
+# before the first cut are that sum less the days after it (`day_groups`), so its cost stays that of the
+# last few months however long the history grows. Kept with the day rows: by the fold on PostgreSQL, by
+# the triggers on SQLite, by `rebuild` on both.
+EVERY_DAY = -2_147_483_648
 
 
 def day_number(day: date) -> int:
@@ -84,13 +92,27 @@ GROUP BY {DAY_KEY} HAVING sum(d) <> 0;
 # not visible to the DELETE and wait for the next fold.
 PG_FOLD = [
     f"""
-WITH moved AS (DELETE FROM {table} RETURNING {key}, n)
-INSERT INTO {target} AS t ({key}, n)
-SELECT {key}, sum(n) FROM moved GROUP BY {key}
-ON CONFLICT ({key}) DO UPDATE SET n = t.n + EXCLUDED.n
-"""
-    for table, target, key in ((COUNT_CHANGE, COUNT, COUNT_KEY), (DAY_CHANGE, DAY, DAY_KEY))
+WITH moved AS (DELETE FROM {COUNT_CHANGE} RETURNING {COUNT_KEY}, n)
+INSERT INTO {COUNT} AS t ({COUNT_KEY}, n)
+SELECT {COUNT_KEY}, sum(n) FROM moved GROUP BY {COUNT_KEY}
+ON CONFLICT ({COUNT_KEY}) DO UPDATE SET n = t.n + EXCLUDED.n
+""",
+    # Each day's change goes to its day and to its key's sum of every day (EVERY_DAY), in one statement.
+    f"""
+WITH moved AS (DELETE FROM {DAY_CHANGE} RETURNING {DAY_KEY}, n)
+INSERT INTO {DAY} AS t ({DAY_KEY}, n)
+SELECT {DAY_KEY}, sum(n) FROM moved GROUP BY {DAY_KEY}
+UNION ALL
+SELECT {DAY_GROUP}, {EVERY_DAY}, sum(n) FROM moved GROUP BY {DAY_GROUP}
+ON CONFLICT ({DAY_KEY}) DO UPDATE SET n = t.n + EXCLUDED.n
+""",
 ]
+
+# The sums of every day, from the day rows (the changes not folded yet are in neither).
+EVERY_DAY_SQL = (
+    f"INSERT INTO {DAY} ({DAY_KEY}, n) SELECT {DAY_GROUP}, {EVERY_DAY}, sum(n) FROM {DAY} "
+    f"WHERE day <> {EVERY_DAY} GROUP BY {DAY_GROUP}"
+)
 
 COLUMNS = "owner_id, credential_id, kind, status, pinned, last_activity_at, remote_created_at"
 PG_CHANGES = {
@@ -149,12 +171,13 @@ def sqlite_apply(row: str, d: int) -> str:
             f"ON CONFLICT ({COUNT_KEY}) DO UPDATE SET n = n + excluded.n;\n"
         )
     for owner in (f"COALESCE({row}.owner_id, 0)", "-1"):
-        statements += (
-            f"INSERT INTO {DAY} ({DAY_KEY}, n) "
-            f"SELECT {owner}, {row}.credential_id, {row}.kind, {row}.pinned, {basis}, {day}, {d} "
-            f"WHERE {row}.status = 'active' "
-            f"ON CONFLICT ({DAY_KEY}) DO UPDATE SET n = n + excluded.n;\n"
-        )
+        for row_day in (day, EVERY_DAY):
+            statements += (
+                f"INSERT INTO {DAY} ({DAY_KEY}, n) "
+                f"SELECT {owner}, {row}.credential_id, {row}.kind, {row}.pinned, {basis}, {row_day}, {d} "
+                f"WHERE {row}.status = 'active' "
+                f"ON CONFLICT ({DAY_KEY}) DO UPDATE SET n = n + excluded.n;\n"
+            )
     return statements
 
 
@@ -231,6 +254,7 @@ def rebuild(conn=None) -> None:
         else:
             for statement in sqlite_rebuild_sql():
                 cursor.execute(statement)
+        cursor.execute(EVERY_DAY_SQL)
 
 
 FOLD_LOCK = 7_283_310  # pg_advisory_xact_lock key: one fold at a time
@@ -262,10 +286,9 @@ COUNT_FIELDS = ("owner_key", "credential_id", "kind", "status")
 OWNER_LOOKUPS = {"owner_key": "owner_key = %s", "owner_key__gte": "owner_key >= %s"}
 
 
-def tally_rows(tables: tuple[str, str], columns: str, owner_filters: dict, hidden, extra=()) -> tuple:
-    """SQL (and its parameters) of `columns` and n of both `tables` (a tally and its changes), of the
-    owner keys `owner_filters` select (OWNER_LOOKUPS, or `owner_key__in`), without the `hidden`
-    credentials. `extra`: parameters of `columns`, which come first."""
+def owner_condition(owner_filters: dict, hidden) -> tuple[str, list]:
+    """SQL condition (and its parameters) on a tally's rows: the owner keys `owner_filters` select
+    (OWNER_LOOKUPS, or `owner_key__in`), without the `hidden` credentials."""
     where, params = [], []
     for lookup, value in owner_filters.items():
         if lookup == "owner_key__in":
@@ -278,9 +301,7 @@ def tally_rows(tables: tuple[str, str], columns: str, owner_filters: dict, hidde
     if hidden:
         where.append(f"credential_id NOT IN ({', '.join(['%s'] * len(hidden))})")
         params += hidden
-    condition = " AND ".join(where) or "1 = 1"
-    selects = [f"SELECT {columns}, n FROM {table} WHERE {condition}" for table in tables]
-    return " UNION ALL ".join(selects), [*extra, *params] * len(tables)
+    return " AND ".join(where) or "1 = 1", params
 
 
 def counts(*fields, hidden=(), **filters) -> dict:
@@ -291,24 +312,38 @@ def counts(*fields, hidden=(), **filters) -> dict:
     if not fields or not set(fields) <= set(COUNT_FIELDS) or not set(filters) <= set(OWNER_LOOKUPS):
         raise ValueError(f"counts by {fields} where {sorted(filters)}: not a tally's fields and lookups")
     columns = ", ".join(fields)
-    rows, params = tally_rows((COUNT, COUNT_CHANGE), columns, filters, hidden)
+    condition, params = owner_condition(filters, hidden)
+    rows = " UNION ALL ".join(
+        f"SELECT {columns}, n FROM {table} WHERE {condition}" for table in (COUNT, COUNT_CHANGE)
+    )
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns}, sum(n) FROM ({rows}) AS x GROUP BY {columns}", params)
+        cursor.execute(f"SELECT {columns}, sum(n) FROM ({rows}) AS x GROUP BY {columns}", params * 2)
         return {tuple(key): n for *key, n in cursor.fetchall() if n}
 
 
 def day_groups(owner_keys, cuts: list[int], hidden=()) -> list[tuple]:
     """Active threads by (owner_key, credential_id, kind, pinned, basis, group, n) of the tallies plus the
-    changes not folded yet, where group i holds the days after cuts[i-1] up to cuts[i] (`cuts` ascending)
-    and the last group the days after every cut; for the owner keys `owner_keys`, without the credentials
-    in `hidden`."""
+    changes not folded yet, where group i holds the days after cuts[i-1] up to cuts[i] (`cuts` ascending,
+    at least one) and the last group the days after every cut; for the owner keys `owner_keys`, without
+    the credentials in `hidden`.
+
+    Of the tallies, only the days after the first cut are read: group 0 is the sum of every day
+    (EVERY_DAY) less them."""
+    condition, params = owner_condition({"owner_key__in": owner_keys}, hidden)
     whens = " ".join(f"WHEN day <= %s THEN {i}" for i in range(len(cuts)))
     group = f"CASE {whens} ELSE {len(cuts)} END"
-    key = "owner_key, credential_id, kind, pinned, basis"
-    rows, params = tally_rows(
-        (DAY, DAY_CHANGE), f"{key}, {group} AS g", {"owner_key__in": owner_keys}, hidden, extra=cuts
-    )
+    recent = f"{condition} AND day > %s"
+    parts = [
+        (f"SELECT {DAY_GROUP}, 0 AS g, n FROM {DAY} WHERE {condition} AND day = {EVERY_DAY}", params),
+        (f"SELECT {DAY_GROUP}, 0 AS g, -n FROM {DAY} WHERE {recent}", [*params, cuts[0]]),
+        (f"SELECT {DAY_GROUP}, {group} AS g, n FROM {DAY} WHERE {recent}", [*cuts, *params, cuts[0]]),
+        (f"SELECT {DAY_GROUP}, {group} AS g, n FROM {DAY_CHANGE} WHERE {condition}", [*cuts, *params]),
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {key}, g, sum(n) FROM ({rows}) AS x GROUP BY {key}, g", params)
+        cursor.execute(
+            f"SELECT {DAY_GROUP}, g, sum(n) FROM ({' UNION ALL '.join(sql for sql, _ in parts)}) AS x "
+            f"GROUP BY {DAY_GROUP}, g",
+            [param for _, part_params in parts for param in part_params],
+        )
         # SQLite answers a boolean as 0 or 1.
         return [(*key[:3], bool(key[3]), *key[4:]) for key in cursor.fetchall() if key[-1]]

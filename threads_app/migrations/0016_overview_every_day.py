@@ -1,0 +1,66 @@
+"""The day tallies gain, for each owner, credential, kind, pin and basis, a row that sums every day
+(`tallies.EVERY_DAY`), and their index puts the day second: the overview then reads the days after its
+first cut as one range of the index and takes the days before it as that sum less them, so that its
+cost stays that of the last few months, not of the whole history (`tallies.day_groups`).
+
+On PostgreSQL the fold keeps the new rows (no trigger changes); on SQLite the triggers do, and are
+installed again here. As in 0015, only PostgreSQL's index changes: rebuilding the table on SQLite would
+break the triggers that name it, and SQLite's small tallies need no other order.
+"""
+
+from django.db import migrations, models
+
+INCLUDE = ("n",)
+OLD = models.UniqueConstraint(
+    fields=("owner_key", "credential_id", "kind", "pinned", "basis", "day"),
+    include=INCLUDE,
+    name="overviewday_key",
+)
+NEW = models.UniqueConstraint(
+    fields=("owner_key", "day", "credential_id", "kind", "pinned", "basis"),
+    include=INCLUDE,
+    name="overviewday_key",
+)
+
+
+def swap(old, new):
+    def run(apps, schema_editor):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        model = apps.get_model("threads_app", "OverviewDay")
+        schema_editor.remove_constraint(model, old)
+        schema_editor.add_constraint(model, new)
+
+    return run
+
+
+def add_every_day(apps, schema_editor):
+    from threads_app import tallies
+
+    tallies.install(schema_editor.connection)
+    schema_editor.execute(tallies.EVERY_DAY_SQL)
+
+
+def remove_every_day(apps, schema_editor):
+    """Back to the rows of 0015. The triggers stay those of the code that runs: on SQLite, after going back,
+    run `manage.py rebuild_tallies` with the older code."""
+    from threads_app import tallies
+
+    schema_editor.execute(f"DELETE FROM {tallies.DAY} WHERE day = %s", [tallies.EVERY_DAY])
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("threads_app", "0015_overview_day_covering"),
+    ]
+
+    operations = [
+        migrations.SeparateDatabaseAndState(
+            database_operations=[migrations.RunPython(swap(OLD, NEW), swap(NEW, OLD))],
+            state_operations=[
+                migrations.RemoveConstraint(model_name="overviewday", name="overviewday_key"),
+                migrations.AddConstraint(model_name="overviewday", constraint=NEW),
+            ],
+        ),
+        migrations.RunPython(add_every_day, remove_every_day),
+    ]
