@@ -8,7 +8,12 @@ installed again here. As in 0015, only PostgreSQL's index changes: rebuilding th
 break the triggers that name it, and SQLite's small tallies need no other order.
 """
 
+import importlib
+
 from django.db import migrations, models
+
+# The constraint swap of 0015 (PostgreSQL only), for this constraint.
+swap = importlib.import_module("threads_app.migrations.0015_overview_day_covering").swap
 
 INCLUDE = ("n",)
 OLD = models.UniqueConstraint(
@@ -23,17 +28,6 @@ NEW = models.UniqueConstraint(
 )
 
 
-def swap(old, new):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        model = apps.get_model("threads_app", "OverviewDay")
-        schema_editor.remove_constraint(model, old)
-        schema_editor.add_constraint(model, new)
-
-    return run
-
-
 def add_every_day(apps, schema_editor):
     from threads_app import tallies
 
@@ -46,7 +40,7 @@ def remove_every_day(apps, schema_editor):
     run `manage.py rebuild_tallies` with the older code."""
     from threads_app import tallies
 
-    schema_editor.execute(f"DELETE FROM {tallies.DAY} WHERE day = %s", [tallies.EVERY_DAY])
+    schema_editor.execute(f"DELETE FROM {tallies.DAY} WHERE day = %s", [tallies.EVERY_DAY])  # noqa: S608 (a constant)
 
 
 class Migration(migrations.Migration):
