@@ -15,7 +15,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.utils import timezone
 
-from tests.browsers import DESKTOP, PHONE
+from tests.browsers import DESKTOP, PHONE, WIDE
 from tests.conftest import make_user
 from threads_app import audit, views
 from threads_app.models import Credential, Thread
@@ -165,6 +165,36 @@ def test_a_list_row_is_one_line_at_1280_px(page, world):
         )
         assert wrapped == 0
         assert overflow(page) <= 0
+
+
+@pytest.mark.parametrize(("width", "viewport"), [("1280", DESKTOP), ("1440", WIDE)])
+def test_the_overview_cards_pair_up_with_no_hole_and_show_names_whole_where_there_is_room(
+    page, world, width, viewport
+):
+    page.set_viewport_size(viewport)
+    sign_in(page)
+    page.goto("/overview/")
+    boxes = page.eval_on_selector_all(
+        ".overview-grid > section",
+        "cards => cards.map(c => { const r = c.getBoundingClientRect(); return"
+        " [c.querySelector('h2').textContent, Math.round(r.left), Math.round(r.right), Math.round(r.top)] })",
+    )
+    grid = page.eval_on_selector(".overview-grid", "g => g.getBoundingClientRect().right")
+    rows = {}
+    for title, left, right, top in boxes:
+        rows.setdefault(top, []).append((title, left, right))
+    # Every row ends at the grid's right edge: a wide card, or two cards side by side (no hole after one).
+    for cards in rows.values():
+        assert abs(max(right for _, _, right in cards) - grid) <= 1, f"a hole in the row of {cards}"
+    layout = [
+        [title for title, _, _ in sorted(cards, key=lambda c: c[1])] for _, cards in sorted(rows.items())
+    ]
+    assert layout[:2] == [["Going soon"], ["By status", "By kind"]]
+    # The labels' column fits the longest label (up to a share of the card): these names are not cut.
+    cut = page.eval_on_selector_all(
+        ".bars .bar-label", "links => links.filter(a => a.scrollWidth > a.clientWidth).map(a => a.title)"
+    )
+    assert not {"Assistants thread", "unassigned", "bob"} & set(cut), cut
 
 
 def test_on_a_phone_each_thread_is_a_card_with_id_title_status_and_age(page, world):

@@ -71,8 +71,10 @@ def test_a_retention_policy_counts_in_the_same_figures(world, credential):
 def test_the_page_draws_bars_that_link_to_the_filtered_list(signed_in, world):
     body = signed_in.get(URL).content.decode()
     assert body.count('<svg class="bar"') == 4 + 3 + 3 + 1  # statuses, kinds, owners, credentials
-    assert '<a href="/?status=missing" class="bar-label">Missing</a>' in body
-    assert '<a href="/?owner=none" class="bar-label">unassigned</a>' in body
+    assert '<a href="/?status=missing" class="bar-label" title="Missing">Missing</a>' in body
+    assert '<a href="/?owner=none" class="bar-label" title="unassigned">unassigned</a>' in body
+    # A label cut short by the card's width can be read whole in its title.
+    assert 'class="bar-label" title="alpha · proj_alpha">alpha · proj_alpha</a>' in body
     over_90 = (timezone.localdate() - timedelta(days=91)).isoformat()
     assert f'<a href="/?status=active&amp;active_to={over_90}">over 90 days</a>' in body
     assert re.search(r'<a href="/\?status=active&amp;expiring=7"><strong>2</strong> within 7 days', body)

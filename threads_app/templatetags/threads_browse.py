@@ -82,7 +82,7 @@ def age_time(moment, now, label):
 
 
 BAR_ITEM = (
-    '<li><a href="{}{}" class="bar-label">{}</a>'
+    '<li><a href="{}{}" class="bar-label" title="{}">{}</a>'
     '<svg class="bar" viewBox="0 0 100 10" preserveAspectRatio="none" role="img" aria-label="{}: {}">'
     '<rect x="0" y="0" height="10" width="{}"></rect></svg><span class="bar-value">{}</span></li>'
 )
@@ -97,7 +97,16 @@ def bar_items(bars, list_url):
         "\n",
         BAR_ITEM,
         (
-            (list_url, bar.url, bar.label, bar.label, bar.value, f"{bar.share:.1f}", f"{bar.value:,}")
+            (
+                list_url,
+                bar.url,
+                bar.label,
+                bar.label,
+                bar.label,
+                bar.value,
+                f"{bar.share:.1f}",
+                f"{bar.value:,}",
+            )
             for bar in bars
         ),
     )
