@@ -21,7 +21,6 @@ from . import kinds, listing, retention, tallies
 from .models import (
     Credential,
     OverviewDay,
-    RetentionPolicy,
     Thread,
 )
 
@@ -77,14 +76,15 @@ class Going:
     HORIZONS = sorted({end for _, _, end in retention.EXPIRING.values()})
 
     def __init__(self, today, credentials):
-        """`credentials`: every credential, by pk."""
+        """`credentials`: every credential, by pk, with its retention policy and the policy's exempt owners
+        (`every_credential`)."""
         self.today = today
         self.d = tallies.day_number(today)
+        policies = (getattr(credential, "retention", None) for credential in credentials.values())
         self.policies = {
             policy.credential_id: policy
-            for policy in RetentionPolicy.objects.exclude(mode=retention.Mode.OFF).prefetch_related(
-                "exempt_owners"
-            )
+            for policy in policies
+            if policy is not None and policy.mode != retention.Mode.OFF
         }
         for policy in self.policies.values():
             policy.exempt_ids = {user.pk for user in policy.exempt_owners.all()}
@@ -200,6 +200,15 @@ class Going:
         }
 
 
+def every_credential() -> dict:
+    """Every credential by pk, with its retention policy and the policy's exempt owners, in one query (and
+    one more when some policy exempts owners): few, and the expiry rule (OpenAI's or not), the policies and
+    the labels all need them."""
+    return (
+        Credential.objects.select_related("retention").prefetch_related("retention__exempt_owners").in_bulk()
+    )
+
+
 def day_of(number: int):
     return tallies.EPOCH + timedelta(days=number)
 
@@ -223,8 +232,7 @@ def summary(owner, now, hidden=()) -> dict:
     else:
         by_owner = {owner: total} if total else {}
 
-    # Every credential, once: few, and both the expiry rule (OpenAI's or not) and the labels need them.
-    credentials = Credential.objects.in_bulk()
+    credentials = every_credential()
     going = Going(today, credentials)
     going.hidden = set(hidden)
     # The day numbers a figure is cut at: each age bucket's edges, each window before each horizon.
