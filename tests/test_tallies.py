@@ -298,3 +298,37 @@ def test_concurrent_writers_keep_the_tallies_exact_and_never_deadlock(credential
     assert tallied(*COUNTS) == direct_counts()
     assert tallied(*DAYS) == direct_days()
     assert_every_day_rows_sum_the_days()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_to_sums_of_every_day_counts_the_days_already_tallied(credential, alice, make_thread):
+    """0016 on a registry with history: the sums of every day are counted from the day rows already there
+    (and counted again, not doubled, if the triggers wrote some after a way back)."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    def migrate(target):
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate([("threads_app", target)])
+
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("threads_app")[0][1]
+    now = timezone.now()
+    migrate("0015_overview_day_covering")
+    try:
+        assert not OverviewDay.objects.filter(day=tallies.EVERY_DAY).exists()
+        for days in (0, 3, 40, 95, 400):
+            make_thread(owner=alice, last_activity_at=now - timedelta(days=days))
+            make_thread(kind=Thread.Kind.CONVERSATION, remote_created_at=now - timedelta(days=days))
+        tallies.fold()
+        # The tallies of a release before 0016 have no sums of every day; this code's triggers (and fold)
+        # wrote some: one is left, which the migration must count again rather than add to.
+        every_day = OverviewDay.objects.filter(day=tallies.EVERY_DAY)
+        every_day.exclude(pk=every_day.order_by("pk").values("pk")[:1]).delete()
+        assert every_day.count() == 1
+    finally:
+        migrate(latest)
+    assert tallied(*DAYS) == direct_days()
+    assert_every_day_rows_sum_the_days()
+    assert OverviewDay.objects.filter(day=tallies.EVERY_DAY).exists()
+    assert_figures_match_lists(None, alice)

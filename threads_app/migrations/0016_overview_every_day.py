@@ -28,19 +28,21 @@ NEW = models.UniqueConstraint(
 )
 
 
-def add_every_day(apps, schema_editor):
-    from threads_app import tallies
-
-    tallies.install(schema_editor.connection)
-    schema_editor.execute(tallies.EVERY_DAY_SQL)
-
-
 def remove_every_day(apps, schema_editor):
     """Back to the rows of 0015. The triggers stay those of the code that runs: on SQLite, after going back,
     run `manage.py rebuild_tallies` with the older code."""
     from threads_app import tallies
 
     schema_editor.execute(f"DELETE FROM {tallies.DAY} WHERE day = %s", [tallies.EVERY_DAY])  # noqa: S608 (a constant)
+
+
+def add_every_day(apps, schema_editor):
+    from threads_app import tallies
+
+    tallies.install(schema_editor.connection)
+    # Any rows of every day that this code's triggers wrote after a way back are counted again from the days.
+    remove_every_day(apps, schema_editor)
+    schema_editor.execute(tallies.EVERY_DAY_SQL)
 
 
 class Migration(migrations.Migration):
