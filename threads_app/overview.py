@@ -202,8 +202,8 @@ class Going:
 
 def every_credential() -> dict:
     """Every credential by pk, with its retention policy and the policy's exempt owners, in one query (and
-    one more when some policy exempts owners): few, and the expiry rule (OpenAI's or not), the policies and
-    the labels all need them."""
+    one more when any has a policy): few, and the expiry rule (OpenAI's or not), the policies and the
+    labels all need them."""
     return (
         Credential.objects.select_related("retention").prefetch_related("retention__exempt_owners").in_bulk()
     )
