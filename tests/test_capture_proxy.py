@@ -29,9 +29,25 @@ def app_token(sim_credential, alice):
 
 
 @pytest.fixture
-def proxied(live_server, app_token):
-    """The official client as an application would configure it: base_url at the proxy, the token as key."""
-    return openai.OpenAI(api_key=app_token.secret, base_url=f"{live_server.url}/proxy/v1", max_retries=0)
+def official(live_server):
+    """The official client as an application would configure it (base_url at the proxy, a token as key),
+    for a token's secret; closed after the test. An open client keeps its connection to the live server,
+    and with it the server's request thread and that thread's database session, which then outlived the
+    test database ("being accessed by other users" when the fast layer dropped it on PostgreSQL)."""
+    made = []
+
+    def make(secret):
+        made.append(openai.OpenAI(api_key=secret, base_url=f"{live_server.url}/proxy/v1", max_retries=0))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def proxied(official, app_token):
+    return official(app_token.secret)
 
 
 def test_the_official_client_creates_pages_and_deletes_through_the_proxy(
@@ -106,11 +122,11 @@ def test_a_repeated_create_answer_is_recorded_once(app_token, sim_credential):
     assert Thread.objects.filter(remote_id="conv_" + "a" * 48).count() == 1
 
 
-def test_the_owner_is_stamped_in_metadata_when_the_token_asks(live_server, sim_credential, alice, simulator):
+def test_the_owner_is_stamped_in_metadata_when_the_token_asks(official, sim_credential, alice, simulator):
     stamping = tokens.create(
         "stamper", scopes=["register"], credential=sim_credential, owner=alice, stamp_owner=True
     )
-    client = openai.OpenAI(api_key=stamping.secret, base_url=f"{live_server.url}/proxy/v1", max_retries=0)
+    client = official(stamping.secret)
     conversation = client.conversations.create(metadata={"topic": "billing"})
     assert conversation.metadata == {"topic": "billing", "threadsite_owner": "alice"}
     assert capture.wait_recorded()
@@ -118,11 +134,11 @@ def test_the_owner_is_stamped_in_metadata_when_the_token_asks(live_server, sim_c
 
 
 @pytest.mark.parametrize("how", ["wrong", "revoked", "none"])
-def test_a_bad_token_gets_401_and_nothing_is_forwarded(live_server, app_token, simulator, how):
+def test_a_bad_token_gets_401_and_nothing_is_forwarded(official, app_token, simulator, how):
     key = {"wrong": "tsk_" + "x" * 43, "revoked": app_token.secret, "none": "sk-not-a-threadsite-token"}[how]
     if how == "revoked":
         tokens.revoke(app_token.token)
-    client = openai.OpenAI(api_key=key, base_url=f"{live_server.url}/proxy/v1", max_retries=0)
+    client = official(key)
     with pytest.raises(openai.AuthenticationError, match="Invalid or revoked Threadsite token"):
         client.conversations.create()
     with pytest.raises(openai.AuthenticationError):
@@ -132,25 +148,25 @@ def test_a_bad_token_gets_401_and_nothing_is_forwarded(live_server, app_token, s
 
 
 def test_a_token_cannot_reach_a_thread_of_another_credential(
-    live_server, app_token, simulator, sim_key, make_thread
+    official, app_token, simulator, sim_key, make_thread
 ):
     other = Credential(name="beta", base_url=simulator.base_url, project_id="proj_beta")
     other.api_key = sim_key("proj_beta")
     other.save()
     theirs = simulator.state.create_conversation("proj_beta")
     make_thread(remote_id=theirs["id"], kind=Thread.Kind.CONVERSATION, credential=other)
-    client = openai.OpenAI(api_key=app_token.secret, base_url=f"{live_server.url}/proxy/v1", max_retries=0)
+    client = official(app_token.secret)
     with pytest.raises(openai.NotFoundError):
         client.conversations.delete(theirs["id"])
     assert simulator.state.request_log == []  # refused before forwarding
     assert Thread.objects.get(remote_id=theirs["id"]).status == Thread.Status.ACTIVE
 
 
-def test_a_token_without_the_scope_or_credential_is_refused(live_server, sim_credential, simulator):
+def test_a_token_without_the_scope_or_credential_is_refused(official, sim_credential, simulator):
     reader = tokens.create("reader", scopes=["read"], credential=sim_credential)
     unbound = tokens.create("unbound", scopes=["register"])
     for made, message in ((reader, "scopes"), (unbound, "bound to no credential")):
-        client = openai.OpenAI(api_key=made.secret, base_url=f"{live_server.url}/proxy/v1", max_retries=0)
+        client = official(made.secret)
         with pytest.raises(openai.PermissionDeniedError, match=message):
             client.conversations.create()
     assert simulator.state.request_log == []
