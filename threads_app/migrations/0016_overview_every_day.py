@@ -12,19 +12,13 @@ import importlib
 
 from django.db import migrations, models
 
-# The constraint swap of 0015 (PostgreSQL only), for this constraint.
-swap = importlib.import_module("threads_app.migrations.0015_overview_day_covering").swap
-
-INCLUDE = ("n",)
-OLD = models.UniqueConstraint(
-    fields=("owner_key", "credential_id", "kind", "pinned", "basis", "day"),
-    include=INCLUDE,
-    name="overviewday_key",
-)
+# 0015's constraint swap (PostgreSQL only) and its constraint, which this one replaces.
+previous = importlib.import_module("threads_app.migrations.0015_overview_day_covering")
+swap, OLD = previous.swap, previous.COVERING
 NEW = models.UniqueConstraint(
     fields=("owner_key", "day", "credential_id", "kind", "pinned", "basis"),
-    include=INCLUDE,
-    name="overviewday_key",
+    include=OLD.include,
+    name=OLD.name,
 )
 
 
