@@ -415,6 +415,44 @@ def test_azure_credentials_send_an_api_key_header_and_the_api_version(scripted_s
     assert path == "/v1/threads/thread_abc123?limit=1&api-version=2024-05-01-preview"
 
 
+def test_a_request_without_a_body_says_so_as_requests_would(scripted_server, waits):
+    client = make_client(scripted_server.base_url, waits)
+    client.delete("/threads/thread_abc123")
+    client.get("/threads/thread_abc123")
+    (_, _, deleted, _), (_, _, got, _) = scripted_server.received
+    assert deleted["Content-Length"] == "0"  # proxies in front of an API refuse a DELETE without it
+    assert "Content-Length" not in got
+    assert got["Accept-Encoding"] == "gzip, deflate"  # listings are large: compressed where offered
+
+
+def test_a_body_that_is_not_json_is_refused_before_anything_is_sent(scripted_server, waits):
+    with pytest.raises(APIConnectionError, match="Cannot send the request"):
+        make_client(scripted_server.base_url, waits).post("/conversations", json={"n": float("nan")})
+    assert scripted_server.received == []
+
+
+def test_a_proxy_named_in_the_environment_carries_the_requests(scripted_server, waits, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", scripted_server.base_url.removesuffix("/v1"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    scripted_server.then(200, {"id": "thread_abc123"})
+    client = make_client("http://api.example.invalid/v1", waits)
+    assert client.get("/threads/thread_abc123", params={"limit": 1}) == {"id": "thread_abc123"}
+    _, path, headers, _ = scripted_server.received[0]
+    assert path == "http://api.example.invalid/v1/threads/thread_abc123?limit=1"
+    assert headers["Authorization"] == f"Bearer {KEY}"
+
+
+def test_a_host_in_no_proxy_is_reached_directly(scripted_server, waits, monkeypatch):
+    with socket.socket() as probe:  # a proxy that would refuse every connection
+        probe.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{probe.getsockname()[1]}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    scripted_server.then(200, {"id": "thread_abc123"})
+    assert make_client(scripted_server.base_url, waits).get("/threads/thread_abc123") == {"id": "thread_abc123"}
+    assert scripted_server.received[0][1] == "/v1/threads/thread_abc123"
+
+
 def test_it_retries_a_429_after_the_http_date_it_names(scripted_server, waits):
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
     scripted_server.then(429, openai_error("Rate limit reached"), retry_after=when).then(200, {"ok": 1})
