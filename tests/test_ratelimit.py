@@ -126,6 +126,30 @@ def test_redis_keeps_one_schedule_for_every_process():
     assert second.learned("p") == 900
 
 
+@pytest.mark.integration
+def test_with_no_known_limit_a_process_reads_the_projects_pause_from_redis_at_most_every_poll(clock):
+    url = os.environ.get("THREADSITE_TEST_REDIS_URL")
+    assert url, "Set THREADSITE_TEST_REDIS_URL (scripts/test does)"
+    redis.Redis.from_url(url).flushdb()
+    first, second = RedisLimiter(url, clock=clock), RedisLimiter(url, clock=clock)
+    reads = []
+    script = first._reserve
+    first._reserve = lambda **kwargs: reads.append(kwargs) or script(**kwargs)
+    assert [first.reserve("r", None) for _ in range(50)] == [0.0] * 50
+    assert len(reads) == 1, "one round trip for a poll's worth of requests"
+    second.pause("r", 3)
+    assert second.reserve("r", None) == pytest.approx(3.0, abs=0.05)  # the process that paused: at once
+    assert first.reserve("r", None) == 0.0  # the others: within a poll
+    clock.now += RedisLimiter.PAUSE_POLL
+    assert first.reserve("r", None) == pytest.approx(3.0, abs=0.05) and len(reads) == 2
+    clock.now += RedisLimiter.PAUSE_POLL / 2  # within the next poll, the pause read counts down
+    assert first.reserve("r", None) == pytest.approx(3.0 - RedisLimiter.PAUSE_POLL / 2, abs=0.03)
+    assert len(reads) == 2
+    # A known limit is never served from the poll: each request takes its own place in the schedule.
+    assert [first.reserve("s", 60) for _ in range(2)] == [0.0, pytest.approx(1.0, abs=0.05)]
+    assert len(reads) == 4
+
+
 def test_take_counts_a_request_only_when_it_may_go_now(clock):
     limiter = MemoryLimiter(clock)
     assert [limiter.take("t", 60, burst_seconds=3) for _ in range(3)] == [0.0, 0.0, 0.0]

@@ -134,22 +134,40 @@ return tostring(arrival - now)
 
 
 class RedisLimiter:
-    """The limiter shared by every worker and web process through Redis; Redis's clock is the only one."""
+    """The limiter shared by every worker and web process through Redis; Redis's clock is the only one.
+
+    With no limit known, only a pause holds requests back; each process then reads a project's pause at
+    most every PAUSE_POLL seconds rather than on every request (a round trip to Redis per request cost a
+    busy worker more than the request), so a pause another process sets is seen within that time."""
 
     PREFIX = "threadsite:ratelimit:"
+    PAUSE_POLL = 0.1
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, clock=time.monotonic):
         import redis
 
         self._redis = redis.Redis.from_url(url)
         self._reserve = self._redis.register_script(_RESERVE)
         self._pause = self._redis.register_script(_PAUSE)
         self._take = self._redis.register_script(_TAKE)
+        self._clock = clock
+        self._pauses: dict[str, tuple[float, float]] = {}  # key: (when read, this process's clock; wait)
 
     def reserve(self, key: str, per_minute: int | None) -> float:
-        interval = 60.0 / per_minute if per_minute else 0.0
-        tolerance = max(0.0, (per_minute or 0) / 60.0 * BURST_SECONDS - 1) * interval
+        if not per_minute:
+            return self._pause_left(key)
+        interval = 60.0 / per_minute
+        tolerance = max(0.0, per_minute / 60.0 * BURST_SECONDS - 1) * interval
         return float(self._reserve(keys=[self.PREFIX + key], args=[repr(interval), repr(tolerance)]))
+
+    def _pause_left(self, key: str) -> float:
+        now = self._clock()
+        read_at, wait = self._pauses.get(key, (-self.PAUSE_POLL, 0.0))
+        if now - read_at >= self.PAUSE_POLL:
+            wait = float(self._reserve(keys=[self.PREFIX + key], args=["0.0", "0.0"]))
+            read_at = now
+            self._pauses[key] = (now, wait)
+        return max(0.0, wait - (now - read_at))
 
     def take(self, key: str, per_minute: int, burst_seconds: float = BURST_SECONDS) -> float:
         interval = 60.0 / per_minute
@@ -157,7 +175,8 @@ class RedisLimiter:
         return float(self._take(keys=[self.PREFIX + key], args=[repr(interval), repr(tolerance)]))
 
     def pause(self, key: str, seconds: float) -> None:
-        self._pause(keys=[self.PREFIX + key], args=[repr(float(seconds))])
+        wait = float(self._pause(keys=[self.PREFIX + key], args=[repr(float(seconds))]))
+        self._pauses[key] = (self._clock(), wait)  # this process holds back at once
 
     def learn(self, key: str, per_minute: int) -> None:
         self._redis.set(f"{self.PREFIX}learned:{key}", per_minute, ex=LEARNED_TTL)
