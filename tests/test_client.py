@@ -449,7 +449,9 @@ def test_a_host_in_no_proxy_is_reached_directly(scripted_server, waits, monkeypa
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{probe.getsockname()[1]}")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     scripted_server.then(200, {"id": "thread_abc123"})
-    assert make_client(scripted_server.base_url, waits).get("/threads/thread_abc123") == {"id": "thread_abc123"}
+    assert make_client(scripted_server.base_url, waits).get("/threads/thread_abc123") == {
+        "id": "thread_abc123"
+    }
     assert scripted_server.received[0][1] == "/v1/threads/thread_abc123"
 
 
