@@ -1,7 +1,7 @@
 """Deletion jobs against the simulated API at 50 ms latency, against a loop of the official client; print
 the figures.
 
-    .venv/bin/python benchmarks/delete_jobs.py [--threads 10000] [--concurrency 32,64,96]
+    .venv/bin/python benchmarks/delete_jobs.py [--threads 10000] [--concurrency 32,64,96] [--runs 2]
         [--limited-threads 10000] [--fault-threads 3000] [--check-threads 1000] [--sample 200]
         [--database postgres://postgres@127.0.0.1:5432/threadsite_bench_delete_PID | --sqlite]
         [--redis-url redis://127.0.0.1:6379/14]
@@ -9,14 +9,16 @@ the figures.
 Every run talks to a fresh simulator in a child process (`simulator.process.SimulatorProcess`: its own
 interpreter, so serving the API does not share a GIL with the job) answering after 50 ms, seeded with
 the three kinds in one project: Assistants threads, conversations with 1-3 items, ChatKit threads. The
-job side runs in this process, as a worker would: `deletion.create_job(…, start=False)` then
-`deletion.run_job(job.pk)`, conversations' items deleted first.
+job side runs as Celery workers run it: `deletion.create_job(…, start=False)` made with `--runs` runs
+(THREADSITE_RUNS_PER_JOB), then `deletion.run_job(job.pk)` in this process and at the same moment in
+`--runs` - 1 other processes (started and set up beforehand, as workers are), each with its share of the
+credential's concurrency; conversations' items are deleted first.
 
 1. Baseline: a sequential loop of the official `openai` client's delete calls over `--sample` threads
    (and, for reference, the same loop deleting conversations' items first, as the job does).
-2. The job with no rate limit, once for each `--concurrency` (the credential's setting); `--threads`
-   threads registered through `importing.import_threads`. The speed-up is the loop's time per thread
-   over the job's.
+2. The job with no rate limit, once for each `--concurrency` (the credential's setting, shared by the
+   runs); `--threads` threads registered through `importing.import_threads`. The speed-up is the loop's
+   time per thread over the job's. With `--runs` above 1, the best concurrency again in one process.
 3. The job at 100 requests/s (simulator limit 6000/min, credential `requests_per_minute=6000`): its time
    against what the limit allows for the requests it made (requests / 100 per s), and the 429s it met.
 4. Each job run is checked: nothing left in the simulator, and no DELETE sent for a path whose DELETE
@@ -28,12 +30,14 @@ job side runs in this process, as a worker would: `deletion.create_job(…, star
 
 The database is PostgreSQL unless `--sqlite`: a database of its own (`--database`; by default named
 after the process, so that two runs at once do not drop each other's) is created before and dropped
-after. The rate limiter is the in-process one unless `--redis-url` (then the shared one, as with Celery
-workers). Takes about 6.5 minutes with the defaults on 2 cores.
+after. The rate limiter is shared through Redis (`--redis-url`) when several processes run a job, as
+with Celery workers; with `--runs 1` it is this process's own unless `--redis-url` is given. Takes about
+7 minutes with the defaults on 2 cores.
 
-The CPU columns say what bounds a job with no limit: the share of a core this process (the job) and the
-simulator's used during it. A job process near 100% is bound by its own interpreter (the HTTP client's
-cost per request, and the one thread that writes to the database waiting for the GIL), not by the API.
+The CPU columns say what bounds a job with no limit: the cores the job's processes and the simulator's
+used during it (1.0 = one core busy). A process near one core is bound by its own interpreter (the HTTP
+client's cost per request, and the one thread that writes to the database waiting for the GIL), not by
+the API; several runs spread that over several processes.
 """
 
 import argparse
@@ -60,7 +64,7 @@ API_KEY = "sk-sim-bench-0000000001"
 DEFAULT_DATABASE = f"postgres://postgres@127.0.0.1:5432/threadsite_bench_delete_{os.getpid()}"
 
 
-def setup_django(database_url: str, redis_url: str) -> None:
+def setup_django(database_url: str, redis_url: str, *, migrate: bool = True) -> None:
     os.environ["DATABASE_URL"] = database_url
     os.environ.pop("REDIS_URL", None)
     if redis_url:
@@ -74,9 +78,10 @@ def setup_django(database_url: str, redis_url: str) -> None:
     import django
 
     django.setup()
-    from django.core.management import call_command
+    if migrate:
+        from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
+        call_command("migrate", verbosity=0)
 
 
 def recreate_database(database_url: str, *, drop_only: bool = False) -> None:
@@ -228,14 +233,74 @@ def baseline(sample: int) -> dict:
 # --- 2., 3., 5. Jobs ---------------------------------------------------------------------------------------
 
 
+def _helper_run(database_url: str, redis_url: str, job_id: int, ready, go, results) -> None:
+    """Another worker process's run of the job, as a Celery worker's would be: Django set up first, then
+    one `run_job` started at the same moment as this process's; its CPU time and end are reported."""
+    setup_django(database_url, redis_url, migrate=False)
+    from threads_app import deletion
+
+    ready.put(os.getpid())
+    go.wait()
+    cpu = time.process_time()
+    deletion.run_job(job_id)
+    results.put((time.process_time() - cpu, time.monotonic()))
+
+
+@dataclass
+class Helpers:
+    """Other worker processes, each ready to run the job: `start()` them, then `collect()` their (CPU
+    seconds, end time) once they end."""
+
+    go: object = None
+    results: object = None
+    count: int = 0
+
+    def start(self) -> None:
+        if self.count:
+            self.go.set()
+
+    def collect(self) -> list[tuple[float, float]]:
+        return [self.results.get(timeout=3600) for _ in range(self.count)]
+
+
+@contextmanager
+def helper_runs(count: int, job_id: int) -> Iterator[Helpers]:
+    """`count` more processes with Django set up, waiting to run the job."""
+    import multiprocessing
+
+    from django.db import connections
+
+    if not count:
+        yield Helpers()
+        return
+    context = multiprocessing.get_context("spawn")
+    ready, results, go = context.Queue(), context.Queue(), context.Event()
+    database_url, redis_url = os.environ["DATABASE_URL"], os.environ.get("REDIS_URL", "")
+    processes = [
+        context.Process(target=_helper_run, args=(database_url, redis_url, job_id, ready, go, results))
+        for _ in range(count)
+    ]
+    connections.close_all()  # this process's connection is not left open across the wait
+    for process in processes:
+        process.start()
+    for _ in processes:
+        ready.get(timeout=120)
+    try:
+        yield Helpers(go, results, count)
+    finally:
+        for process in processes:
+            process.join(timeout=60)
+
+
 @dataclass
 class JobFigures:
     label: str
     threads: int
     concurrency: int
+    runs: int
     seconds: float
     create_seconds: float
-    cpu_share: float  # CPU time of this process (the job) over the job's wall time: 1.0 = one core busy
+    cpu_share: float  # CPU time of the job's processes over the job's wall time: 1.0 = one core busy
     sim_cpu_share: float  # the same for the simulator's process
     log: LogFigures
     left: dict
@@ -248,11 +313,16 @@ class JobFigures:
         return self.seconds / self.threads * 1000
 
 
-def run_job(label: str, threads: int, *, concurrency: int, limit: int = 0, **faults) -> JobFigures:
+def run_job(
+    label: str, threads: int, *, concurrency: int, runs: int = 1, limit: int = 0, **faults
+) -> JobFigures:
+    from django.conf import settings
     from django.db.models import Count
 
     from threads_app import deletion
-    from threads_app.models import DeletionItem, Thread
+    from threads_app.models import DeletionItem, DeletionJob, Thread
+
+    settings.THREADSITE_RUNS_PER_JOB = runs
 
     with simulator(threads, rate_limit_per_minute=limit) as (sim, remote_ids):
         credential = register(
@@ -269,11 +339,19 @@ def run_job(label: str, threads: int, *, concurrency: int, limit: int = 0, **fau
         job = deletion.create_job(
             Thread.objects.filter(credential=credential), summary=f"benchmark: {label}", start=False
         )
-        created = time.perf_counter()
-        cpu, sim_cpu = time.process_time(), sim.call("cpu_seconds")
-        state = deletion.run_job(job.pk)
-        finished = time.perf_counter()
-        cpu, sim_cpu = time.process_time() - cpu, sim.call("cpu_seconds") - sim_cpu
+        with helper_runs(runs - 1, job.pk) as helpers:
+            created = time.perf_counter()
+            cpu, sim_cpu = time.process_time(), sim.call("cpu_seconds")
+            began = time.monotonic()
+            helpers.start()
+            deletion.run_job(job.pk)
+            ended = time.monotonic()
+            cpu = time.process_time() - cpu
+            for helper_cpu, helper_end in helpers.collect():
+                cpu, ended = cpu + helper_cpu, max(ended, helper_end)
+        finished = created + (ended - began)
+        sim_cpu = sim.call("cpu_seconds") - sim_cpu
+        state = DeletionJob.objects.values_list("state", flat=True).get(pk=job.pk)
         log = read_log(sim.call("request_log"))
         live = sim.call("live_ids", PROJECT)
     items = DeletionItem.objects.filter(job=job)
@@ -297,6 +375,7 @@ def run_job(label: str, threads: int, *, concurrency: int, limit: int = 0, **fau
         label=label,
         threads=len(remote_ids),
         concurrency=concurrency,
+        runs=runs,
         seconds=finished - created,
         create_seconds=created - started,
         cpu_share=cpu / (finished - created),
@@ -308,12 +387,13 @@ def run_job(label: str, threads: int, *, concurrency: int, limit: int = 0, **fau
         disagreements=disagreements,
     )
     print(
-        f"{label:<10} c={concurrency:<3} {figures.threads} threads: job {state} in {figures.seconds:.2f} s "
+        f"{label:<10} c={concurrency:<3} runs={runs} {figures.threads} threads: "
+        f"job {state} in {figures.seconds:.2f} s "
         f"({figures.per_thread_ms:.2f} ms per thread; create_job {figures.create_seconds:.2f} s), "
         f"{log.requests} requests ({log.requests / figures.seconds:.0f}/s), 429s {log.rate_limited}, "
         f"items {states}, left {figures.left or 'none'}, DELETEs after a 200: "
-        f"{len(log.repeated_after_success)}; CPU: job process {figures.cpu_share:.0%}, simulator "
-        f"{figures.sim_cpu_share:.0%} of a core"
+        f"{len(log.repeated_after_success)}; CPU: job {figures.cpu_share:.2f} cores, simulator "
+        f"{figures.sim_cpu_share:.2f}"
     )
     return figures
 
@@ -368,8 +448,20 @@ def main():
     parser.add_argument("--sample", type=int, default=200, help="threads deleted by the baseline loop")
     parser.add_argument("--database", default=DEFAULT_DATABASE)
     parser.add_argument("--sqlite", action="store_true", help="use a temporary SQLite file instead")
-    parser.add_argument("--redis-url", default="", help="share the rate limit through Redis")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=2,
+        help="worker processes sharing each job (THREADSITE_RUNS_PER_JOB); 1 = this process alone",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default="",
+        help="share the rate limit through Redis (default with --runs above 1: redis://127.0.0.1:6379/14)",
+    )
     args = parser.parse_args()
+    if args.runs > 1 and not args.redis_url:
+        args.redis_url = "redis://127.0.0.1:6379/14"  # processes share a limit only through Redis
     concurrencies = [int(value) for value in args.concurrency.split(",")]
     limited_threads = args.limited_threads or args.threads
 
@@ -384,18 +476,28 @@ def main():
             limiter = "Redis" if args.redis_url else "in-process"
             print(
                 f"{database_label}, {limiter} rate limiter, simulator at {LATENCY_MS} ms in a child process; "
+                f"jobs in {args.runs} worker process{'es' if args.runs > 1 else ''}; "
                 f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
             )
             loop = baseline(args.sample)
-            unlimited = [run_job("no limit", args.threads, concurrency=c) for c in concurrencies]
+            unlimited = [
+                run_job("no limit", args.threads, concurrency=c, runs=args.runs) for c in concurrencies
+            ]
             best = min(unlimited, key=lambda figures: figures.seconds)
+            if args.runs > 1:  # the same job in one process, for comparison
+                unlimited.append(run_job("one run", args.threads, concurrency=best.concurrency))
             limited = run_job(
-                "100 req/s", limited_threads, concurrency=best.concurrency, limit=LIMIT_PER_MINUTE
+                "100 req/s",
+                limited_threads,
+                concurrency=best.concurrency,
+                runs=args.runs,
+                limit=LIMIT_PER_MINUTE,
             )
             faulty = run_job(
                 "faults",
                 args.fault_threads,
                 concurrency=best.concurrency,
+                runs=args.runs,
                 fault_rate=0.05,
                 drop_rate=0.01,
                 drop_after_rate=0.01,
@@ -417,13 +519,14 @@ def main():
     for figures in unlimited:
         rows.append(
             (
-                f"job, no limit, concurrency {figures.concurrency}, {figures.threads:,} threads",
+                f"job, no limit, concurrency {figures.concurrency}, {figures.runs} "
+                f"process{'es' if figures.runs > 1 else ''}, {figures.threads:,} threads",
                 f"{figures.per_thread_ms:.2f} ms/thread",
                 f"{loop['loop'] * 1000 / figures.per_thread_ms:.1f}x the loop (target 40x), "
                 f"{loop['loop_items'] * 1000 / figures.per_thread_ms:.1f}x the loop with items; "
                 f"{figures.log.requests / figures.threads:.2f} req/thread, "
-                f"{figures.log.requests / figures.seconds:.0f} req/s; CPU {figures.cpu_share:.0%} job, "
-                f"{figures.sim_cpu_share:.0%} simulator",
+                f"{figures.log.requests / figures.seconds:.0f} req/s; CPU (cores) {figures.cpu_share:.2f} "
+                f"job, {figures.sim_cpu_share:.2f} simulator",
             )
         )
     rows.append(

@@ -3,6 +3,8 @@
 import csv
 import io
 import json
+import os
+import subprocess
 from datetime import timedelta
 
 import pytest
@@ -16,6 +18,7 @@ from threads_app.models import (
     DeletionArchive,
     DeletionItem,
     DeletionJob,
+    DeletionRun,
     RetentionPolicy,
     StatusChange,
     Thread,
@@ -48,6 +51,14 @@ def world(simulator, sim_credential):
         ]
         Thread.objects.create(remote_id=remote_id, kind=kind, credential=sim_credential)
     return remote
+
+
+def run_of(job):
+    """A worker's run of `job`, joined as `run_job` joins it; a test may make several of one job, as if each
+    were a worker of its own."""
+    DeletionJob.objects.filter(pk=job.pk).update(runs_wanted=job.runs.count() + 1)
+    job.refresh_from_db()
+    return deletion.JobRun.join(job)
 
 
 def on_server(simulator, remote_id) -> bool:
@@ -565,7 +576,7 @@ def test_retrying_puts_a_jobs_failed_items_back_as_new_and_leaves_other_jobs_alo
 def test_a_workers_tick_beats_renews_only_its_own_leases_and_sees_a_cancellation(world, sim_credential):
     first, second = two_jobs(world)
     DeletionJob.objects.update(state=Job.RUNNING)
-    mine, other_worker = deletion.JobRun(first), deletion.JobRun(second)
+    mine, other_worker = run_of(first), run_of(second)
     claimed = mine.claim(sim_credential, 2)
     other_worker.claim(sim_credential, 2)
     almost_over = timezone.now() + timedelta(seconds=1)
@@ -586,7 +597,7 @@ def test_a_workers_tick_beats_renews_only_its_own_leases_and_sees_a_cancellation
 def test_items_claimed_but_never_sent_are_released_as_if_never_claimed(world, sim_credential):
     (job, _) = two_jobs(world)
     DeletionJob.objects.filter(pk=job.pk).update(state=Job.RUNNING)
-    run = deletion.JobRun(job)
+    run = run_of(job)
     claimed = run.claim(sim_credential, 3)
     run.release(sim_credential, claimed)
     assert set(job.items.values_list("state", "claimed_by", "lease_until", "attempts")) == {
@@ -598,7 +609,7 @@ def test_a_refused_credential_fails_only_its_own_pending_items_in_this_job(world
     other_credential = Credential.objects.create(name="beta", api_key_encrypted="x")
     Thread.objects.filter(remote_id=world[2]).update(credential=other_credential)
     first, second = two_jobs(world)
-    run = deletion.JobRun(first)
+    run = run_of(first)
     refused = outcomes.Outcome(
         "quota", Thread.Check.ERROR, "The credential’s project is out of quota" + "!" * 600, ""
     )
@@ -703,7 +714,7 @@ def test_a_worker_claims_only_its_jobs_items_of_the_credential_it_serves_under_a
     other_credential = Credential.objects.create(name="beta", api_key_encrypted="x")
     Thread.objects.filter(remote_id=world[1]).update(credential=other_credential)
     first, second = two_jobs(world)
-    claimed = deletion.JobRun(first).claim(sim_credential, 10)
+    claimed = run_of(first).claim(sim_credential, 10)
     assert [item.remote_id for item in claimed] == [world[0], world[2]]
     soon = timezone.now() + timedelta(seconds=deletion.lease_seconds() - 5)
     assert all(item.lease_until > soon and item.attempts == 1 for item in claimed)
@@ -713,11 +724,94 @@ def test_a_worker_claims_only_its_jobs_items_of_the_credential_it_serves_under_a
 
 def test_unfinished_jobs_are_started_again_when_the_process_starts(world, monkeypatch):
     started = []
-    monkeypatch.setattr(deletion, "start_job", lambda job: started.append(job.pk))
+    monkeypatch.setattr(deletion, "start_job", lambda job, runs=None: started.append((job.pk, runs)))
     first, second = two_jobs(world)
     DeletionJob.objects.filter(pk=second.pk).update(state=Job.FINISHED)
     assert deletion.resume_unfinished() == [first.pk]
-    assert started == [first.pk]
+    assert started == [(first.pk, 1)]
+
+
+def a_run_elsewhere(job, slot, *, seconds_ago=0, host="another-host", pid=4242):
+    return DeletionRun.objects.create(
+        job=job,
+        slot=slot,
+        token=f"elsewhere-{job.pk}-{slot}",
+        host=host,
+        pid=pid,
+        heartbeat_at=timezone.now() - timedelta(seconds=seconds_ago),
+    )
+
+
+def gone_pid() -> int:
+    """The ID of a process that no longer exists on this machine."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_resuming_starts_only_the_runs_a_job_lacks_and_takes_back_the_slots_of_dead_runs(world, monkeypatch):
+    started = []
+    monkeypatch.setattr(deletion, "start_job", lambda job, runs=None: started.append((job.pk, runs)))
+    healthy, short = two_jobs(world)
+    DeletionJob.objects.update(state=Job.RUNNING, runs_wanted=2)
+    a_run_elsewhere(healthy, 0)
+    a_run_elsewhere(healthy, 1, seconds_ago=deletion.lease_seconds() - 5)
+    a_run_elsewhere(short, 0)
+    a_run_elsewhere(short, 1, seconds_ago=deletion.lease_seconds() + 1)  # silent past its lease: dead
+    assert deletion.resume_unfinished() == [short.pk]
+    assert started == [(short.pk, 1)]
+    assert list(short.runs.values_list("slot", flat=True)) == [0]
+    # A run of this machine whose process is gone is dead at once, whatever its heartbeat says.
+    DeletionRun.objects.filter(job=healthy, slot=1).update(host=deletion.HOST, pid=gone_pid())
+    started.clear()
+    assert deletion.resume_unfinished() == [healthy.pk, short.pk]
+    assert started == [(healthy.pk, 1), (short.pk, 1)]
+    # Beat runs this every minute: a job whose runs are all alive is left alone.
+    a_run_elsewhere(healthy, 1, host=deletion.HOST, pid=os.getpid())  # a run of this very process
+    started.clear()
+    DeletionJob.objects.filter(pk=short.pk).update(state=Job.FINISHED)
+    assert deletion.resume_unfinished() == [] and started == []
+
+
+def test_a_job_has_at_most_the_runs_it_wants_each_with_its_share_of_the_concurrency(world, sim_credential):
+    sim_credential.concurrency = 5
+    job, _ = two_jobs(world)
+    DeletionJob.objects.filter(pk=job.pk).update(state=Job.RUNNING, runs_wanted=2)
+    job.refresh_from_db()
+    first, second = deletion.JobRun.join(job), deletion.JobRun.join(job)
+    assert (first.slot, second.slot) == (0, 1)
+    assert deletion.JobRun.join(job) is None, "a third run would exceed the credential's concurrency"
+    assert (first.capacity(sim_credential), second.capacity(sim_credential)) == (3, 2)
+    # A run taken for dead (silent past its lease) gives its slot to the next; told so, it stops.
+    DeletionRun.objects.filter(token=first.token).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=deletion.lease_seconds() + 1)
+    )
+    third = deletion.JobRun.join(job)
+    assert third.slot == 0
+    assert not first.tick()
+    assert second.tick() and third.tick()
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 3, 8, 97])
+@pytest.mark.parametrize("runs", [1, 2, 3])
+def test_the_runs_shares_add_up_to_the_credentials_concurrency(concurrency, runs):
+    shares = [deletion.share(concurrency, runs, slot) for slot in range(runs)]
+    assert sum(shares) == concurrency
+    assert max(shares) - min(shares) <= 1
+
+
+def test_a_run_that_ends_gives_back_its_slot_and_a_run_with_no_slot_changes_nothing(world, settings):
+    settings.THREADSITE_RUNS_PER_JOB = 2
+    job, _ = two_jobs(world)
+    assert job.runs_wanted == 2
+    a_run_elsewhere(job, 0)
+    a_run_elsewhere(job, 1)
+    DeletionJob.objects.filter(pk=job.pk).update(state=Job.RUNNING)
+    assert deletion.run_job(job.pk) == Job.RUNNING  # both slots alive elsewhere: it leaves at once
+    assert set(job.items.values_list("state", flat=True)) == {Item.PENDING}
+    DeletionRun.objects.filter(job=job, slot=1).delete()
+    assert deletion.run_job(job.pk) == Job.FINISHED
+    assert list(job.runs.values_list("slot", flat=True)) == [0], "its own slot is given back"
 
 
 def test_the_progress_says_how_far_how_fast_and_how_long_still(world):
@@ -782,7 +876,7 @@ def test_a_passing_failure_is_tried_again_after_the_wait_the_api_named_else_afte
 ):
     monkeypatch.setattr(deletion, "backoff", lambda attempt: 10.0 * attempt)
     job = deletion.create_job(Thread.objects.filter(remote_id__in=world[:2]), summary="two", start=False)
-    run = deletion.JobRun(job)
+    run = run_of(job)
     named, unnamed = run.claim(sim_credential, 2)
     limited = outcomes.Outcome("rate_limited", Thread.Check.ERROR, "Slow down", "", retry_after=30.0)
     before = timezone.now()
@@ -806,7 +900,7 @@ def test_a_passing_failure_is_tried_again_after_the_wait_the_api_named_else_afte
 
 def test_an_outcome_recorded_frees_its_item_and_says_when(world, sim_credential):
     job = deletion.create_job(Thread.objects.filter(remote_id=world[0]), summary="one", start=False)
-    run = deletion.JobRun(job)
+    run = run_of(job)
     (item,) = run.claim(sim_credential, 1)
     before = timezone.now()
     run.record(sim_credential, [(item, deletion.Attempt(Item.FAILED, "y" * 600))])
@@ -818,7 +912,7 @@ def test_an_outcome_recorded_frees_its_item_and_says_when(world, sim_credential)
 def test_a_workers_tick_leaves_the_leases_of_another_worker_on_the_same_job(world, sim_credential):
     job = make_job()
     DeletionJob.objects.filter(pk=job.pk).update(state=Job.RUNNING)
-    mine, theirs = deletion.JobRun(job), deletion.JobRun(job)
+    mine, theirs = run_of(job), run_of(job)
     mine.claim(sim_credential, 2)
     theirs.claim(sim_credential, 2)
     almost_over = timezone.now() + timedelta(seconds=1)
@@ -835,7 +929,7 @@ def test_a_worker_takes_over_at_most_the_stale_items_it_asked_for_under_a_new_le
     job.items.filter(pk__in=stale).update(
         state=Item.IN_FLIGHT, claimed_by="dead", lease_until=expired, attempts=1
     )
-    run = deletion.JobRun(job)
+    run = run_of(job)
     taken = run.claim(sim_credential, 2)
     assert len(taken) == 2 and all(item.recovering for item in taken)
     soon = timezone.now() + timedelta(seconds=deletion.lease_seconds() - 5)
@@ -846,7 +940,7 @@ def test_a_worker_takes_over_at_most_the_stale_items_it_asked_for_under_a_new_le
 
 def test_a_worker_that_lost_its_lease_does_not_overwrite_the_new_holders_outcome(world, sim_credential):
     job = make_job()
-    slow, quick = deletion.JobRun(job), deletion.JobRun(job)
+    slow, quick = run_of(job), run_of(job)
     (item,) = slow.claim(sim_credential, 1)
     job.items.filter(pk=item.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
     (taken,) = quick.claim(sim_credential, 1)
@@ -1024,7 +1118,7 @@ def test_a_thread_waits_in_one_job_at_a_time_and_is_free_again_once_it_no_longer
 def test_an_item_waiting_for_its_retry_is_not_claimed_before_its_time(world, sim_credential):
     job = deletion.create_job(Thread.objects.filter(remote_id=world[0]), summary="one", start=False)
     job.items.update(not_before=timezone.now() + timedelta(minutes=1), attempts=1)
-    run = deletion.JobRun(job)
+    run = run_of(job)
     assert run.claim(sim_credential, 5) == []  # not yet: wait, do not finish
     job.items.update(not_before=timezone.now() - timedelta(seconds=1))
     assert [item.remote_id for item in run.claim(sim_credential, 5)] == [world[0]]
@@ -1035,7 +1129,7 @@ def test_an_item_waiting_for_its_retry_is_not_claimed_before_its_time(world, sim
 
 def test_in_one_batch_a_failure_does_not_keep_the_others_from_their_new_status(world, sim_credential, alice):
     job = deletion.create_job(Thread.objects.filter(remote_id__in=world[:3]), summary="three", start=False)
-    run = deletion.JobRun(job)
+    run = run_of(job)
     failed, deleted, gone = run.claim(sim_credential, 3)
     run.record(
         sim_credential,

@@ -2,6 +2,8 @@
 
 import threading
 
+import pytest
+
 from threads_app import engine
 from threads_app.models import Credential
 
@@ -15,7 +17,16 @@ def credential(name, concurrency):
     return cred
 
 
-def test_each_credential_keeps_at_most_its_concurrency_in_flight_and_results_are_recorded_here():
+@pytest.mark.parametrize(
+    ("capacity", "most_at_once"),
+    [
+        (None, {1: 3, 2: 1}),  # each credential's concurrency
+        ({1: 2, 2: 0}, {1: 2, 2: 0}),  # a run's shares of it: a lane of none is not run at all
+    ],
+)
+def test_each_credential_keeps_at_most_its_concurrency_in_flight_and_results_are_recorded_here(
+    capacity, most_at_once
+):
     credentials = [credential("a", 3), credential("b", 1)]
     queues = {cred.pk: list(range(40)) for cred in credentials}
     running, most, lock, recorded = {1: 0, 2: 0}, {1: 0, 2: 0}, threading.Lock(), []
@@ -44,9 +55,12 @@ def test_each_credential_keeps_at_most_its_concurrency_in_flight_and_results_are
         recorded.extend((cred.pk, unit[1], result) for unit, result in results)
         return False
 
-    assert engine.run(credentials, claim=claim, call=call, record=record)
-    assert most == {1: 3, 2: 1}
-    assert sorted(recorded) == sorted((pk, n, 2 * n) for pk in (1, 2) for n in range(40))
+    options = {"capacity": lambda cred: capacity[cred.pk]} if capacity else {}
+    assert engine.run(credentials, claim=claim, call=call, record=record, **options)
+    assert most == most_at_once
+    served = [pk for pk, at_once in most_at_once.items() if at_once]
+    assert sorted(recorded) == sorted((pk, n, 2 * n) for pk in served for n in range(40))
+    assert all(queues[pk] for pk in most_at_once if pk not in served), "nothing claimed for a lane not run"
 
 
 def test_a_result_that_stops_the_lane_ends_its_claims_and_releases_what_was_not_sent():

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from tests.conftest import make_user
 from threads_app import deletion, forms, job_views
-from threads_app.models import DeletionItem, DeletionJob, Thread
+from threads_app.models import DeletionItem, DeletionJob, DeletionRun, Thread
 
 pytestmark = pytest.mark.usefixtures("no_retries")
 
@@ -380,6 +381,14 @@ def test_the_progress_fragment_polls_while_the_job_runs(admin_client, world):
     assert page.lstrip().startswith('<section id="job-progress"') and "<html" not in page
     assert 'hx-trigger="every 1s"' in page and "2 of 5 done (40%)" in page
     assert "HX-Request" in response["Vary"]
+    assert "<dt>Workers</dt><dd>0 of 1 at work</dd>" in page
+    DeletionJob.objects.filter(pk=job.pk).update(runs_wanted=2)
+    DeletionRun.objects.create(job=job, slot=0, token="a", host="h", pid=1)
+    DeletionRun.objects.create(
+        job=job, slot=1, token="b", host="h", pid=2, heartbeat_at=timezone.now() - timedelta(minutes=5)
+    )
+    page = admin_client.get(reverse("job_detail", args=[job.pk]), headers=HTMX).content.decode()
+    assert "<dt>Workers</dt><dd>1 of 2 at work</dd>" in page  # the silent one is not counted
 
 
 def test_the_progress_fragment_stops_polling_when_the_job_has_ended(admin_client, world):

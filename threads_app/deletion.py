@@ -17,6 +17,8 @@ import csv
 import io
 import json
 import logging
+import os
+import socket
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,6 +36,7 @@ from .models import (
     DeletionArchive,
     DeletionItem,
     DeletionJob,
+    DeletionRun,
     RetentionPolicy,
     Thread,
     set_statuses,
@@ -284,6 +287,7 @@ def create_job(
             delete_items=delete_items,
             archive=archive,
             verify_all=verify_all,
+            runs_wanted=settings.THREADSITE_RUNS_PER_JOB,
         )
         # In the threads' order, so that items, receipts and archives list them as they were selected.
         selected = (
@@ -336,10 +340,12 @@ def create_job(
     return job
 
 
-def start_job(job: DeletionJob) -> None:
+def start_job(job: DeletionJob, *, runs: int | None = None) -> None:
+    """Start the job's runs in the background: as many as it wants, or `runs` (those it lacks)."""
     from . import tasks  # tasks imports this module
 
-    tasks.dispatch(tasks.run_deletion_job, job.pk)
+    for _ in range(runs or job.runs_wanted):
+        tasks.dispatch(tasks.run_deletion_job, job.pk)
 
 
 # --- Running a job --------------------------------------------------------------------------------------
@@ -347,6 +353,37 @@ def start_job(job: DeletionJob) -> None:
 
 def lease_seconds() -> int:
     return settings.THREADSITE_DELETION_LEASE_SECONDS
+
+
+HOST = socket.gethostname()
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's process: it exists
+        return False
+    return False
+
+
+def live_runs(job: DeletionJob):
+    """The job's runs that are alive, once the dead ones are removed: those with no heartbeat within the
+    lease, and those of processes of this machine that are gone (a worker started again after a crash
+    takes their slots at once rather than a lease later)."""
+    cutoff = timezone.now() - timedelta(seconds=lease_seconds())
+    here = job.runs.filter(host=HOST, heartbeat_at__gte=cutoff).exclude(pid=os.getpid())
+    gone = [pk for pk, pid in here.values_list("pk", "pid") if _process_gone(pid)]
+    job.runs.filter(Q(heartbeat_at__lt=cutoff) | Q(pk__in=gone)).delete()
+    return job.runs.all()
+
+
+def share(concurrency: int, runs: int, slot: int) -> int:
+    """Run `slot`'s part of a credential's concurrency when `runs` runs share it: the parts add up to the
+    concurrency (at least 1), and a run may get none."""
+    concurrency = max(1, concurrency)
+    return concurrency // runs + (1 if slot < concurrency % runs else 0)
 
 
 def refresh_counts(job: DeletionJob) -> DeletionJob:
@@ -375,8 +412,26 @@ class JobRun:
     """One worker's share of one job; several may run the same job at once."""
 
     job: DeletionJob
+    slot: int
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
     stopped_credentials: set = field(default_factory=set)
+
+    @classmethod
+    def join(cls, job: DeletionJob) -> "JobRun | None":
+        """A new run of the job in a free slot, or None when the job has all the runs it wants alive."""
+        with transaction.atomic():
+            # One run joins at a time: the job's row is locked (PostgreSQL; SQLite has one writer at a time).
+            DeletionJob.objects.select_for_update().filter(pk=job.pk).values_list("pk").first()
+            taken = set(live_runs(job).values_list("slot", flat=True))
+            free = [slot for slot in range(job.runs_wanted) if slot not in taken]
+            if not free:
+                return None
+            run = cls(job, free[0])
+            DeletionRun.objects.create(job=job, slot=run.slot, token=run.token, host=HOST, pid=os.getpid())
+            return run
+
+    def capacity(self, credential: Credential) -> int:
+        return share(credential.concurrency, self.job.runs_wanted, self.slot)
 
     @property
     def actor(self):
@@ -399,15 +454,20 @@ class JobRun:
                 claimed_by=self.token, lease_until=lease, attempts=F("attempts") + 1
             )
         ready = Q(not_before__isnull=True) | Q(not_before__lte=now)
-        fresh = list(
-            mine.filter(ready, state=Item.PENDING)
-            .order_by("id")
-            .values_list("pk", flat=True)[: n - len(stale)]
-        )
-        if fresh:
-            mine.filter(pk__in=fresh, state=Item.PENDING).update(
-                state=Item.IN_FLIGHT, claimed_by=self.token, lease_until=lease, attempts=F("attempts") + 1
+        with transaction.atomic():
+            # Rows another run is claiming at this moment are skipped, not waited for (PostgreSQL; SQLite
+            # has one writer at a time): runs sharing a job would otherwise pick the same first items,
+            # and all but one would come away with nothing.
+            fresh = list(
+                mine.filter(ready, state=Item.PENDING)
+                .select_for_update(skip_locked=True, of=("self",))
+                .order_by("id")
+                .values_list("pk", flat=True)[: n - len(stale)]
             )
+            if fresh:
+                mine.filter(pk__in=fresh, state=Item.PENDING).update(
+                    state=Item.IN_FLIGHT, claimed_by=self.token, lease_until=lease, attempts=F("attempts") + 1
+                )
         # The thread's owner is read only to archive it, and its credential is the lane's: neither is joined
         # and built for every item of a job that does not need it.
         claimed = list(
@@ -506,9 +566,13 @@ class JobRun:
         )
 
     def tick(self) -> bool:
-        """About once a second: the heartbeat, the leases, the counts; False once the job is cancelled."""
+        """About once a second: the heartbeat, the leases, the counts; False once the job is cancelled, or
+        when this run was taken for dead (its slot may be another's now)."""
         now = timezone.now()
         DeletionJob.objects.filter(pk=self.job.pk).update(heartbeat_at=now)
+        if not DeletionRun.objects.filter(token=self.token).update(heartbeat_at=now):
+            logger.warning("Deletion job %s: run %s was taken for dead; it stops", self.job.pk, self.token)
+            return False
         DeletionItem.objects.filter(job=self.job, state=Item.IN_FLIGHT, claimed_by=self.token).update(
             lease_until=now + timedelta(seconds=lease_seconds())
         )
@@ -544,30 +608,38 @@ def run_job(job_id: int) -> str:
             pending=job.pending,
         )
     if job.state == Job.RUNNING:
-        run = JobRun(job)
-        orphans = job.items.filter(state=Item.PENDING, credential__isnull=True)
-        orphans.update(state=Item.FAILED, message="The credential was removed.", finished_at=now)
-        credential_ids = (
-            job.items.filter(state__in=[Item.PENDING, Item.IN_FLIGHT])
-            .order_by()
-            .values("credential")
-            .distinct()
-        )
-        credentials = list(Credential.objects.filter(pk__in=credential_ids))
-        logger.info(
-            "Deletion job %s: working on %d credentials (run %s)", job.pk, len(credentials), run.token
-        )
-        engine.run(
-            credentials,
-            claim=run.claim,
-            call=run.call,
-            record=run.record,
-            tick=run.tick,
-            release=run.release,
-            stops_lane=stops_credential,
-            client_options={"write": True},
-        )
+        run = JobRun.join(job)
+        if run is None:
+            logger.info("Deletion job %s has the %d runs it wants alive", job.pk, job.runs_wanted)
+            return job.state
+        try:
+            _work(job, run, now)
+        finally:
+            DeletionRun.objects.filter(token=run.token).delete()
     return finish(job).state
+
+
+def _work(job: DeletionJob, run: JobRun, now) -> None:
+    """The run's work on the job: every credential with items left, each a lane of the engine with this
+    run's share of its concurrency."""
+    orphans = job.items.filter(state=Item.PENDING, credential__isnull=True)
+    orphans.update(state=Item.FAILED, message="The credential was removed.", finished_at=now)
+    credential_ids = (
+        job.items.filter(state__in=[Item.PENDING, Item.IN_FLIGHT]).order_by().values("credential").distinct()
+    )
+    credentials = list(Credential.objects.filter(pk__in=credential_ids))
+    logger.info("Deletion job %s: working on %d credentials (run %s)", job.pk, len(credentials), run.token)
+    engine.run(
+        credentials,
+        claim=run.claim,
+        call=run.call,
+        record=run.record,
+        tick=run.tick,
+        release=run.release,
+        stops_lane=stops_credential,
+        client_options={"write": True},
+        capacity=run.capacity,
+    )
 
 
 def finish(job: DeletionJob) -> DeletionJob:
@@ -675,11 +747,15 @@ def retry_job(job: DeletionJob, *, failed: bool = True, by=None) -> int:
 
 
 def resume_unfinished() -> list[int]:
-    """Start a worker run for every job left unfinished (after a restart, or a worker that died)."""
-    job_ids = list(DeletionJob.objects.filter(state__in=DeletionJob.UNFINISHED).values_list("pk", flat=True))
-    for job_id in job_ids:
-        start_job(DeletionJob(pk=job_id))
-    return job_ids
+    """Start the runs that unfinished jobs lack (after a restart, or when a worker died): none for a job
+    whose runs are alive. Returns the jobs given runs."""
+    resumed = []
+    for job in DeletionJob.objects.filter(state__in=DeletionJob.UNFINISHED).order_by("pk"):
+        missing = job.runs_wanted - live_runs(job).count()
+        if missing > 0:
+            start_job(job, runs=missing)
+            resumed.append(job.pk)
+    return resumed
 
 
 # --- Receipts -------------------------------------------------------------------------------------------
@@ -756,6 +832,7 @@ class Progress:
     rate: float | None  # threads finished per second, since the job started
     seconds_left: float | None
     limits: list  # (credential name, requests per minute in force, or None when unknown)
+    runs: int = 0  # worker runs alive on it (a heartbeat within the lease)
 
 
 def progress(job: DeletionJob) -> Progress:
@@ -775,4 +852,6 @@ def progress(job: DeletionJob) -> Progress:
         (credential.name, Throttle(credential).per_minute)
         for credential in Credential.objects.filter(pk__in=credential_ids)
     ]
-    return Progress(percent, rate, seconds_left, limits)
+    cutoff = timezone.now() - timedelta(seconds=lease_seconds())
+    runs = job.runs.filter(heartbeat_at__gte=cutoff).count() if job.is_unfinished else 0
+    return Progress(percent, rate, seconds_left, limits, runs)

@@ -14,7 +14,9 @@ The callbacks:
 - `stops_lane(result)`: True for a result that makes every other call of the lane pointless (the key
   was refused): the lane stops claiming at once, before its results are recorded;
 - `tick()`: called about once a second; it returns False to stop everything (the job was cancelled);
-- `release(credential, units)`: units claimed but never sent, when a lane stops early.
+- `release(credential, units)`: units claimed but never sent, when a lane stops early;
+- `capacity(credential)`: how many calls of the lane run at once (the credential's concurrency, unless
+  several runs share it).
 """
 
 import logging
@@ -40,6 +42,7 @@ NOT_SENT = object()  # the result of a call cancelled before it sent anything
 @dataclass(eq=False)
 class Lane:
     credential: object
+    capacity: int  # calls at once
     client: Client
     throttle: Throttle
     pool: ThreadPoolExecutor
@@ -49,17 +52,13 @@ class Lane:
     stopped: bool = False
     ready_at: float = 0.0  # when to ask claim() again after it had nothing ready
 
-    @property
-    def capacity(self) -> int:
-        return max(1, self.credential.concurrency)
 
-
-def _lane(credential, client_options) -> Lane:
+def _lane(credential, capacity: int, client_options) -> Lane:
     throttle = Throttle(credential)
-    session = new_session(pool_size=max(1, credential.concurrency))
+    session = new_session(pool_size=capacity)
     client = Client.for_credential(credential, throttle=throttle, session=session, **client_options)
-    pool = ThreadPoolExecutor(max_workers=max(1, credential.concurrency), thread_name_prefix="threadsite-api")
-    return Lane(credential, client, throttle, pool)
+    pool = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="threadsite-api")
+    return Lane(credential, capacity, client, throttle, pool)
 
 
 def _guarded(lane: Lane, call, stops_lane, unit):
@@ -88,9 +87,18 @@ def run(
     release: Callable | None = None,
     stops_lane: Callable[[object], bool] | None = None,
     client_options: dict | None = None,
+    capacity: Callable[[object], int] | None = None,
 ) -> bool:
-    """Run every lane to its end. Returns False if `tick` stopped the run early, else True."""
-    lanes = [_lane(credential, client_options or {}) for credential in credentials]
+    """Run every lane to its end. Returns False if `tick` stopped the run early, else True.
+
+    `capacity(credential)`: how many calls the lane makes at once; by default the credential's
+    concurrency (at least 1). A lane of no capacity is not run."""
+    capacity = capacity or (lambda credential: max(1, credential.concurrency))
+    lanes = [
+        _lane(credential, size, client_options or {})
+        for credential in credentials
+        if (size := capacity(credential)) > 0
+    ]
     stopping = False
     last_tick = last_flush = time.monotonic()
     try:

@@ -382,6 +382,9 @@ class DeletionJob(models.Model):
     already_gone = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     verified = models.PositiveIntegerField(default=0)
+    # How many worker runs share the job at once (THREADSITE_RUNS_PER_JOB when it was made): fixed with the
+    # job, so that whoever starts or resumes it and every run agree on each run's share of the concurrency.
+    runs_wanted = models.PositiveSmallIntegerField(default=1)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -404,6 +407,29 @@ class DeletionJob(models.Model):
     @property
     def is_unfinished(self) -> bool:
         return self.state in self.UNFINISHED
+
+
+class DeletionRun(models.Model):
+    """A worker's run of a deletion job, while it works: a job has at most `runs_wanted` at once, each
+    with its share of every credential's concurrency. Its heartbeat (about once a second) says it is
+    alive; a run whose heartbeat is older than the lease, or whose process is gone from this machine, is
+    dead, and its slot is taken by the next run that starts."""
+
+    job = models.ForeignKey(DeletionJob, on_delete=models.CASCADE, related_name="runs")
+    # 0 … runs_wanted - 1: which share of each credential's concurrency is this run's.
+    slot = models.PositiveSmallIntegerField()
+    token = models.CharField(max_length=32, unique=True)
+    # Where it runs: a worker started again on the same machine knows at once which runs died with it.
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "slot"], name="deletionrun_one_per_slot")]
+
+    def __str__(self):
+        return f"Run {self.slot} of deletion job {self.job_id} on {self.host} ({self.pid})"
 
 
 class DeletionItem(models.Model):

@@ -214,6 +214,10 @@ THREADSITE_INPROCESS_WORKERS = envint("THREADSITE_INPROCESS_WORKERS", 0 if TESTI
 # A deletion job's item in flight belongs to its worker this long past the worker's last heartbeat (one
 # a second); after that, another worker takes it over, looking the thread up before sending anything.
 THREADSITE_DELETION_LEASE_SECONDS = envint("THREADSITE_DELETION_LEASE_SECONDS", 30, minimum=2)
+# How many worker runs share a new deletion job, each with its share of every credential's concurrency:
+# with Celery, runs in several worker processes use several cores (one process is bound by its own
+# interpreter); in the embedded default, tasks share the web process, where one run is as fast.
+THREADSITE_RUNS_PER_JOB = envint("THREADSITE_RUNS_PER_JOB", 2 if REDIS_URL else 1, minimum=1)
 
 # --- OpenAI API -----------------------------------------------------------------------------------
 OPENAI_DEFAULT_BASE_URL = envstr("OPENAI_BASE_URL", "https://api.openai.com/v1")
