@@ -2,11 +2,13 @@
 all, an endless body, a key echoed in a 2xx answer. Every call ends within its deadline, reads at most
 its limit, and never lets the key out."""
 
+import threading
 import time
 
 import pytest
 
 from tests.hostile import silent
+from threads_app import client as client_module
 from threads_app.client import APIError, Client, DeadlineExceeded, InvalidResponse, ResponseTooLarge
 
 KEY = "sk-hostile-test-key-1234567890"
@@ -62,6 +64,48 @@ def test_a_sooner_deadline_is_kept_while_a_later_one_is_being_waited_for(hostile
         assert time.monotonic() - started < 1.5
         with pytest.raises(DeadlineExceeded, match=r"did not answer within 4 s"):
             slow.result(timeout=10)
+
+
+class Answer:
+    """Stands for a response being read: the watchdog closes it at its deadline."""
+
+    raw = None
+
+    def __init__(self):
+        self.closed = threading.Event()
+
+    def close(self):
+        self.closed.set()
+
+
+def test_the_watchdog_shuts_an_answer_at_its_deadline_and_then_sleeps_until_the_next():
+    watchdog = client_module._Watchdog()
+    due, later, released = Answer(), Answer(), Answer()
+    watchdog.release(watchdog.watch(time.monotonic() + 0.1, released))
+    watchdog.watch(time.monotonic() + 0.1, due)
+    kept = watchdog.watch(time.monotonic() + 30, later)
+    assert due.closed.wait(1)
+    assert not released.closed.is_set() and not later.closed.is_set()
+    watchdog.release(kept)
+    deadline = time.monotonic() + 1
+    while watchdog._busy.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not watchdog._busy.is_set(), "nothing to watch: the thread waits for the next answer"
+    again = Answer()
+    watchdog.watch(time.monotonic() + 0.1, again)
+    assert again.closed.wait(1), "and wakes for it"
+
+
+def test_a_forked_child_forgets_the_answers_its_parent_was_reading():
+    watchdog = client_module._Watchdog()
+    parents = Answer()
+    watchdog.watch(time.monotonic() + 0.2, parents)
+    watchdog._after_fork()  # as os.register_at_fork runs it in the child
+    childs = Answer()
+    watchdog.watch(time.monotonic() + 0.2, childs)
+    assert childs.closed.wait(1)
+    assert watchdog._thread is not None and watchdog._thread.is_alive()
+    assert not parents.closed.wait(0.3), "its socket is the parent's too: shutting it would cut the parent"
 
 
 def test_an_answer_larger_than_the_limit_is_not_read(hostile):

@@ -11,7 +11,6 @@ API keys never leave this module except in the request headers: not in URLs, log
 """
 
 import email.utils
-import heapq
 import itertools
 import json as jsonlib
 import logging
@@ -374,51 +373,63 @@ def session_for(credential, pool_size: int = 16) -> requests.Session:
 
 class _Watchdog:
     """One thread for the whole process that shuts the sockets of answers still being read at their
-    deadline: a timer thread per request would cost more than the request when hundreds run at once."""
+    deadline: a timer thread per request would cost more than the request when hundreds run at once.
+
+    Answers are registered in a dict without a lock (each step is one operation under the GIL): a lock
+    taken twice per request by a hundred threads was a tenth of a busy deletion job's time. The thread
+    looks through them every TICK seconds while any is registered, and sleeps while none is.
+    """
+
+    TICK = 0.05
 
     def __init__(self):
-        self._changed = threading.Condition()
         self._active: dict[int, tuple[float, requests.Response]] = {}
-        self._heap: list[tuple[float, int]] = []  # may hold released numbers, skipped when due
         self._numbers = itertools.count()
+        self._busy = threading.Event()  # set while answers are registered
+        self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def watch(self, deadline: float, response: requests.Response) -> int:
-        with self._changed:
-            number = next(self._numbers)
-            self._active[number] = (deadline, response)
-            heapq.heappush(self._heap, (deadline, number))
-            if len(self._heap) > 2 * len(self._active) + 64:  # mostly released entries: rebuild
-                self._heap = [(when, n) for n, (when, _) in self._active.items()]
-                heapq.heapify(self._heap)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="threadsite-api-watchdog", daemon=True)
-                self._thread.start()
-            if self._heap[0][1] == number:  # only a deadline sooner than every other one moves its wake-up
-                self._changed.notify()
-            return number
+        number = next(self._numbers)
+        self._active[number] = (deadline, response)
+        if not self._busy.is_set():  # the thread sleeps: wake it (a lock only then)
+            self._busy.set()
+        if self._thread is None:
+            self._start()
+        return number
 
     def release(self, number: int) -> None:
-        with self._changed:
-            self._active.pop(number, None)
+        self._active.pop(number, None)
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="threadsite-api-watchdog", daemon=True)
+                self._thread.start()
+
+    def _after_fork(self) -> None:
+        """In a forked child (a Celery worker's process): the parent's thread does not exist, and the
+        answers the parent was reading are not the child's to shut (their sockets are shared)."""
+        self._active = {}
+        self._busy, self._start_lock, self._thread = threading.Event(), threading.Lock(), None
 
     def _run(self) -> None:
         while True:
-            with self._changed:
-                while not self._heap:
-                    self._changed.wait()
-                deadline, number = self._heap[0]
-                wait = deadline - time.monotonic()
-                if wait > 0:
-                    self._changed.wait(wait)
-                    continue
-                heapq.heappop(self._heap)
-                due = self._active.pop(number, None)
-            if due is not None:
-                _abort(due[1])
+            self._busy.wait()
+            now = time.monotonic()
+            for number, (deadline, response) in self._active.copy().items():
+                if deadline <= now and self._active.pop(number, None) is not None:
+                    _abort(response)
+            if self._active:
+                time.sleep(self.TICK)
+            else:
+                self._busy.clear()
+                if self._active:  # registered meanwhile, by a watch() that saw the event still set
+                    self._busy.set()
 
 
 _watchdog = _Watchdog()
+os.register_at_fork(after_in_child=_watchdog._after_fork)
 
 
 def _socket_of(response: requests.Response):
@@ -715,6 +726,10 @@ class Client:
             # Checks the base URL as requests does (MissingSchema, InvalidURL) before anything is sent.
             requests.PreparedRequest().prepare_url(self.base_url, None)
             found = self.session.merge_environment_settings(self.base_url, {}, None, None, None)
+            if urlsplit(self.base_url).scheme == "http":
+                # No certificate to check: not even a CA bundle's path, which requests looks up on disk
+                # for every request (REQUESTS_CA_BUNDLE).
+                found["verify"] = True
             self._transport_settings = {name: found[name] for name in ("proxies", "verify", "cert")}
         return self._transport_settings
 
