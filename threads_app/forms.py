@@ -94,7 +94,7 @@ class CredentialForm(forms.ModelForm):
         ]
         labels = {
             "requests_per_minute": "Request limit (per minute)",
-            "concurrency": "Requests in flight per worker",
+            "concurrency": "Requests in flight at once",
             "base_url": "API base URL",
             "organization_id": "Organization ID",
             "project_id": "Project ID",

@@ -51,7 +51,10 @@ class Credential(models.Model):
     concurrency = models.PositiveSmallIntegerField(
         default=16,
         validators=[MinValueValidator(1), MaxValueValidator(256)],
-        help_text="Requests one background worker keeps in flight with this key (1 to 256).",
+        help_text=(
+            "Requests a deletion job or check keeps in flight with this key at once, shared by the workers "
+            "it runs on (1 to 256)."
+        ),
     )
 
     class Meta:

@@ -38,7 +38,12 @@ class Command(BaseCommand):
             type=int,
             help="The project's request limit (default: learned from the API).",
         )
-        add.add_argument("--concurrency", type=int, default=16, help="Requests in flight per worker (16).")
+        add.add_argument(
+            "--concurrency",
+            type=int,
+            default=16,
+            help="Requests in flight at once for a job or check, shared by its workers (16).",
+        )
         add.add_argument("--no-verify", action="store_true", help="Do not ask the API whether the key works.")
         add_actor_argument(add)
         sub.add_parser("list", help="List credentials with masked keys.")
