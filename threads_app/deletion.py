@@ -7,10 +7,12 @@ it goes through this module:
   a 404 taken as "already gone", and a retrieve that must answer 404 to confirm a deletion;
 - `delete_thread()` deletes one thread now and records it (the thread page);
 - `preview()` and `create_job()` turn a selection into a job whose items are fixed at creation;
-- `run_job()` is what a worker runs: it claims items in batches by conditional UPDATE (any number of
-  workers can share a job), calls the API through `engine` (bounded concurrency per credential, one rate
-  limit per project), records outcomes in batches, and finishes, fails or stops on cancellation. Killed,
-  it loses nothing: an item left in flight is retrieved before anything else is sent for it.
+- `run_job()` is what a worker runs: it joins the job in one of its `runs_wanted` slots (`JobRun.join`),
+  claims items in batches by conditional UPDATE (the runs share the job's items), calls the API through
+  `engine` with its slot's share of each credential's concurrency and one rate limit per project,
+  records outcomes in batches, and finishes, fails or stops on cancellation. Killed, it loses nothing: an
+  item left in flight is retrieved before anything else is sent for it, and `resume_unfinished()` starts
+  the runs a job lacks.
 """
 
 import csv
