@@ -357,6 +357,11 @@ def lease_seconds() -> int:
     return settings.THREADSITE_DELETION_LEASE_SECONDS
 
 
+def silent_since():
+    """A worker or run whose last heartbeat is older than this is taken for dead (a lease ago)."""
+    return timezone.now() - timedelta(seconds=lease_seconds())
+
+
 HOST = socket.gethostname()
 
 
@@ -374,7 +379,7 @@ def live_runs(job: DeletionJob):
     """The job's runs that are alive, once the dead ones are removed: those with no heartbeat within the
     lease, and those of processes of this machine that are gone (a worker started again after a crash
     takes their slots at once rather than a lease later)."""
-    cutoff = timezone.now() - timedelta(seconds=lease_seconds())
+    cutoff = silent_since()
     here = job.runs.filter(host=HOST, heartbeat_at__gte=cutoff).exclude(pid=os.getpid())
     gone = [pk for pk, pid in here.values_list("pk", "pid") if _process_gone(pid)]
     job.runs.filter(Q(heartbeat_at__lt=cutoff) | Q(pk__in=gone)).delete()
@@ -721,9 +726,7 @@ def cancel_job(job: DeletionJob, *, by=None) -> DeletionJob:
             deleted_so_far=job.deleted,
             pending=job.pending,
         )
-    if job.state == Job.CANCELLING and (
-        job.heartbeat_at is None or job.heartbeat_at < now - timedelta(seconds=lease_seconds())
-    ):
+    if job.state == Job.CANCELLING and (job.heartbeat_at is None or job.heartbeat_at < silent_since()):
         finish(job)  # No worker is alive to end it.
     return job
 
@@ -854,6 +857,5 @@ def progress(job: DeletionJob) -> Progress:
         (credential.name, Throttle(credential).per_minute)
         for credential in Credential.objects.filter(pk__in=credential_ids)
     ]
-    cutoff = timezone.now() - timedelta(seconds=lease_seconds())
-    runs = job.runs.filter(heartbeat_at__gte=cutoff).count() if job.is_unfinished else 0
+    runs = job.runs.filter(heartbeat_at__gte=silent_since()).count() if job.is_unfinished else 0
     return Progress(percent, rate, seconds_left, limits, runs)

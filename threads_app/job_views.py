@@ -155,7 +155,7 @@ def job_context(request, job: DeletionJob) -> dict:
     stale = (
         job.state == DeletionJob.State.RUNNING
         and job.heartbeat_at is not None
-        and (now - job.heartbeat_at).total_seconds() > deletion.lease_seconds()
+        and job.heartbeat_at < deletion.silent_since()
     )
     failed_items = job.items.filter(state=DeletionItem.State.FAILED).order_by("-finished_at", "-id")
     return {
