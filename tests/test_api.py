@@ -10,7 +10,7 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from threads_app import tokens
-from threads_app.models import ApiToken, AuditEvent, Credential, StatusChange, Thread
+from threads_app.models import ApiToken, AuditEvent, Credential, DeletionJob, StatusChange, Thread
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +226,20 @@ def test_deleting_goes_through_the_api_and_is_recorded(api, full, sim_credential
     assert event.actor == full.token.owner and event.details["via"] == "API token ops"
     again = api.call("DELETE", f"/api/v1/threads/{conversation['id']}", expect=409)
     assert "already deleted" in again["error"]["message"]
+
+
+def test_a_conversation_with_more_items_than_a_call_can_wait_for_is_finished_by_a_job(
+    api, full, sim_credential, simulator
+):
+    items = [("user", f"m{n}") for n in range(150)]
+    conversation = simulator.state.create_conversation("proj_alpha", items=items)
+    api.call("POST", "/api/v1/threads", body={"id": conversation["id"]}, expect=201)
+    result = api.call("DELETE", f"/api/v1/threads/{conversation['id']}", expect=202)
+    job = DeletionJob.objects.get()
+    assert (result["outcome"], result["deleted"], result["job"]) == ("queued", False, job.pk)
+    assert result["thread"]["status"] == "active"
+    assert (job.source, job.requested_by) == (DeletionJob.Source.API, full.token.owner)
+    assert "while API token ops waited" in job.summary
 
 
 def test_each_token_is_rate_limited(client, spec, credential):

@@ -5,7 +5,9 @@ import io
 import json
 import os
 import subprocess
+import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import User
@@ -235,7 +237,7 @@ def test_an_item_left_in_flight_is_looked_up_before_anything_is_sent(simulator, 
 
 def test_a_deletion_the_api_claims_but_did_not_do_fails_verification(simulator, world, monkeypatch):
     adapter = kinds.adapter_for("chatkit_thread")
-    monkeypatch.setattr(type(adapter), "delete", lambda self, client, remote_id, delete_items=False: None)
+    monkeypatch.setattr(type(adapter), "delete", lambda self, client, remote_id, **options: None)
     job = make_job(verify_all=True)
     deletion.run_job(job.pk)
     job.refresh_from_db()
@@ -312,6 +314,70 @@ def test_the_thread_pages_delete_goes_through_the_same_function(simulator, world
     assert result.state == "deleted" and "with its items" in result.message
     assert simulator.state.stored_items(world[1]) == []
     assert deletion.delete_thread(thread, by=alice).state == "not_sent"
+
+
+def long_conversation(simulator, credential, items: int) -> Thread:
+    remote = simulator.state.create_conversation(
+        "proj_alpha", items=[("user", f"message {n}") for n in range(items)]
+    )
+    return Thread.objects.create(remote_id=remote["id"], kind="conversation", credential=credential)
+
+
+def test_a_conversation_of_more_items_than_a_page_is_handed_to_a_job_before_any_is_deleted(
+    simulator, sim_credential, alice
+):
+    thread = long_conversation(simulator, sim_credential, kinds.MAX_PAGE_SIZE + 50)
+    result = deletion.delete_thread(thread, by=alice)
+    job = result.job
+    assert result.state == "queued"
+    assert result.message == (
+        f"{thread.remote_id} has more items than can be deleted while you wait: the rest, then the "
+        f"conversation, are being deleted in the background (deletion job {job.pk})."
+    )
+    assert deletes(simulator) == [], "one look at the items, and nothing deleted while the page waits"
+    assert (job.source, job.requested_by, job.delete_items, job.total) == (
+        DeletionJob.Source.THREAD,
+        alice,
+        True,
+        1,
+    )
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.JOB_CREATED, object_pk=job.pk).exists()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.THREAD_DELETED).exists()
+    thread.refresh_from_db()
+    assert thread.status == Thread.Status.ACTIVE
+
+    again = deletion.delete_thread(thread, by=alice)  # not handed over twice
+    assert (again.state, again.message) == (
+        "not_sent",
+        f"{thread.remote_id} is already waiting in a deletion job.",
+    )
+
+    deletion.run_job(job.pk)
+    job.refresh_from_db()
+    assert (job.state, job.deleted) == (Job.FINISHED, 1)
+    assert not on_server(simulator, thread.remote_id)
+    assert simulator.state.stored_items(thread.remote_id) == []
+    assert Thread.objects.get(pk=thread.pk).status == Thread.Status.DELETED
+
+
+def test_a_page_deletes_items_until_its_deadline_and_a_job_deletes_the_rest(
+    simulator, sim_credential, alice, monkeypatch, settings
+):
+    settings.OPENAI_WEB_DEADLINE = 10
+    started = time.monotonic()
+    ticks = iter(range(1000))
+    # Each look at the clock between two item deletions finds 4 s gone: the fourth is past the deadline.
+    monkeypatch.setattr(kinds, "time", SimpleNamespace(monotonic=lambda: started + 4 * next(ticks)))
+    thread = long_conversation(simulator, sim_credential, 6)
+    result = deletion.delete_thread(thread, by=alice)
+    assert result.state == "queued"
+    assert "3 of its items were deleted; the rest, then the conversation" in result.message
+    assert len(simulator.state.stored_items(thread.remote_id)) == 3
+    assert on_server(simulator, thread.remote_id)
+
+    deletion.run_job(result.job.pk)
+    assert simulator.state.stored_items(thread.remote_id) == []
+    assert not on_server(simulator, thread.remote_id)
 
 
 def deleted_event(thread) -> AuditEvent:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from threads_app import transcripts
 from threads_app.forms import MetadataForm
-from threads_app.models import AuditEvent, StatusChange, Thread
+from threads_app.models import AuditEvent, DeletionJob, StatusChange, Thread
 from threads_app.simulator import objects
 
 HTMX = {"HX-Request": "true"}
@@ -584,6 +584,25 @@ def test_a_conversation_can_be_deleted_leaving_its_items(signed_in, simulator, c
     signed_in.post(reverse("thread_delete", args=[conversation.pk]), {}, headers=HTMX)
     assert len(simulator.state.stored_items(conversation.remote_id)) == 2
     assert Thread.objects.get(pk=conversation.pk).status == Thread.Status.DELETED
+
+
+@pytest.mark.parametrize("who", ["alice", "bob"])
+def test_a_conversation_too_long_to_delete_while_the_page_waits_goes_to_a_job(
+    client, simulator, sim_credential, make_thread, who, request
+):
+    person = request.getfixturevalue(who)  # an admin follows jobs; bob, a member who owns it, does not
+    remote = simulator.state.create_conversation("proj_alpha", items=[("user", f"m{n}") for n in range(150)])
+    thread = make_thread(remote_id=remote["id"], kind=Thread.Kind.CONVERSATION, owner=person)
+    client.force_login(person)
+    response = client.post(reverse("thread_delete", args=[thread.pk]), {"delete_items": "on"}, headers=HTMX)
+    assert response.status_code == 202
+    page = response.content.decode()
+    job = DeletionJob.objects.get()
+    assert 'class="okbox"' in page
+    assert f"are being deleted in the background (deletion job {job.pk})" in unescape(page)
+    link = f'<a href="{reverse("job_detail", args=[job.pk])}">Follow job {job.pk}</a>'
+    assert (link in page) is (who == "alice")
+    assert len(simulator.state.stored_items(thread.remote_id)) == 150
 
 
 # --- Export -------------------------------------------------------------------------------------------

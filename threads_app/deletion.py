@@ -5,7 +5,8 @@ it goes through this module:
 - `delete_remote()` is the API side of deleting one thread, the same for one and for a million: an
   archive of its transcript first if asked, the kind's own way of deleting (a conversation's items first),
   a 404 taken as "already gone", and a retrieve that must answer 404 to confirm a deletion;
-- `delete_thread()` deletes one thread now and records it (the thread page);
+- `delete_thread()` deletes one thread now and records it (the thread page, the REST API); a conversation
+  with more items than can go while a person waits is handed to a one-thread job instead;
 - `preview()` and `create_job()` turn a selection into a job whose items are fixed at creation;
 - `run_job()` is what a worker runs: it joins the job in one of its `runs_wanted` slots (`JobRun.join`),
   claims items in batches by conditional UPDATE (the runs share the job's items), calls the API through
@@ -21,6 +22,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -79,11 +81,14 @@ def delete_remote(
     archive: bool = False,
     verify: bool = False,
     recovering: bool = False,
+    until: float | None = None,
 ) -> Attempt:
     """Delete `thread` through the API: only API calls, nothing written here.
 
     `recovering`: an earlier try may have been sent without its answer recorded (its worker died), so the
     thread is looked up first and a 404 ends it as already gone, instead of a second DELETE sent blindly.
+    `until`: the `time.monotonic()` moment a waiting person needs the answer by (kinds.Unfinished, raised,
+    when a conversation's items cannot all go by then).
     """
     adapter = kinds.adapter_for(thread)
     transcript = None
@@ -94,7 +99,7 @@ def delete_remote(
             transcript = transcripts.as_json_line(
                 thread, list(adapter.iter_entries(client, thread.remote_id))
             )
-        adapter.delete(client, thread.remote_id, delete_items=delete_items)
+        adapter.delete(client, thread.remote_id, delete_items=delete_items, until=until)
     except NotFound as error:
         return Attempt(Item.ALREADY_GONE, error.message)
     except APIError as error:
@@ -142,8 +147,9 @@ def record_thread_statuses(pairs, *, by=None, reason: str) -> None:
 class ThreadDeletion:
     """The outcome of deleting one thread from its page."""
 
-    state: str  # deleted, already_gone, failed, not_sent
+    state: str  # deleted, already_gone, failed, not_sent; queued (finished by `job`)
     message: str
+    job: DeletionJob | None = None
 
 
 def delete_thread(thread: Thread, *, by, delete_items: bool = True, actor: str = "") -> ThreadDeletion:
@@ -160,7 +166,12 @@ def delete_thread(thread: Thread, *, by, delete_items: bool = True, actor: str =
     except APIError as error:
         attempt = Attempt(Item.FAILED, outcomes.classify(error).message)
     else:
-        attempt = delete_remote(client, thread, delete_items=delete_items)
+        # All within about one call's deadline: the person's page waits, and the server's worker with it.
+        until = time.monotonic() + settings.OPENAI_WEB_DEADLINE
+        try:
+            attempt = delete_remote(client, thread, delete_items=delete_items, until=until)
+        except kinds.Unfinished as unfinished:
+            return _finish_in_background(thread, by=by, actor=actor, deleted=unfinished.deleted)
     how = " with its items" if delete_items else ""
     record_thread_statuses(
         [(thread, attempt)], by=by, reason=f"Deleted{how} through the API by {actor or by.get_username()}"
@@ -186,6 +197,28 @@ def delete_thread(thread: Thread, *, by, delete_items: bool = True, actor: str =
             f"{thread.get_status_display().lower()}.",
         )
     return ThreadDeletion("failed", f"{thread.remote_id} was not deleted. {attempt.message}")
+
+
+def _finish_in_background(thread: Thread, *, by, actor: str, deleted: int) -> ThreadDeletion:
+    """A conversation whose items could not all be deleted while its page waited: a job of this one thread
+    deletes the rest and then the conversation, as any job does (progress, retries, receipt)."""
+    waiting = actor or "its page"
+    try:
+        job = create_job(
+            Thread.objects.filter(pk=thread.pk),
+            requested_by=by,
+            summary=f"{thread.remote_id}: more items than could be deleted while {waiting} waited",
+            source=DeletionJob.Source.API if actor else DeletionJob.Source.THREAD,
+        )
+    except NothingToDelete:  # taken by another job meanwhile
+        return ThreadDeletion("not_sent", f"{thread.remote_id} is already waiting in a deletion job.")
+    done = f"{deleted:,} of its items were deleted; " if deleted else ""
+    return ThreadDeletion(
+        "queued",
+        f"{thread.remote_id} has more items than can be deleted while you wait: {done}the rest, then the "
+        f"conversation, are being deleted in the background (deletion job {job.pk}).",
+        job=job,
+    )
 
 
 def offers_item_deletion(kind_or_thread) -> bool:

@@ -5,6 +5,7 @@ Everything else asks `adapter_for(kind_or_thread)` and calls the same methods on
 nothing outside this module branches on the kind.
 """
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit
@@ -36,6 +37,15 @@ DISCOVERY_MAX_PAGES = 10_000
 
 class NotSupported(Exception):
     """The kind's API has no way to do this (list Assistants threads, edit a ChatKit thread's metadata)."""
+
+
+class Unfinished(Exception):
+    """A thread's items could not all be deleted by the caller's deadline: `deleted` of them were, the
+    thread itself was not."""
+
+    def __init__(self, remote_id: str, deleted: int):
+        super().__init__(f"{remote_id}: {deleted} items deleted before the deadline")
+        self.deleted = deleted
 
 
 def is_openai(base_url: str) -> bool:
@@ -104,7 +114,11 @@ class Adapter:
             client.post(self.thread_path(remote_id), json=payload, beta=self.beta), remote_id
         )
 
-    def delete(self, client: Client, remote_id: str, *, delete_items: bool = False) -> None:
+    def delete(
+        self, client: Client, remote_id: str, *, delete_items: bool = False, until: float | None = None
+    ) -> None:
+        """Delete the thread. `until`: a `time.monotonic()` moment by which a caller that cannot wait long
+        (a page) needs the answer; only the kinds whose deletion takes several calls heed it."""
         answer = client.delete(self.thread_path(remote_id), beta=self.beta)
         if answer.get("deleted") is False:
             raise APIError(f"The API answered that {remote_id} was not deleted", status=200)
@@ -226,17 +240,23 @@ class Conversations(Adapter):
     supports_before = False
     entry = staticmethod(conversation_item)
 
-    def delete(self, client: Client, remote_id: str, *, delete_items: bool = False) -> None:
+    def delete(
+        self, client: Client, remote_id: str, *, delete_items: bool = False, until: float | None = None
+    ) -> None:
         """Delete the conversation; with `delete_items`, its items first, as the API keeps them otherwise."""
         if delete_items:
-            self.delete_items(client, remote_id)
+            self.delete_items(client, remote_id, until=until)
         super().delete(client, remote_id)
 
-    def delete_items(self, client: Client, remote_id: str) -> int:
+    def delete_items(self, client: Client, remote_id: str, *, until: float | None = None) -> int:
         """Delete every item of the conversation; return how many were deleted.
 
         Re-reads the first page after each round instead of following a cursor, which would point at
         deleted items; a first page that said it was the whole list needs no second look.
+
+        With `until`, Unfinished as soon as the work cannot end by then: at once when the items fill more
+        than one page (a call each: more than a person should wait for), else when the moment passes
+        between two calls.
         """
         attempted, deleted = set(), 0
         while True:
@@ -247,7 +267,11 @@ class Conversations(Adapter):
                 return deleted
             if not fresh:
                 raise APIError(f"Items of {remote_id} were still listed after being deleted", status=200)
+            if until is not None and page.has_more:
+                raise Unfinished(remote_id, deleted)
             for item_id in fresh:
+                if until is not None and time.monotonic() >= until:
+                    raise Unfinished(remote_id, deleted)
                 attempted.add(item_id)
                 try:
                     client.delete(f"{self.entries_path(remote_id)}/{quote(item_id, safe='')}", beta=self.beta)

@@ -350,6 +350,8 @@ class DeletionJob(models.Model):
 
     class Source(models.TextChoices):
         BROWSER = "browser", "Thread list"
+        THREAD = "thread", "Thread page"
+        API = "api", "REST API"
         COMMAND = "command", "delete_threads command"
         SWEEP = "sweep", "Retention sweep"
 

@@ -54,6 +54,7 @@ from .permissions import (
     require,
     thread_flags,
     usable_credentials,
+    visible_jobs,
     visible_threads,
 )
 
@@ -533,16 +534,20 @@ def thread_delete(request, pk):
     result = deletion.delete_thread(
         thread, by=request.user, delete_items=bool(form.cleaned_data.get("delete_items"))
     )
-    status = {"deleted": 200, "already_gone": 200, "not_sent": 409}.get(result.state, 502)
+    status = {"deleted": 200, "already_gone": 200, "queued": 202, "not_sent": 409}.get(result.state, 502)
     outcome = result.message
     if fragment:
-        context.update(outcome=outcome, failed=status != 200, now=timezone.now())
+        # A job that finishes the deletion is linked for those who may follow jobs.
+        job = result.job
+        if job is not None and not visible_jobs(request.user).filter(pk=job.pk).exists():
+            job = None
+        context.update(outcome=outcome, failed=status >= 400, job=job, now=timezone.now())
         if context["origin"] == "list":
             thread.removal = retention.removal(thread)  # the row sent back says what the list's rows say
         response = render(request, "threads_app/thread_delete.html#result", context, status=status)
         # The thread page's panels (header, details, history, messages) ask for themselves again.
         return trigger_client_event(response, THREAD_CHANGED) if status == 200 else response
-    (messages.success if status == 200 else messages.error)(request, outcome)
+    (messages.success if status < 400 else messages.error)(request, outcome)
     return redirect(context["next"])
 
 

@@ -163,11 +163,14 @@ def thread(request, remote_id):
         {
             "object": "threadsite.deletion",
             "id": found.remote_id,
-            "deleted": True,
+            # Queued: a job of this thread finishes it (a conversation with more items than a call waits for).
+            "deleted": outcome.state != "queued",
             "outcome": outcome.state,
             "message": outcome.message,
+            "job": outcome.job.pk if outcome.job else None,
             "thread": as_json(found, request),
-        }
+        },
+        status=202 if outcome.state == "queued" else 200,
     )
 
 
