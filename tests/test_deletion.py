@@ -341,6 +341,7 @@ def test_a_conversation_of_more_items_than_a_page_is_handed_to_a_job_before_any_
         True,
         1,
     )
+    assert job.summary == f"{thread.remote_id}: more items than could be deleted while its page waited"
     assert AuditEvent.objects.filter(action=AuditEvent.Action.JOB_CREATED, object_pk=job.pk).exists()
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.THREAD_DELETED).exists()
     thread.refresh_from_db()
@@ -371,7 +372,11 @@ def test_a_page_deletes_items_until_its_deadline_and_a_job_deletes_the_rest(
     thread = long_conversation(simulator, sim_credential, 6)
     result = deletion.delete_thread(thread, by=alice)
     assert result.state == "queued"
-    assert "3 of its items were deleted; the rest, then the conversation" in result.message
+    assert result.message == (
+        f"{thread.remote_id} has more items than can be deleted while you wait: 3 of its items were "
+        f"deleted; the rest, then the conversation, are being deleted in the background (deletion job "
+        f"{result.job.pk})."
+    )
     assert len(simulator.state.stored_items(thread.remote_id)) == 3
     assert on_server(simulator, thread.remote_id)
 

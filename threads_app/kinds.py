@@ -43,8 +43,8 @@ class Unfinished(Exception):
     """A thread's items could not all be deleted by the caller's deadline: `deleted` of them were, the
     thread itself was not."""
 
-    def __init__(self, remote_id: str, deleted: int):
-        super().__init__(f"{remote_id}: {deleted} items deleted before the deadline")
+    def __init__(self, deleted: int):
+        super().__init__(f"{deleted} items deleted before the deadline")
         self.deleted = deleted
 
 
@@ -268,10 +268,10 @@ class Conversations(Adapter):
             if not fresh:
                 raise APIError(f"Items of {remote_id} were still listed after being deleted", status=200)
             if until is not None and page.has_more:
-                raise Unfinished(remote_id, deleted)
+                raise Unfinished(deleted)
             for item_id in fresh:
                 if until is not None and time.monotonic() >= until:
-                    raise Unfinished(remote_id, deleted)
+                    raise Unfinished(deleted)
                 attempted.add(item_id)
                 try:
                     client.delete(f"{self.entries_path(remote_id)}/{quote(item_id, safe='')}", beta=self.beta)
