@@ -236,11 +236,15 @@ def test_on_a_phone_each_audit_event_is_a_card_with_its_details_on_the_screen(pa
             duplicates=0,
             refused=0,
         )
+    # A conversation's ID has no break in it: as an event's object it wraps on a phone.
+    audit.record(
+        audit.Action.MESSAGES_VIEWED, actor=None, obj=world["conversation"], page="newest", messages=2
+    )
     page.set_viewport_size(PHONE)
     sign_in(page)
     page.goto("/audit/")
     events = page.locator("#audit-events tbody tr")
-    assert events.count() >= 4
+    assert events.count() >= 5
     # The box of events never scrolls sideways: the details are on the screen, not past its edge.
     box = page.evaluate(
         "(() => { const b = document.querySelector('#audit-events .table-scroll');"
@@ -253,6 +257,28 @@ def test_on_a_phone_each_audit_event_is_a_card_with_its_details_on_the_screen(pa
     # A card a few lines tall, not a narrow column many lines tall.
     assert card.bounding_box()["height"] < 160
     shoot(page, "audit-log-390")
+
+
+def test_on_a_desktop_an_audit_event_quoting_a_long_id_wraps_rather_than_widen_the_log(page, world):
+    conversation = world["conversation"]  # a conversation's ID: 53 characters, no break in them
+    audit.record(audit.Action.MESSAGES_VIEWED, actor=None, obj=conversation, page="newest", messages=20)
+    audit.record(
+        audit.Action.JOB_CREATED,
+        actor=None,
+        threads=1,
+        source="thread",
+        selection=f"{conversation.remote_id}: more items than could be deleted while its page waited",
+    )
+    page.set_viewport_size(DESKTOP)
+    sign_in(page)
+    page.goto("/audit/")
+    box = page.evaluate(
+        "(() => { const b = document.querySelector('#audit-events .table-scroll');"
+        " return b.scrollWidth - b.clientWidth; })()"
+    )
+    assert box <= 0, f"the audit log's events are {box} px wider than their box"
+    created = page.locator("#audit-events tbody tr", has_text="Deletion job created")
+    assert conversation.remote_id in created.locator("td.audit-details").inner_text().replace("\n", "")
 
 
 def assert_accessible(page, label):
