@@ -43,6 +43,15 @@ def chromium():
 def page(chromium, live_server, request):
     """A page of the live server, at the test module's VIEWPORT (WIDE unless it says); the test fails if
     the page raised a JavaScript error."""
+    from django.db import connection
+
+    if connection.vendor == "sqlite":
+        # The live server's threads share SQLite's in-memory test database, which then refuses some of
+        # their queries now and then ("database table is locked"): a failure that says nothing.
+        pytest.fail(
+            "Browser tests run on PostgreSQL: set DATABASE_URL (see README, or run ./scripts/test)",
+            pytrace=False,
+        )
     context = chromium.new_context(
         viewport=getattr(request.module, "VIEWPORT", WIDE), base_url=live_server.url
     )
