@@ -404,7 +404,7 @@ def _process_gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     except PermissionError:  # someone else's process: it exists
-        return False
+        pass
     return False
 
 

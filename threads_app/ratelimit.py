@@ -28,6 +28,13 @@ BURST_SECONDS = 1.0
 LEARNED_TTL = 3600
 
 
+def pace(per_minute: int, burst_seconds: float = BURST_SECONDS) -> tuple[float, float]:
+    """The schedule of a limit (both limiters', both ways of asking): the interval between two requests,
+    and how far ahead of it requests may run (`burst_seconds` of the limit, at least one request)."""
+    interval = 60.0 / per_minute
+    return interval, max(0.0, per_minute / 60.0 * burst_seconds - 1) * interval
+
+
 class Cancelled(Exception):
     """The work this request belonged to was cancelled while it waited for its slot."""
 
@@ -56,8 +63,7 @@ class MemoryLimiter:
             if not per_minute:
                 # No known limit: send now, unless a pause holds the project back.
                 return max(0.0, self._arrival.get(key, now) - now)
-            interval = 60.0 / per_minute
-            tolerance = max(0.0, per_minute / 60.0 * BURST_SECONDS - 1) * interval
+            interval, tolerance = pace(per_minute)
             wait = max(0.0, arrival - tolerance - now)
             self._arrival[key] = arrival + interval
             return wait
@@ -68,8 +74,7 @@ class MemoryLimiter:
         with self._lock:
             now = self._clock()
             arrival = max(self._arrival.get(key, now), now)
-            interval = 60.0 / per_minute
-            tolerance = max(0.0, per_minute / 60.0 * burst_seconds - 1) * interval
+            interval, tolerance = pace(per_minute, burst_seconds)
             wait = max(0.0, arrival - tolerance - now)
             if wait == 0:
                 self._arrival[key] = arrival + interval
@@ -156,8 +161,7 @@ class RedisLimiter:
     def reserve(self, key: str, per_minute: int | None) -> float:
         if not per_minute:
             return self._pause_left(key)
-        interval = 60.0 / per_minute
-        tolerance = max(0.0, per_minute / 60.0 * BURST_SECONDS - 1) * interval
+        interval, tolerance = pace(per_minute)
         return float(self._reserve(keys=[self.PREFIX + key], args=[repr(interval), repr(tolerance)]))
 
     def _pause_left(self, key: str) -> float:
@@ -170,8 +174,7 @@ class RedisLimiter:
         return max(0.0, wait - (now - read_at))
 
     def take(self, key: str, per_minute: int, burst_seconds: float = BURST_SECONDS) -> float:
-        interval = 60.0 / per_minute
-        tolerance = max(0.0, per_minute / 60.0 * burst_seconds - 1) * interval
+        interval, tolerance = pace(per_minute, burst_seconds)
         return float(self._take(keys=[self.PREFIX + key], args=[repr(interval), repr(tolerance)]))
 
     def pause(self, key: str, seconds: float) -> None:
