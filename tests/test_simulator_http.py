@@ -113,3 +113,26 @@ def test_a_client_that_expects_100_continue_is_told_to_go_on(simulator, sim_key)
     assert go_on == "HTTP/1.1 100 Continue"
     assert created == "HTTP/1.1 200 OK"
     assert json.loads(created_body)["object"] == "conversation"
+
+
+def test_a_burst_of_new_connections_waits_in_the_backlog_until_the_server_accepts_it():
+    # A job opens a connection for each request it runs at once, hundreds in the same instant, while the
+    # server's accepting thread waits for its turn at the GIL. The kernel queues them up to the listen
+    # backlog and drops the handshakes past it; socketserver's default of 5 held a connection back a
+    # second, or left a request unanswered until the client's read timeout.
+    from threads_app.simulator import SimulatorConfig, SimulatorState
+    from threads_app.simulator.server import make_server
+
+    server = make_server("127.0.0.1", 0, SimulatorState(seed=1), SimulatorConfig())  # not accepting yet
+    address = server.server_address
+    connections = []
+    try:
+        for number in range(64):
+            try:
+                connections.append(socket.create_connection(address, timeout=1))
+            except TimeoutError:
+                pytest.fail(f"connection {number + 1} was not taken into the backlog")
+    finally:
+        for connection in connections:
+            connection.close()
+        server.server_close()

@@ -225,6 +225,10 @@ class SimulatorServer(ThreadingMixIn, WSGIServer):
     # Shut down without waiting for requests still sleeping on a simulated delay.
     block_on_close = False
     verbose = False
+    # socketserver's backlog is 5 connections: a job opening a hundred at once overflowed it, and the
+    # kernel dropped the handshakes past it. The clients saw a connection held for a second, or a request
+    # sent on a connection the server never accepted, unanswered until the read timeout (30 s).
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, *args, **kwargs):
         # Set on close: ends the answers of faults that hang or drip (see hostile.py).
