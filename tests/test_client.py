@@ -11,6 +11,7 @@ import logging
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -881,3 +882,28 @@ def test_a_server_that_quotes_the_key_back_never_gets_it_stored_or_shown(scripte
     assert KEY not in str(excinfo.value)
     assert KEY not in repr(excinfo.value.args)
     assert f"sk-…{KEY[-4:]}" in excinfo.value.message
+
+
+def test_each_goes_in_turn_unless_lent_threads_and_stops_at_the_first_error():
+    client = Client(base_url="http://127.0.0.1:9/v1", api_key="sk-each-test-0001")
+    callers, seen = set(), []
+
+    def square(n):
+        callers.add(threading.current_thread())
+        seen.append(n)
+        if n == 3:
+            raise NotFound("no such item", status=404)
+        return n * n
+
+    assert client.each(square, [0, 1, 2]) == [0, 1, 4]
+    assert callers == {threading.current_thread()}, "no threads lent: all on the caller's"
+    with pytest.raises(NotFound):
+        client.each(square, [3, 4, 5])
+    assert seen[-1] == 3, "nothing begun after the error"
+
+    with ThreadPoolExecutor(2) as pool:
+        lent = []
+        client.lend = lambda work, n: lent.append(n) or [pool.submit(work) for _ in range(n)]
+        assert client.each(square, list(range(3))) == [0, 1, 4]
+        assert client.each(square, [2]) == [4]
+    assert lent == [2], "a single call borrows nothing"

@@ -88,3 +88,44 @@ def test_a_result_that_stops_the_lane_ends_its_claims_and_releases_what_was_not_
     # With one call at a time, nothing is sent after the refusal, though a unit was queued behind it.
     assert sent == [0]
     assert set(sent) | set(released) | set(queue) == set(range(10))
+
+
+def test_a_unit_alone_in_its_lane_is_lent_the_idle_threads_and_a_full_lane_lends_none():
+    cred = credential("a", 4)
+    barrier = threading.Barrier(4, timeout=5)  # passed only by four calls at once
+    running, most, lock = [0], [0], threading.Lock()
+
+    def step(n):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        if n < 4:
+            barrier.wait()
+        with lock:
+            running[0] -= 1
+        return n * n
+
+    def run(units):
+        queue, recorded = list(units), []
+
+        def claim(cred, n):
+            if not queue:
+                return None
+            taken, queue[:] = queue[:n], queue[n:]
+            return taken
+
+        def record(cred, results):
+            recorded.extend(result for _, result in results)
+
+        assert engine.run(
+            [cred], claim=claim, call=lambda client, unit: client.each(step, list(range(12))), record=record
+        )
+        return recorded
+
+    # One unit of twelve calls: the three idle threads work with it, and the results keep their order.
+    assert run(["alone"]) == [[n * n for n in range(12)]]
+    assert most[0] == 4
+    # Ten units: they fill the four threads; a unit's calls then go in turn, never more than four at once.
+    barrier, most[0] = threading.Barrier(1), 0
+    assert run(range(10)) == [[n * n for n in range(12)]] * 10
+    assert most[0] <= 4

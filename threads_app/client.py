@@ -455,6 +455,35 @@ def _abort(response: requests.Response) -> None:
         pass  # already closed
 
 
+class _Shared:
+    """The calls of one `Client.each`, taken one at a time by the threads that share them."""
+
+    def __init__(self, function, items: list):
+        self.function, self.items = function, items
+        self.results: list = [None] * len(items)
+        self.error: BaseException | None = None
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def work(self) -> None:
+        while True:
+            with self._lock:
+                if self.error is not None or self._next >= len(self.items):
+                    return
+                index, self._next = self._next, self._next + 1
+            try:
+                self.results[index] = self.function(self.items[index])
+            except BaseException as error:  # Cancelled and the like too: the caller re-raises it
+                with self._lock:
+                    self.error = self.error or error
+                return
+
+    def close(self) -> None:
+        """No more calls begin (a thread lent too late finds nothing left)."""
+        with self._lock:
+            self._next = len(self.items)
+
+
 class _KeyAuth(requests.auth.AuthBase):
     """Puts the key on each request. Being the request's auth, it also keeps requests from adding a .netrc
     login of its own (proxy settings from the environment still apply)."""
@@ -528,6 +557,9 @@ class Client:
         self.deadline = settings.OPENAI_TASK_DEADLINE if deadline is None else deadline
         self.max_response_bytes = max_response_bytes or settings.OPENAI_MAX_RESPONSE_BYTES
         self._transport_settings = None
+        # Background work (`engine`) lends the idle threads of its pool here: `lend(work, n)` runs `work`
+        # on up to n of them and returns their futures. See `each`.
+        self.lend = None
 
     def __repr__(self) -> str:
         return f"<Client {self.base_url} project={self.project or '-'}>"
@@ -554,6 +586,28 @@ class Client:
 
     def delete(self, path: str, *, beta: str | None = None) -> dict:
         return self.request("DELETE", path, beta=beta)
+
+    def each(self, function, items: list) -> list:
+        """`function(item)` for each item, their results in the items' order.
+
+        In turn, unless the client's owner lends it idle threads (`lend`): then at once on as many as are
+        idle, the calling thread working too. The threads are the owner's, so its bound on calls at once
+        holds. After an exception no call begins; it is raised once the calls begun have ended.
+        """
+        shared = _Shared(function, items)
+        lent = self.lend(shared.work, len(items) - 1) if self.lend is not None and len(items) > 1 else []
+        try:
+            shared.work()
+        finally:
+            shared.close()
+            for future in lent:
+                future.cancel()  # queued behind other work: nothing left for it
+            for future in lent:
+                if not future.cancelled():
+                    future.result()
+        if shared.error is not None:
+            raise shared.error
+        return shared.results
 
     def headers(self, beta: str | None = None) -> dict:
         """Every header but the key's (which `_KeyAuth` adds), so that these may be shown or logged."""

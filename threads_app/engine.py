@@ -3,7 +3,8 @@
 Each credential gets a lane: its own client, a pool of `credential.concurrency` threads, and the
 project's shared rate limit (`ratelimit.Throttle`). The calling thread claims units of work for each lane
 as room frees up, and records the results in batches; pool threads only talk to the API, so every
-database write happens on the calling thread, in a few statements per batch.
+database write happens on the calling thread, in a few statements per batch. Threads the units leave
+idle are lent to a unit with several calls to make (`Client.each`: a long conversation's items).
 
 The callbacks:
 - `claim(credential, n)`: up to n units to start now; [] when none is ready yet; None when the lane has
@@ -19,6 +20,7 @@ The callbacks:
   several runs share it).
 """
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -58,7 +60,20 @@ def _lane(credential, capacity: int, client_options) -> Lane:
     session = new_session(pool_size=capacity)
     client = Client.for_credential(credential, throttle=throttle, session=session, **client_options)
     pool = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="threadsite-api")
-    return Lane(credential, capacity, client, throttle, pool)
+    lane = Lane(credential, capacity, client, throttle, pool)
+    client.lend = functools.partial(_lend, lane)
+    return lane
+
+
+def _lend(lane: Lane, work, wanted: int) -> list[Future]:
+    """Run `work` on up to `wanted` of the lane's threads that its units leave idle (`Client.each`): a
+    conversation with many items, alone in its job, has them deleted several at once. The pool's size
+    is still the bound on calls at once; a lane full of units lends nothing."""
+    idle = min(wanted, lane.capacity - len(lane.futures))
+    try:
+        return [lane.pool.submit(work) for _ in range(idle)]
+    except RuntimeError:  # the pool is shutting down (the run is ending): nothing to lend
+        return []
 
 
 def _guarded(lane: Lane, call, stops_lane, unit):

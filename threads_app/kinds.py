@@ -256,9 +256,21 @@ class Conversations(Adapter):
 
         With `until`, Unfinished as soon as the work cannot end by then: at once when the items fill more
         than one page (a call each: more than a person should wait for), else when the moment passes
-        between two calls.
+        between two calls. A page's items go several at once when background work lends the client the
+        threads it has idle (`Client.each`).
         """
         attempted, deleted = set(), 0
+
+        def delete(item_id: str) -> bool | None:
+            """True if deleted, False if it was gone already; None when the time was up (not sent)."""
+            if until is not None and time.monotonic() >= until:
+                return None
+            try:
+                client.delete(f"{self.entries_path(remote_id)}/{quote(item_id, safe='')}", beta=self.beta)
+            except NotFound:
+                return False  # Deleted meanwhile: the goal is reached.
+            return True
+
         while True:
             page = self.page(client, remote_id, limit=MAX_PAGE_SIZE, order="asc")
             ids = [e.id for e in page.entries if e.id]
@@ -269,15 +281,14 @@ class Conversations(Adapter):
                 raise APIError(f"Items of {remote_id} were still listed after being deleted", status=200)
             if until is not None and page.has_more:
                 raise Unfinished(deleted)
-            for item_id in fresh:
-                if until is not None and time.monotonic() >= until:
-                    raise Unfinished(deleted)
-                attempted.add(item_id)
-                try:
-                    client.delete(f"{self.entries_path(remote_id)}/{quote(item_id, safe='')}", beta=self.beta)
-                except NotFound:
-                    continue  # Deleted meanwhile: the goal is reached.
-                deleted += 1
+            # Several at once when background work lends the client idle threads (Client.each).
+            results = client.each(delete, fresh)
+            attempted.update(
+                item_id for item_id, result in zip(fresh, results, strict=True) if result is not None
+            )
+            deleted += results.count(True)
+            if None in results:
+                raise Unfinished(deleted)
             if not page.has_more:
                 return deleted
 
