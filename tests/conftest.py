@@ -1,4 +1,5 @@
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -85,6 +86,30 @@ def simulator():
         for project_id, api_key in SIMULATOR_KEYS.items():
             sim.state.add_key(api_key, project_id)
         yield sim
+
+
+class CallsAtOnce:
+    """Counts the requests the simulator is answering at once (`.most`: the most so far). The simulated
+    latency is spent inside its app, so a request counts for as long as the client waits for it."""
+
+    def __init__(self, server):
+        self.most, self._now, self._lock, self._app = 0, 0, threading.Lock(), server.get_app()
+        server.set_app(self)
+
+    def __call__(self, environ, start_response):
+        with self._lock:
+            self._now += 1
+            self.most = max(self.most, self._now)
+        try:
+            return self._app(environ, start_response)
+        finally:
+            with self._lock:
+                self._now -= 1
+
+
+@pytest.fixture
+def calls_at_once(simulator) -> CallsAtOnce:
+    return CallsAtOnce(simulator.server)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import io
 import json
 import os
 import subprocess
-import threading
 import time
 from datetime import timedelta
 from types import SimpleNamespace
@@ -363,7 +362,7 @@ def test_a_conversation_of_more_items_than_a_page_is_handed_to_a_job_before_any_
 
 
 def test_a_conversation_alone_in_its_job_has_its_items_deleted_several_at_once_within_the_concurrency(
-    simulator, sim_credential, alice
+    simulator, sim_credential, alice, calls_at_once
 ):
     # Deleted one after the other, 250 items at the real API's latency would hold the job for minutes while
     # the credential's other seven calls stay unused.
@@ -371,26 +370,13 @@ def test_a_conversation_alone_in_its_job_has_its_items_deleted_several_at_once_w
     sim_credential.save()
     thread = long_conversation(simulator, sim_credential, 2 * kinds.MAX_PAGE_SIZE + 50)
     job = deletion.delete_thread(thread, by=alice).job
-    app, lock, now, most = simulator.server.get_app(), threading.Lock(), [0], [0]
-
-    def counted(environ, start_response):
-        with lock:
-            now[0] += 1
-            most[0] = max(most[0], now[0])
-        try:
-            return app(environ, start_response)
-        finally:
-            with lock:
-                now[0] -= 1
-
-    simulator.server.set_app(counted)
     simulator.config.latency_ms = 5
     deletion.run_job(job.pk)
     job.refresh_from_db()
     assert (job.state, job.deleted) == (Job.FINISHED, 1)
     assert simulator.state.stored_items(thread.remote_id) == []
     assert not on_server(simulator, thread.remote_id)
-    assert 1 < most[0] <= 8
+    assert 1 < calls_at_once.most <= 8
     assert len(deletes(simulator)) == 2 * kinds.MAX_PAGE_SIZE + 50 + 1, "each item once, then itself"
 
 

@@ -166,32 +166,19 @@ def test_two_workers_share_one_job_and_its_rate_limit(start_worker, simulator, c
 
 
 def test_two_workers_together_keep_no_more_calls_in_flight_than_the_credentials_concurrency(
-    start_worker, simulator, credential, settings
+    start_worker, simulator, credential, settings, calls_at_once
 ):
     settings.THREADSITE_RUNS_PER_JOB = 2
     credential.concurrency = 5  # shares of 3 and 2
     credential.save()
     simulator.config.latency_ms = 40
     track(simulator, credential, 300, mixed=False)
-    app, lock, now, most = simulator.server.get_app(), threading.Lock(), [0], [0]
-
-    def counted(environ, start_response):  # the simulated latency is spent inside the app
-        with lock:
-            now[0] += 1
-            most[0] = max(most[0], now[0])
-        try:
-            return app(environ, start_response)
-        finally:
-            with lock:
-                now[0] -= 1
-
-    simulator.server.set_app(counted)
     workers = [start_worker("one"), start_worker("two")]
     job = deletion.create_job(Thread.objects.all(), summary="all")
 
     wait_for(lambda: job_state(job) == DeletionJob.State.FINISHED, *workers, timeout=60)
     assert job.deleted == 300
     # Each run at the whole concurrency would make up to 10 at once; the shares keep the two to 5.
-    assert most[0] <= 5
+    assert calls_at_once.most <= 5
     for process in workers:
         assert f"Deletion job {job.pk}: working on" in output(process), "both workers took part"
