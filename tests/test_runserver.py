@@ -1,9 +1,11 @@
 """A newcomer's first `manage.py runserver`, without DEBUG and without collectstatic, serves pages."""
 
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -33,18 +35,23 @@ def test_runserver_without_debug_or_collectstatic_serves_pages_and_static_files(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in server.stdout], daemon=True).start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
+        printed, deadline = [], time.monotonic() + 30
+        while not any("Quit the server with" in line for line in printed):
+            assert server.poll() is None, "runserver stopped:\n" + "".join(printed)
             try:
-                page = requests.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "runserver did not start"
-                time.sleep(0.1)
+                printed.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
+            except queue.Empty:
+                pytest.fail("runserver did not start:\n" + "".join(printed))
+        # What a newcomer reads first: no warning about a static directory that only collectstatic makes.
+        assert not [line for line in printed if "Warning:" in line or "No directory at" in line], printed
+        page = requests.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=5)
         assert page.status_code == 200, page.text[:500]
         assert 'href="/static/threadsite/site.css"' in page.text
         assert (

@@ -5,6 +5,7 @@ DATABASE_URL=postgres://… and REDIS_URL=redis://… switch to PostgreSQL, a Re
 separate Celery worker and beat processes.
 """
 
+import re
 import warnings
 from pathlib import Path
 
@@ -120,10 +121,13 @@ STORAGES = {
     },
 }
 # Without collectstatic (the demo, tests) whitenoise serves straight from the finders, and its warning
-# that STATIC_ROOT does not exist yet says nothing useful.
+# that STATIC_ROOT does not exist yet says nothing useful. It is raised on behalf of Django's handler
+# (stacklevel), so it is matched by its text, not by the module that raises it.
 WHITENOISE_USE_FINDERS = True
 if not STATIC_ROOT.exists():
-    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+    warnings.filterwarnings(
+        "ignore", message=re.escape(f"No directory at: {STATIC_ROOT}"), category=UserWarning
+    )
 
 # Served over HTTPS (behind a TLS-terminating proxy, as docker-compose deploys it): secure cookies, HTTP
 # redirected to HTTPS, and HSTS. The proxy must set X-Forwarded-Proto and drop any the client sent.
