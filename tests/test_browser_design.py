@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from tests.browsers import DESKTOP, PHONE, WIDE
 from tests.conftest import make_user
-from threads_app import audit, views
+from threads_app import audit, tokens, views
 from threads_app.models import Credential, Thread
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.usefixtures("no_retries")]
@@ -257,6 +257,31 @@ def test_on_a_phone_each_audit_event_is_a_card_with_its_details_on_the_screen(pa
     # A card a few lines tall, not a narrow column many lines tall.
     assert card.bounding_box()["height"] < 160
     shoot(page, "audit-log-390")
+
+
+def test_on_a_phone_each_person_and_token_is_a_card_with_its_actions_on_the_screen(page, world, bob, admin):
+    tokens.create("capture-bot-production-eu-west", scopes=["register"], created_by=admin)
+    page.set_viewport_size(PHONE)
+    sign_in(page)
+    for url, table in (("/team/", "table.team"), ("/tokens/", "table.tokens")):
+        page.goto(url)
+        # As a table, the last sign-in and the actions (a token's use and state) were past the screen's edge.
+        wider = page.evaluate(
+            f"(() => {{ const t = document.querySelector('{table}');"
+            " return t.scrollWidth - t.parentElement.clientWidth; })()"
+        )
+        assert wider <= 0, f"{url}: the table is {wider} px wider than its box"
+        assert overflow(page) <= 0
+    page.goto("/team/")
+    card = page.locator("table.team tbody tr", has_text="bob")
+    for link in ("Role", "Deactivate…", "Set-password link"):
+        shown = card.get_by_text(link, exact=True).bounding_box()
+        assert shown["x"] >= 0 and shown["x"] + shown["width"] <= PHONE["width"], link
+    label = card.locator("td[data-label='Last sign-in']").evaluate(
+        "td => getComputedStyle(td, '::before').content"
+    )
+    assert "Last sign-in" in label
+    shoot(page, "team-390")
 
 
 def test_on_a_desktop_an_audit_event_quoting_a_long_id_wraps_rather_than_widen_the_log(page, world):
