@@ -105,7 +105,19 @@ def test_the_command_refuses_bad_options_before_serving(arguments, message):
 
 def test_the_command_serves_the_demo_world_until_interrupted():
     process = subprocess.Popen(
-        [sys.executable, "-u", "manage.py", "simulator", "--port", "0", "--seed-demo", "--quiet"],
+        # faulthandler: a process that does not stop is aborted, and says where each thread was.
+        [
+            sys.executable,
+            "-u",
+            "-X",
+            "faulthandler",
+            "manage.py",
+            "simulator",
+            "--port",
+            "0",
+            "--seed-demo",
+            "--quiet",
+        ],
         cwd=settings.BASE_DIR,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
@@ -125,7 +137,11 @@ def test_the_command_serves_the_demo_world_until_interrupted():
         assert len(response.json()["data"]) == 20
     finally:
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=10)
+        try:
+            output, _ = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            pytest.fail("the simulator did not stop on Ctrl-C:\n" + process.communicate(timeout=10)[0])
     assert process.returncode == 0
     assert "Simulator stopped." in output
 
