@@ -1,3 +1,5 @@
+import signal
+
 from django.core.management.base import BaseCommand, CommandError
 
 from threads_app.simulator import SimulatorConfig, SimulatorState, seed_demo
@@ -125,6 +127,10 @@ class Command(BaseCommand):
                     f"  {project['name']}: key {project['api_key']} project {project['project_id']} "
                     f"organization {project['organization_id']}, {len(project['remote_ids'])} threads"
                 )
+        # Ctrl-C, and SIGTERM (docker stop, kill), stop it cleanly: even started as a script's background job,
+        # which inherits SIGINT ignored, or as a container's first process, which has no default for SIGTERM.
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.default_int_handler)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
