@@ -4,6 +4,7 @@ against the simulator (paging, retrieving, updating, deleting, discovering).
 How each kind's messages and items are read is tested in `test_entries.py`.
 """
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -300,6 +301,41 @@ def test_deleting_a_conversations_items_really_erases_them(sim, client):
         client.get(f"/conversations/{thread_id}/items/{item_ids[0]}")
     assert conversations.page(client, thread_id).entries == []
     assert conversations.retrieve(client, thread_id).id == thread_id  # Only the items went.
+
+
+def test_a_conversation_whose_items_fill_one_page_is_emptied_while_a_person_waits(sim, client):
+    # The items are listed a hundred at a time: 25 are one page, deleted within the deadline, where the
+    # API's default page of 20 would say there is more and hand the work to a job.
+    thread_id, _, _ = seed(sim, Thread.Kind.CONVERSATION)
+    assert conversations.delete_items(client, thread_id, until=time.monotonic() + 60) == COUNT
+    assert sim.state.stored_items(thread_id) == []
+
+
+def test_an_item_deleted_meanwhile_is_not_counted_as_deleted_here(sim, client, monkeypatch):
+    thread_id, item_ids, _ = seed(sim, Thread.Kind.CONVERSATION)
+    send = client.delete
+
+    def delete(path, **options):
+        if path.endswith(item_ids[0]):  # someone else deleted it between the listing and this call
+            send(path, **options)
+        return send(path, **options)
+
+    monkeypatch.setattr(client, "delete", delete)
+    assert conversations.delete_items(client, thread_id) == COUNT - 1
+    assert sim.state.stored_items(thread_id) == []
+
+
+def test_items_still_listed_after_their_deletion_was_answered_end_the_work_with_an_error(
+    sim, client, monkeypatch
+):
+    # A server that answers each DELETE but keeps the items: past the first page, the same items come back
+    # on the next look, and would be asked for ever.
+    thread_id = sim.state.create_conversation(PROJECT, items=[("user", f"m{n}") for n in range(150)])["id"]
+    monkeypatch.setattr(client, "delete", lambda path, **options: {"deleted": True})
+    with pytest.raises(APIError) as raised:
+        conversations.delete_items(client, thread_id)
+    assert raised.value.message == f"Items of {thread_id} were still listed after being deleted"
+    assert len(sim.state.stored_items(thread_id)) == 150
 
 
 def test_deleting_a_conversation_with_its_items_erases_everything(sim, client):
