@@ -380,6 +380,31 @@ def test_a_conversation_alone_in_its_job_has_its_items_deleted_several_at_once_w
     assert len(deletes(simulator)) == 2 * kinds.MAX_PAGE_SIZE + 50 + 1, "each item once, then itself"
 
 
+def test_a_verified_job_finds_items_the_api_said_it_deleted_but_kept_and_keeps_their_conversation(
+    simulator, sim_credential
+):
+    thread = long_conversation(simulator, sim_credential, 5)
+    app = simulator.server.get_app()
+
+    def keeps_items(environ, start_response):  # answers an item's DELETE, and deletes nothing
+        if environ["REQUEST_METHOD"] == "DELETE" and "/items/" in environ["PATH_INFO"]:
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [json.dumps({"id": thread.remote_id, "object": "conversation"}).encode()]
+        return app(environ, start_response)
+
+    simulator.server.set_app(keeps_items)
+    job = make_job(verify_all=True)
+    deletion.run_job(job.pk)
+    item = job.items.get()
+    assert (item.state, item.message) == (
+        Item.FAILED,
+        f"The request failed: Items of {thread.remote_id} were still listed after being deleted (HTTP 200)",
+    )
+    assert on_server(simulator, thread.remote_id), "the conversation stays, so its items can be found"
+    assert len(simulator.state.stored_items(thread.remote_id)) == 5
+    assert Thread.objects.get(pk=thread.pk).status == Thread.Status.ACTIVE
+
+
 def test_a_page_deletes_items_until_its_deadline_and_a_job_deletes_the_rest(
     simulator, sim_credential, alice, monkeypatch, settings
 ):

@@ -338,6 +338,17 @@ def test_items_still_listed_after_their_deletion_was_answered_end_the_work_with_
     assert len(sim.state.stored_items(thread_id)) == 150
 
 
+def test_a_deletion_to_confirm_looks_at_the_items_again_even_when_they_filled_one_page(
+    sim, client, monkeypatch
+):
+    thread_id, _, _ = seed(sim, Thread.Kind.CONVERSATION)  # one page of items: no second look needed
+    monkeypatch.setattr(client, "delete", lambda path, **options: {"deleted": True})  # answers, keeps
+    assert conversations.delete_items(client, thread_id) == COUNT  # the API's word, a request saved
+    with pytest.raises(APIError, match="were still listed after being deleted"):
+        conversations.delete(client, thread_id, delete_items=True, confirm=True)
+    assert conversations.retrieve(client, thread_id).id == thread_id, "not deleted over its items"
+
+
 def test_deleting_a_conversation_with_its_items_erases_everything(sim, client):
     thread_id, _, _ = seed(sim, Thread.Kind.CONVERSATION)
     conversations.delete(client, thread_id, delete_items=True)

@@ -99,7 +99,8 @@ def delete_remote(
             transcript = transcripts.as_json_line(
                 thread, list(adapter.iter_entries(client, thread.remote_id))
             )
-        adapter.delete(client, thread.remote_id, delete_items=delete_items, until=until)
+        # A deletion to be verified checks its conversation's items too, while they can still be listed.
+        adapter.delete(client, thread.remote_id, delete_items=delete_items, until=until, confirm=verify)
     except NotFound as error:
         return Attempt(Item.ALREADY_GONE, error.message)
     except APIError as error:

@@ -115,10 +115,17 @@ class Adapter:
         )
 
     def delete(
-        self, client: Client, remote_id: str, *, delete_items: bool = False, until: float | None = None
+        self,
+        client: Client,
+        remote_id: str,
+        *,
+        delete_items: bool = False,
+        until: float | None = None,
+        confirm: bool = False,
     ) -> None:
         """Delete the thread. `until`: a `time.monotonic()` moment by which a caller that cannot wait long
-        (a page) needs the answer; only the kinds whose deletion takes several calls heed it."""
+        (a page) needs the answer; only the kinds whose deletion takes several calls heed it. `confirm`:
+        such a kind looks again before its last call that the others did what the API answered."""
         answer = client.delete(self.thread_path(remote_id), beta=self.beta)
         if answer.get("deleted") is False:
             raise APIError(f"The API answered that {remote_id} was not deleted", status=200)
@@ -241,18 +248,28 @@ class Conversations(Adapter):
     entry = staticmethod(conversation_item)
 
     def delete(
-        self, client: Client, remote_id: str, *, delete_items: bool = False, until: float | None = None
+        self,
+        client: Client,
+        remote_id: str,
+        *,
+        delete_items: bool = False,
+        until: float | None = None,
+        confirm: bool = False,
     ) -> None:
         """Delete the conversation; with `delete_items`, its items first, as the API keeps them otherwise."""
         if delete_items:
-            self.delete_items(client, remote_id, until=until)
+            self.delete_items(client, remote_id, until=until, confirm=confirm)
         super().delete(client, remote_id)
 
-    def delete_items(self, client: Client, remote_id: str, *, until: float | None = None) -> int:
+    def delete_items(
+        self, client: Client, remote_id: str, *, until: float | None = None, confirm: bool = False
+    ) -> int:
         """Delete every item of the conversation; return how many were deleted.
 
         Re-reads the first page after each round instead of following a cursor, which would point at
-        deleted items; a first page that said it was the whole list needs no second look.
+        deleted items; a first page that said it was the whole list needs no second look, unless
+        `confirm`: then the list must come back empty (an item still listed after the API answered its
+        DELETE is an APIError, and the conversation is not deleted).
 
         With `until`, Unfinished as soon as the work cannot end by then: at once when the items fill more
         than one page (a call each: more than a person should wait for), else when the moment passes
@@ -289,7 +306,7 @@ class Conversations(Adapter):
             deleted += results.count(True)
             if None in results:
                 raise Unfinished(deleted)
-            if not page.has_more:
+            if not page.has_more and not confirm:
                 return deleted
 
 
