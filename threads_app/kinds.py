@@ -247,18 +247,11 @@ class Conversations(Adapter):
     supports_before = False
     entry = staticmethod(conversation_item)
 
-    def delete(
-        self,
-        client: Client,
-        remote_id: str,
-        *,
-        delete_items: bool = False,
-        until: float | None = None,
-        confirm: bool = False,
-    ) -> None:
-        """Delete the conversation; with `delete_items`, its items first, as the API keeps them otherwise."""
+    def delete(self, client: Client, remote_id: str, *, delete_items: bool = False, **options) -> None:
+        """Delete the conversation; with `delete_items`, its items first (`until` and `confirm` are theirs),
+        as the API keeps them otherwise."""
         if delete_items:
-            self.delete_items(client, remote_id, until=until, confirm=confirm)
+            self.delete_items(client, remote_id, **options)
         super().delete(client, remote_id)
 
     def delete_items(
